@@ -1,0 +1,74 @@
+import type { Readable, Writable } from 'node:stream';
+
+/** Resource usage of a reaped child, named as in Node's `process.resourceUsage()`. */
+export interface ResourceUsage {
+  /** microseconds */
+  userCPUTime: number;
+  /** microseconds */
+  systemCPUTime: number;
+  /** KiB */
+  maxRSS: number;
+  minorPageFault: number;
+  majorPageFault: number;
+  voluntaryContextSwitches: number;
+  involuntaryContextSwitches: number;
+}
+
+/** How a process ended. For a reaped child exactly one of `code` and `signal` is non-null. */
+export interface ExitStatus {
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  coreDumped: boolean;
+  timedOut: boolean;
+  aborted: boolean;
+  durationMs: number;
+  resourceUsage: ResourceUsage | null;
+}
+
+export type StdioKind = 'pipe' | 'inherit' | 'ignore';
+export type StdioEntry = StdioKind | number | { fd: number } | null | undefined;
+
+export interface SpawnOptions {
+  cwd?: string | URL;
+  env?: Record<string, string | undefined>;
+  argv0?: string;
+  stdio?: StdioKind | readonly StdioEntry[];
+  detached?: boolean;
+  uid?: number;
+  gid?: number;
+  signal?: AbortSignal;
+  timeout?: number;
+  killSignal?: NodeJS.Signals | number;
+  forceKillAfter?: number | false;
+  killOnParentExit?: boolean;
+}
+
+export interface ExecOptions extends Omit<SpawnOptions, 'stdio'> {
+  input?: string | Uint8Array;
+  encoding?: 'utf8' | 'buffer';
+  maxBuffer?: number;
+  reject?: boolean;
+}
+
+export type Output<T extends string | Buffer = string | Buffer> = ExitStatus & {
+  stdout: T;
+  stderr: T;
+};
+
+export interface Capabilities {
+  mode: 'pidfd' | 'sigchld';
+  clone3Pidfd: boolean;
+  pidfdOpen: boolean;
+  waitidPidfd: boolean;
+  pidfdSendSignal: boolean;
+  pidfdInfoExit: boolean;
+}
+
+/** What `exit$` and the runner need of a process: a Subprocess or a WatchedProcess. */
+export interface ExitSource {
+  readonly pid: number;
+  readonly exited: Promise<ExitStatus>;
+}
+
+export type { Readable, Writable };
