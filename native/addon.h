@@ -1,0 +1,45 @@
+// Per-environment state: each main thread or worker that loads the addon gets
+// its own, bound to its own libuv loop.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <unordered_set>
+#include <vector>
+
+namespace pidwatch {
+
+class ProcessHandle;
+
+// The SIGCHLD watcher of sigchld mode: one uv_signal_t per loop (libuv shares
+// the real handler with child_process), and on each signal a WNOHANG waitid for
+// each of our own children only: never waitpid(-1), which would steal others'.
+class SigchldWatcher {
+ public:
+  // Starts the signal handle; must run before the child is created.
+  bool Ensure(uv_loop_t* loop);
+  void Add(ProcessHandle* child);
+  void Remove(ProcessHandle* child);
+  void AddRef();
+  void RemoveRef();
+  uv_signal_t* handle() const { return handle_; }
+  void Detach() { handle_ = nullptr; }
+
+ private:
+  static void OnSignal(uv_signal_t* handle, int signum);
+  uv_signal_t* handle_ = nullptr;
+  std::vector<ProcessHandle*> children_;
+  int refs_ = 0;
+};
+
+struct AddonData {
+  napi_env env = nullptr;
+  uv_loop_t* loop = nullptr;
+  napi_async_context async_context = nullptr;
+  Napi::FunctionReference process_ctor;
+  SigchldWatcher sigchld;
+  std::unordered_set<ProcessHandle*> live;
+};
+
+}  // namespace pidwatch

@@ -1,0 +1,340 @@
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "probe.h"
+
+namespace pidwatch {
+namespace {
+
+// A watched non-child that became a zombie: its parent has not reaped it, so
+// PIDFD_INFO_EXIT is not published yet. We wait for the reap with a backoff
+// from 1 ms, doubling to 100 ms, for at most this long, then give up on the
+// status (code and signal null).
+constexpr unsigned kZombieWaitMs = 2000;
+constexpr unsigned kMaxDelayMs = 100;
+
+void delete_handle(uv_handle_t* handle) {
+  if (handle->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(handle);
+  else delete reinterpret_cast<uv_timer_t*>(handle);
+}
+
+// Reads the wait status of a zombie from /proc/<pid>/stat (field 52, exit_code).
+bool read_zombie_status(pid_t pid, ExitInfo* info) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  char* p = strrchr(buf, ')');
+  if (!p || p[1] != ' ' || p[2] != 'Z') return false;
+  p += 2;  // field 3, the state
+  for (int field = 3; field < 52; field++) {
+    p = strchr(p, ' ');
+    if (!p) return false;
+    p++;
+  }
+  int status = atoi(p);
+  info->known = true;
+  if (WIFEXITED(status)) {
+    info->code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    info->signal = WTERMSIG(status);
+    info->core_dumped = WCOREDUMP(status);
+  } else {
+    info->known = false;
+  }
+  return info->known;
+}
+
+double timeval_us(const struct timeval& tv) {
+  return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
+}
+
+}  // namespace
+
+Napi::Function ProcessHandle::Define(Napi::Env env) {
+  return DefineClass(env, "ProcessHandle",
+                     {
+                         InstanceMethod<&ProcessHandle::Kill>("kill"),
+                         InstanceMethod<&ProcessHandle::SetRef>("setRef"),
+                         InstanceMethod<&ProcessHandle::Close>("close"),
+                         InstanceAccessor<&ProcessHandle::GetPid>("pid"),
+                         InstanceAccessor<&ProcessHandle::GetPidfd>("pidfd"),
+                     });
+}
+
+ProcessHandle::ProcessHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessHandle>(info) {}
+
+ProcessHandle::~ProcessHandle() {
+  if (data_) data_->live.erase(this);
+  if (on_sigchld_ && data_) data_->sigchld.Remove(this);
+  StopHandles();
+}
+
+void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
+                          Napi::Function on_exit) {
+  data_ = data;
+  pid_ = pid;
+  pidfd_ = pidfd;
+  is_child_ = is_child;
+  done_ = false;
+  on_exit_ = Napi::Persistent(on_exit);
+  data_->live.insert(this);
+  Ref();  // the running process keeps its handle alive, whatever JS drops
+  if (pidfd_ >= 0) {
+    poll_ = new uv_poll_t;
+    uv_poll_init(data_->loop, poll_, pidfd_);
+    poll_->data = this;
+    uv_poll_start(poll_, UV_READABLE, OnPoll);
+  } else {
+    on_sigchld_ = true;
+    data_->sigchld.Add(this);
+    data_->sigchld.AddRef();
+  }
+  ApplyRef();
+}
+
+void ProcessHandle::OnPoll(uv_poll_t* handle, int status, int events) {
+  static_cast<ProcessHandle*>(handle->data)->OnExitReady();
+}
+
+void ProcessHandle::OnTimer(uv_timer_t* handle) {
+  static_cast<ProcessHandle*>(handle->data)->OnExitReady();
+}
+
+void ProcessHandle::OnExitReady() {
+  if (done_) return;
+  const Capabilities& caps = capabilities();
+  ExitInfo info;
+  if (is_child_) {
+    int r = TryReap(&info) ? 0 : 1;
+    if (r == 1) return Backoff(next_delay_ms_);  // spurious readiness (ptrace): retry later
+    return Finish(info);
+  }
+  if (caps.pidfd_info_exit && sys_pidfd_exit_info(pidfd_, &info) == 0) return Finish(info);
+  // Not reaped by its parent yet: a zombie. Its status is in /proc; the PID
+  // cannot have been reused while the kernel still withholds the exit info.
+  ExitInfo zombie;
+  if (read_zombie_status(pid_, &zombie)) {
+    if (caps.pidfd_info_exit && sys_pidfd_exit_info(pidfd_, &info) == 0) return Finish(info);
+    return Finish(zombie);
+  }
+  if (!caps.pidfd_info_exit || waited_ms_ >= kZombieWaitMs) return Finish(ExitInfo{});
+  Backoff(next_delay_ms_);
+}
+
+bool ProcessHandle::TryReap(ExitInfo* info) {
+  const Capabilities& caps = capabilities();
+  int r = caps.waitid_pidfd && pidfd_ >= 0
+              ? sys_waitid_exit(kPidfdIdType, pidfd_, WNOHANG, info)
+              : sys_waitid_exit(P_PID, pid_, WNOHANG, info);
+  if (r == 1) return false;
+  if (r < 0) *info = ExitInfo{};  // ECHILD: another reaper took the status
+  return true;
+}
+
+// Stops polling a fd that stays readable and tries again after delay_ms.
+void ProcessHandle::Backoff(unsigned delay_ms) {
+  if (poll_) uv_poll_stop(poll_);
+  if (!timer_) {
+    timer_ = new uv_timer_t;
+    uv_timer_init(data_->loop, timer_);
+    timer_->data = this;
+  }
+  waited_ms_ += delay_ms;
+  next_delay_ms_ = std::min(delay_ms * 2, kMaxDelayMs);
+  uv_timer_start(timer_, OnTimer, delay_ms, 0);
+  ApplyRef();
+}
+
+void ProcessHandle::StopHandles() {
+  if (poll_) uv_close(reinterpret_cast<uv_handle_t*>(poll_), delete_handle);
+  if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), delete_handle);
+  poll_ = nullptr;
+  timer_ = nullptr;
+  if (pidfd_ >= 0) close(pidfd_);  // uv_close has already taken it off epoll
+  pidfd_ = -1;
+}
+
+void ProcessHandle::Finish(const ExitInfo& info) {
+  if (done_) return;
+  done_ = true;
+  if (on_sigchld_) {
+    if (refed_) data_->sigchld.RemoveRef();
+    data_->sigchld.Remove(this);
+    on_sigchld_ = false;
+  }
+  StopHandles();
+  data_->live.erase(this);
+
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Value code = info.known && info.signal == 0 ? Napi::Number::New(env, info.code)
+                                                     : env.Null();
+  Napi::Value usage = env.Null();
+  if (info.has_rusage) {
+    const struct rusage& ru = info.usage;
+    Napi::Array a = Napi::Array::New(env, 7);
+    a[0u] = timeval_us(ru.ru_utime);
+    a[1u] = timeval_us(ru.ru_stime);
+    a[2u] = static_cast<double>(ru.ru_maxrss);
+    a[3u] = static_cast<double>(ru.ru_minflt);
+    a[4u] = static_cast<double>(ru.ru_majflt);
+    a[5u] = static_cast<double>(ru.ru_nvcsw);
+    a[6u] = static_cast<double>(ru.ru_nivcsw);
+    usage = a;
+  }
+  Napi::FunctionReference cb = std::move(on_exit_);
+  napi_value argv[] = {code, Napi::Number::New(env, info.known ? info.signal : 0),
+                       Napi::Boolean::New(env, info.core_dumped), usage};
+  napi_value result;
+  napi_status st = napi_make_callback(env, data_->async_context, Value(), cb.Value(), 4, argv,
+                                      &result);
+  Unref();
+  if (st == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+void ProcessHandle::ApplyRef() {
+  if (poll_) refed_ ? uv_ref(reinterpret_cast<uv_handle_t*>(poll_))
+                    : uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  if (timer_) refed_ ? uv_ref(reinterpret_cast<uv_handle_t*>(timer_))
+                     : uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+}
+
+Napi::Value ProcessHandle::SetRef(const Napi::CallbackInfo& info) {
+  bool want = info[0].ToBoolean().Value();
+  if (done_ || want == refed_) return info.Env().Undefined();
+  refed_ = want;
+  if (on_sigchld_) want ? data_->sigchld.AddRef() : data_->sigchld.RemoveRef();
+  ApplyRef();
+  return info.Env().Undefined();
+}
+
+// Returns 0 when sent, or -errno; -ESRCH once the process has been reaped or
+// the watch closed, without signalling anything.
+Napi::Value ProcessHandle::Kill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sig = info[0].As<Napi::Number>().Int32Value();
+  if (done_) return Napi::Number::New(env, -ESRCH);
+  const Capabilities& caps = capabilities();
+  int r;
+  if (pidfd_ >= 0 && caps.pidfd_send_signal) {
+    r = sys_pidfd_send_signal(pidfd_, sig);
+  } else if (is_child_) {
+    // Only pidwatch reaps its children, so an unreaped child's PID is still its own.
+    r = kill(pid_, sig) == 0 ? 0 : -errno;
+  } else {
+    // A pidfd without pidfd_send_signal: signal by PID only while it has not exited.
+    struct pollfd pfd = {pidfd_, POLLIN, 0};
+    if (pidfd_ < 0 || poll(&pfd, 1, 0) != 0) return Napi::Number::New(env, -ESRCH);
+    r = kill(pid_, sig) == 0 ? 0 : -errno;
+  }
+  return Napi::Number::New(env, r);
+}
+
+Napi::Value ProcessHandle::Close(const Napi::CallbackInfo& info) {
+  if (!done_) {
+    done_ = true;
+    if (on_sigchld_) {
+      if (refed_) data_->sigchld.RemoveRef();
+      data_->sigchld.Remove(this);
+      on_sigchld_ = false;
+    }
+    StopHandles();
+    data_->live.erase(this);
+    on_exit_.Reset();
+    Unref();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value ProcessHandle::GetPid(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), pid_);
+}
+
+Napi::Value ProcessHandle::GetPidfd(const Napi::CallbackInfo& info) {
+  return pidfd_ >= 0 ? Napi::Number::New(info.Env(), pidfd_) : info.Env().Null();
+}
+
+void ProcessHandle::Teardown(int* pending, void (*on_closed)(uv_handle_t*)) {
+  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(poll_),
+                            reinterpret_cast<uv_handle_t*>(timer_)};
+  for (uv_handle_t* h : handles) {
+    if (!h) continue;
+    h->data = pending;
+    ++*pending;
+    uv_close(h, on_closed);
+  }
+  poll_ = nullptr;
+  timer_ = nullptr;
+  if (pidfd_ >= 0) close(pidfd_);
+  pidfd_ = -1;
+  done_ = true;
+  on_sigchld_ = false;
+  data_ = nullptr;
+}
+
+// ---- sigchld mode ----
+
+bool SigchldWatcher::Ensure(uv_loop_t* loop) {
+  if (handle_) return true;
+  handle_ = new uv_signal_t;
+  if (uv_signal_init(loop, handle_) != 0) {
+    delete handle_;
+    handle_ = nullptr;
+    return false;
+  }
+  handle_->data = this;
+  uv_signal_start(handle_, OnSignal, SIGCHLD);
+  uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+  return true;
+}
+
+void SigchldWatcher::Add(ProcessHandle* child) { children_.push_back(child); }
+
+void SigchldWatcher::Remove(ProcessHandle* child) {
+  auto it = std::find(children_.begin(), children_.end(), child);
+  if (it != children_.end()) {
+    *it = children_.back();
+    children_.pop_back();
+  }
+}
+
+void SigchldWatcher::AddRef() {
+  if (refs_++ == 0 && handle_) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+}
+
+void SigchldWatcher::RemoveRef() {
+  if (--refs_ == 0 && handle_) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+}
+
+void SigchldWatcher::OnSignal(uv_signal_t* handle, int) {
+  SigchldWatcher* self = static_cast<SigchldWatcher*>(handle->data);
+  // Reap first, then call JS: a callback may spawn and change the list.
+  std::vector<std::pair<ProcessHandle*, ExitInfo>> exited;
+  for (ProcessHandle* child : self->children_) {
+    ExitInfo info;
+    if (child->TryReap(&info)) exited.emplace_back(child, info);
+  }
+  for (auto& [child, info] : exited) child->Finish(info);
+}
+
+}  // namespace pidwatch

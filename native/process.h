@@ -1,0 +1,58 @@
+// A process pidwatch watches: its own child (reaped here) or any other process
+// (watched, never reaped). In pidfd mode the pidfd is polled with uv_poll and
+// readable means exited; in sigchld mode the child is on the SIGCHLD watcher.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include "addon.h"
+#include "sys.h"
+
+namespace pidwatch {
+
+class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit ProcessHandle(const Napi::CallbackInfo& info);
+  ~ProcessHandle() override;
+
+  // Begins watching. pidfd may be -1 (sigchld mode, children only).
+  void Start(AddonData* data, pid_t pid, int pidfd, bool is_child, Napi::Function on_exit);
+  // sigchld mode: tries to reap without blocking; true when the child is gone.
+  bool TryReap(ExitInfo* info);
+  // Delivers the exit to JS and releases everything.
+  void Finish(const ExitInfo& info);
+  // Environment teardown: closes handles, no JS. Returns handles left to close.
+  void Teardown(int* pending, void (*on_closed)(uv_handle_t*));
+  pid_t pid() const { return pid_; }
+
+ private:
+  Napi::Value Kill(const Napi::CallbackInfo& info);
+  Napi::Value SetRef(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value GetPid(const Napi::CallbackInfo& info);
+  Napi::Value GetPidfd(const Napi::CallbackInfo& info);
+
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnTimer(uv_timer_t* handle);
+  void OnExitReady();
+  void Backoff(unsigned delay_ms);
+  void StopHandles();
+  void ApplyRef();
+
+  AddonData* data_ = nullptr;
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  bool is_child_ = true;
+  bool done_ = true;
+  bool refed_ = true;
+  bool on_sigchld_ = false;
+  uv_poll_t* poll_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
+  unsigned waited_ms_ = 0;
+  unsigned next_delay_ms_ = 1;
+  Napi::FunctionReference on_exit_;
+};
+
+}  // namespace pidwatch

@@ -1,0 +1,332 @@
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+extern char** environ;
+
+namespace pidwatch {
+namespace {
+
+// The child's stack: the parent thread is suspended (CLONE_VFORK) until the
+// child calls execve or exits, so a buffer in the parent's frame is safe.
+constexpr size_t kChildStackSize = 64 * 1024;
+
+enum Step : int { kStepNone, kStepSetsid, kStepDup, kStepOpen, kStepChdir, kStepSetgid,
+                  kStepSetuid, kStepPrctl, kStepExecve };
+
+const char* step_name(int step) {
+  switch (step) {
+    case kStepSetsid: return "setsid";
+    case kStepDup: return "dup2";
+    case kStepOpen: return "open";
+    case kStepChdir: return "chdir";
+    case kStepSetgid: return "setgid";
+    case kStepSetuid: return "setuid";
+    case kStepPrctl: return "prctl";
+    default: return "execve";
+  }
+}
+
+// Everything the child needs, prepared by the parent. The child shares the
+// parent's memory: it reads this, writes only err/step, and allocates nothing.
+struct ChildArgs {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const char* cwd;
+  int* stdio;  // scratch copy of the request's stdio codes, child fd order
+  int stdio_count;
+  bool setsid;
+  bool set_uid, set_gid;
+  uid_t uid;
+  gid_t gid;
+  bool pdeathsig;
+  pid_t parent_pid;
+  volatile int err;
+  volatile int step;
+};
+
+[[noreturn]] void child_fail(ChildArgs* a, int step) {
+  a->err = errno;
+  a->step = step;
+  _exit(127);
+}
+
+int child_main(void* arg) {
+  ChildArgs* a = static_cast<ChildArgs*>(arg);
+
+  // Signals are all blocked here (the parent blocked them around clone). Reset
+  // every handler before unblocking, so no parent handler ever runs in the child.
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+  }
+
+  if (a->setsid && setsid() < 0) child_fail(a, kStepSetsid);
+
+  // Move sources that sit in the target range out of the way, then dup2 into place.
+  int n = a->stdio_count;
+  int* src = a->stdio;
+  for (int fd = 0; fd < n; fd++) {
+    if (src[fd] >= 0 && src[fd] < n && src[fd] != fd) {
+      int moved = fcntl(src[fd], F_DUPFD_CLOEXEC, n);
+      if (moved < 0) child_fail(a, kStepDup);
+      src[fd] = moved;
+    }
+  }
+  for (int fd = 0; fd < n; fd++) {
+    if (src[fd] == kStdioNone) continue;
+    if (src[fd] == kStdioNull) {
+      int null_fd = open("/dev/null", fd == 0 ? O_RDONLY : O_RDWR);
+      if (null_fd < 0) child_fail(a, kStepOpen);
+      if (null_fd != fd) {
+        if (dup2(null_fd, fd) < 0) child_fail(a, kStepDup);
+        close(null_fd);
+      }
+    } else if (src[fd] == fd) {
+      if (fcntl(fd, F_SETFD, 0) < 0) child_fail(a, kStepDup);
+    } else if (dup2(src[fd], fd) < 0) {
+      child_fail(a, kStepDup);
+    }
+  }
+
+  if (a->cwd && chdir(a->cwd) < 0) child_fail(a, kStepChdir);
+
+  // Raw syscalls: glibc's setuid() would signal every thread of the parent.
+  if (a->set_uid || a->set_gid) syscall(SYS_setgroups, 0, nullptr);
+  if (a->set_gid && syscall(SYS_setgid, a->gid) < 0) child_fail(a, kStepSetgid);
+  if (a->set_uid && syscall(SYS_setuid, a->uid) < 0) child_fail(a, kStepSetuid);
+
+  if (a->pdeathsig) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(a, kStepPrctl);
+    if (getppid() != a->parent_pid) _exit(128 + SIGKILL);
+  }
+
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  execve(a->path, a->argv, a->envp);
+  child_fail(a, kStepExecve);
+}
+
+// execvp's search, done in the parent: the first regular executable file wins;
+// EACCES is reported if some candidate existed but none could be run.
+int resolve_path(const SpawnRequest& req, std::string* path) {
+  if (req.file.find('/') != std::string::npos) {
+    *path = req.file;
+    return 0;
+  }
+  const std::string dirs = req.has_path_env ? req.path_env : "/usr/bin:/bin";
+  bool saw_eacces = false;
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(start, end - start);
+    candidate = (candidate.empty() ? std::string(".") : candidate) + "/" + req.file;
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0) {
+      if (S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0) {
+        *path = candidate;
+        return 0;
+      }
+      saw_eacces = true;
+    } else if (errno == EACCES) {
+      saw_eacces = true;
+    }
+    start = end + 1;
+  }
+  return saw_eacces ? EACCES : ENOENT;
+}
+
+void close_all(std::vector<int>* fds) {
+  for (int& fd : *fds) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+}
+
+// Creates the pipes the request asks for. child_fds gets the child's ends (to be
+// closed by the parent after clone); out->parent_fds the parent's.
+int make_pipes(const SpawnRequest& req, std::vector<int>* child_src, std::vector<int>* child_fds,
+               SpawnResult* out) {
+  size_t n = req.stdio.size();
+  out->parent_fds.assign(n, -1);
+  child_fds->assign(n, -1);
+  *child_src = req.stdio;
+  for (size_t fd = 0; fd < n; fd++) {
+    int code = req.stdio[fd];
+    int pair[2];
+    if (code == kStdioPipeIn || code == kStdioPipeOut) {
+      if (pipe2(pair, O_CLOEXEC) < 0) return out->syscall = "pipe2", errno;
+      bool child_reads = code == kStdioPipeIn;
+      (*child_fds)[fd] = child_reads ? pair[0] : pair[1];
+      out->parent_fds[fd] = child_reads ? pair[1] : pair[0];
+    } else if (code == kStdioSocketPair) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+        return out->syscall = "socketpair", errno;
+      (*child_fds)[fd] = pair[1];
+      out->parent_fds[fd] = pair[0];
+    } else {
+      continue;
+    }
+    (*child_src)[fd] = (*child_fds)[fd];
+  }
+  return 0;
+}
+
+std::vector<char*> pointers(const std::vector<std::string>& strings) {
+  std::vector<char*> ptrs;
+  ptrs.reserve(strings.size() + 1);
+  for (const std::string& s : strings) ptrs.push_back(const_cast<char*>(s.c_str()));
+  ptrs.push_back(nullptr);
+  return ptrs;
+}
+
+// Waits for a child that has already exited (its exec failed).
+void reap_now(pid_t pid, int pidfd) {
+  ExitInfo ignored;
+  int r = pidfd >= 0 ? sys_waitid_exit(kPidfdIdType, pidfd, __WALL, &ignored) : -EINVAL;
+  if (r < 0) sys_waitid_exit(P_PID, pid, __WALL, &ignored);
+}
+
+}  // namespace
+
+void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
+  if (int err = resolve_path(req, &out->path)) {
+    out->err = err;
+    out->syscall = "execve";
+    return;
+  }
+  std::vector<int> child_src, child_fds;
+  if (int err = make_pipes(req, &child_src, &child_fds, out)) {
+    out->err = err;
+    close_all(&child_fds);
+    close_all(&out->parent_fds);
+    return;
+  }
+  std::vector<char*> argv = pointers(req.argv);
+  std::vector<char*> envp;
+  if (!req.use_environ) envp = pointers(req.env);
+
+  ChildArgs args;
+  args.path = out->path.c_str();
+  args.argv = argv.data();
+  args.envp = req.use_environ ? environ : envp.data();
+  args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
+  args.stdio = child_src.data();
+  args.stdio_count = static_cast<int>(child_src.size());
+  args.setsid = req.setsid;
+  args.set_uid = req.set_uid;
+  args.set_gid = req.set_gid;
+  args.uid = req.uid;
+  args.gid = req.gid;
+  args.pdeathsig = req.pdeathsig;
+  args.parent_pid = getpid();
+  args.err = 0;
+  args.step = kStepNone;
+
+  alignas(16) char stack[kChildStackSize];
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid;
+  int pidfd = -1;
+  if (tier == SpawnTier::kClone3Pidfd) {
+    CloneArgs ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
+    ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    ca.exit_signal = SIGCHLD;
+    ca.stack = reinterpret_cast<uint64_t>(stack);
+    ca.stack_size = sizeof stack;
+    pid = sys_clone3_run(&ca, child_main, &args);
+    if (pid < 0) errno = static_cast<int>(-pid);
+  } else {
+    pid = clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  }
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close_all(&child_fds);
+
+  if (pid < 0) {
+    out->err = clone_errno;
+    out->syscall = tier == SpawnTier::kClone3Pidfd ? "clone3" : "clone";
+    close_all(&out->parent_fds);
+    return;
+  }
+  if (args.err != 0) {
+    reap_now(static_cast<pid_t>(pid), pidfd);
+    if (pidfd >= 0) close(pidfd);
+    out->err = args.err;
+    out->syscall = step_name(args.step);
+    close_all(&out->parent_fds);
+    return;
+  }
+  if (tier == SpawnTier::kClonePidfdOpen) {
+    pidfd = sys_pidfd_open(static_cast<pid_t>(pid));
+    if (pidfd < 0) {
+      // Without its pidfd the child cannot be watched: end it, and report why.
+      out->err = -pidfd;
+      out->syscall = "pidfd_open";
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      reap_now(static_cast<pid_t>(pid), -1);
+      close_all(&out->parent_fds);
+      return;
+    }
+  }
+  out->pid = static_cast<pid_t>(pid);
+  out->pidfd = pidfd;
+}
+
+namespace {
+int exit_at_once(void*) { return 0; }
+}  // namespace
+
+int probe_child(SpawnTier tier, bool waitid_pidfd) {
+  alignas(16) char stack[4096];
+  int pidfd = -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid;
+  if (tier == SpawnTier::kClone3Pidfd) {
+    CloneArgs ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
+    ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    ca.exit_signal = 0;  // no SIGCHLD: the probe must be invisible to handlers
+    ca.stack = reinterpret_cast<uint64_t>(stack);
+    ca.stack_size = sizeof stack;
+    pid = sys_clone3_run(&ca, exit_at_once, nullptr);
+  } else {
+    pid = clone(exit_at_once, stack + sizeof stack, CLONE_VM | CLONE_VFORK, nullptr);
+    if (pid < 0) pid = -errno;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return static_cast<int>(pid);
+  // The child has exited and stays a zombie until reaped, so its PID is ours.
+  if (tier != SpawnTier::kClone3Pidfd) pidfd = sys_pidfd_open(static_cast<pid_t>(pid));
+  ExitInfo ignored;
+  if (!waitid_pidfd || pidfd < 0 || sys_waitid_exit(kPidfdIdType, pidfd, __WALL, &ignored) < 0)
+    sys_waitid_exit(P_PID, static_cast<int>(pid), __WALL, &ignored);
+  if (pidfd < 0) return pidfd == -1 ? -EINVAL : pidfd;  // -1: CLONE_PIDFD was ignored
+  return pidfd;
+}
+
+}  // namespace pidwatch

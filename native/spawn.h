@@ -1,0 +1,62 @@
+// Process creation: PATH lookup in the parent, clone with vfork semantics, and
+// the async-signal-safe child side. Knows nothing of Node-API or libuv.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace pidwatch {
+
+// What each child fd gets. A value >= 0 is a parent fd to dup into place.
+enum StdioCode : int {
+  kStdioNull = -1,       // /dev/null
+  kStdioNone = -2,       // nothing: the fd stays closed in the child
+  kStdioPipeIn = -3,     // a pipe the child reads (its stdin)
+  kStdioPipeOut = -4,    // a pipe the child writes (its stdout, stderr)
+  kStdioSocketPair = -5  // a duplex socketpair (extra fds)
+};
+
+// How the child is created, chosen once from the capability probe.
+enum class SpawnTier {
+  kClone3Pidfd,  // clone3(CLONE_PIDFD | CLONE_VM | CLONE_VFORK): atomic pidfd
+  kClonePidfdOpen,  // clone(CLONE_VM | CLONE_VFORK), then pidfd_open
+  kCloneOnly     // clone(CLONE_VM | CLONE_VFORK), no pidfd (sigchld mode)
+};
+
+struct SpawnRequest {
+  std::string file;
+  std::vector<std::string> argv;
+  bool use_environ = true;  // envp = this process's environ
+  std::vector<std::string> env;
+  std::string path_env;  // the PATH to search when file has no slash
+  bool has_path_env = false;
+  bool has_cwd = false;
+  std::string cwd;
+  std::vector<int> stdio;  // StdioCode or fd, one per child fd
+  bool setsid = false;
+  bool set_uid = false, set_gid = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool pdeathsig = false;
+};
+
+struct SpawnResult {
+  pid_t pid = -1;
+  int pidfd = -1;
+  std::vector<int> parent_fds;  // the parent's end per child fd, or -1
+  int err = 0;                  // errno when it failed
+  const char* syscall = nullptr;
+  std::string path;  // the resolved executable
+};
+
+// Spawns, or fails leaving nothing behind: no child, no zombie, no fd.
+void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out);
+
+// For the capability probe: runs a child that exits at once, created as the tier
+// says but with no exit signal (no SIGCHLD reaches any handler), and reaps it.
+// Returns the child's pidfd, still open for PIDFD_GET_INFO, or -errno.
+int probe_child(SpawnTier tier, bool waitid_pidfd);
+
+}  // namespace pidwatch

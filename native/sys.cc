@@ -1,0 +1,120 @@
+#include "sys.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+// _IOWR(PIDFS_IOCTL_MAGIC = 0xFF, 11, struct pidfd_info)
+#define PIDWATCH_PIDFD_GET_INFO _IOWR(0xFF, 11, pidwatch::PidfdInfo)
+
+namespace pidwatch {
+
+static inline int neg_errno(long r) { return r < 0 ? -errno : static_cast<int>(r); }
+
+int sys_pidfd_open(pid_t pid) { return neg_errno(syscall(SYS_pidfd_open, pid, 0)); }
+
+int sys_pidfd_send_signal(int pidfd, int sig) {
+  return neg_errno(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+static void decode_siginfo(const siginfo_t& si, ExitInfo* info) {
+  info->known = true;
+  switch (si.si_code) {
+    case CLD_EXITED:
+      info->code = si.si_status;
+      break;
+    case CLD_DUMPED:
+      info->core_dumped = true;
+      info->signal = si.si_status;
+      break;
+    default:  // CLD_KILLED
+      info->signal = si.si_status;
+      break;
+  }
+}
+
+int sys_waitid_exit(int idtype, int id, int options, ExitInfo* info) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  struct rusage usage;
+  long r;
+  do {
+    r = syscall(SYS_waitid, idtype, id, &si, WEXITED | options, &usage);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  if (si.si_pid == 0) return 1;
+  decode_siginfo(si, info);
+  info->usage = usage;
+  info->has_rusage = true;
+  return 0;
+}
+
+int sys_pidfd_exit_info(int pidfd, ExitInfo* info) {
+  PidfdInfo pi;
+  memset(&pi, 0, sizeof pi);
+  pi.mask = kPidfdInfoExit;
+  if (ioctl(pidfd, PIDWATCH_PIDFD_GET_INFO, &pi) < 0) return -errno;
+  if (!(pi.mask & kPidfdInfoExit)) return 1;
+  int status = pi.exit_code;
+  info->known = true;
+  if (WIFEXITED(status)) {
+    info->code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    info->signal = WTERMSIG(status);
+    info->core_dumped = WCOREDUMP(status);
+  } else {
+    info->known = false;
+  }
+  return 0;
+}
+
+#if defined(__x86_64__)
+// long pidwatch_clone3_asm(CloneArgs* args, size_t size, int (*fn)(void*), void* arg)
+// The child starts on its own stack with no frame to return to, so it must not
+// return through C code: it calls fn directly and exits with its result.
+extern "C" long pidwatch_clone3_asm(CloneArgs*, size_t, int (*)(void*), void*);
+asm(R"(
+  .text
+  .globl pidwatch_clone3_asm
+  .hidden pidwatch_clone3_asm
+  .type pidwatch_clone3_asm, @function
+pidwatch_clone3_asm:
+  movq %rdx, %r8
+  movq %rcx, %r9
+  movl $435, %eax
+  syscall
+  testq %rax, %rax
+  jnz 1f
+  xorl %ebp, %ebp
+  movq %r9, %rdi
+  call *%r8
+  movl %eax, %edi
+  movl $60, %eax
+  syscall
+  hlt
+1:
+  ret
+  .size pidwatch_clone3_asm, .-pidwatch_clone3_asm
+)");
+
+long sys_clone3_run(CloneArgs* args, int (*fn)(void*), void* arg) {
+  return pidwatch_clone3_asm(args, sizeof(CloneArgs), fn, arg);  // pid or -errno
+}
+#else
+long sys_clone3_run(CloneArgs*, int (*)(void*), void*) { return -ENOSYS; }
+#endif
+
+}  // namespace pidwatch

@@ -1,0 +1,71 @@
+// The kernel interface pidwatch uses, in one place: raw syscalls for pidfds,
+// clone3, waitid with rusage and PIDFD_GET_INFO. Every function returns the
+// result or -errno; none of them allocates, so the spawn child may use them.
+#pragma once
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+namespace pidwatch {
+
+#ifndef P_PIDFD
+constexpr int kPidfdIdType = 3;
+#else
+constexpr int kPidfdIdType = P_PIDFD;
+#endif
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+// struct clone_args up to CLONE_ARGS_SIZE_VER0: all that pidwatch needs.
+struct CloneArgs {
+  uint64_t flags;
+  uint64_t pidfd;
+  uint64_t child_tid;
+  uint64_t parent_tid;
+  uint64_t exit_signal;
+  uint64_t stack;
+  uint64_t stack_size;
+  uint64_t tls;
+};
+static_assert(sizeof(CloneArgs) == 64, "clone_args v0 is 64 bytes");
+
+// The PIDFD_GET_INFO answer, PIDFD_INFO_SIZE_VER0 (Linux >= 6.13; exit_code >= 6.15).
+struct PidfdInfo {
+  uint64_t mask;
+  uint64_t cgroupid;
+  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  int32_t exit_code;
+};
+static_assert(sizeof(PidfdInfo) == 64, "pidfd_info v0 is 64 bytes");
+constexpr uint64_t kPidfdInfoExit = 1ULL << 3;
+
+// How a waited-for process ended, decoded from siginfo or a wait status.
+struct ExitInfo {
+  bool known = false;  // false: the status could not be learned
+  int code = -1;       // exit code, or -1
+  int signal = 0;      // terminating signal, or 0
+  bool core_dumped = false;
+  bool has_rusage = false;
+  struct rusage usage {};
+};
+
+int sys_pidfd_open(pid_t pid);
+int sys_pidfd_send_signal(int pidfd, int sig);
+// waitid(idtype, id, WEXITED | options) with the rusage of the fifth argument.
+// Returns 0 with *info filled, 1 when nothing was ready (WNOHANG), or -errno.
+int sys_waitid_exit(int idtype, int id, int options, ExitInfo* info);
+// PIDFD_GET_INFO asking for PIDFD_INFO_EXIT. Returns 0 and fills *info when the
+// kernel published the exit, 1 when it has not (yet), -errno on failure.
+int sys_pidfd_exit_info(int pidfd, ExitInfo* info);
+
+// Runs fn(arg) in a new process created by clone3 on the given stack; the child
+// exits with fn's return value. Returns the child's pid or -errno. Only defined
+// where an assembly trampoline exists (x86_64); elsewhere returns -ENOSYS.
+long sys_clone3_run(CloneArgs* args, int (*fn)(void*), void* arg);
+
+}  // namespace pidwatch
