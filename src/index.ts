@@ -1,0 +1,17 @@
+export { capabilities } from './capabilities.js';
+export { ExitError, ProcessGoneError, SpawnError } from './errors.js';
+export { exec } from './exec.js';
+export { spawn } from './spawn.js';
+export { Subprocess } from './subprocess.js';
+export type {
+  Capabilities,
+  ExecOptions,
+  ExitSource,
+  ExitStatus,
+  Output,
+  ResourceUsage,
+  SpawnOptions,
+  StdioEntry,
+  StdioKind,
+} from './types.js';
+export { POLL_CEILING_MS, POLL_FIRST_MS, type WatchedProcess, watch } from './watch.js';

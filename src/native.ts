@@ -1,0 +1,80 @@
+// The raw native surface, typed once. Nothing else loads the .node file.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Called once when the process has exited: code or signal number (0: none). */
+export type NativeExitCallback = (
+  code: number | null,
+  signal: number,
+  coreDumped: boolean,
+  usage: number[] | null,
+) => void;
+
+export interface NativeProcess {
+  readonly pid: number;
+  /** The pidfd while watching, else null. */
+  readonly pidfd: number | null;
+  /** 0 when sent, or -errno (-ESRCH once reaped or closed: nothing was signalled). */
+  kill(signal: number): number;
+  setRef(ref: boolean): void;
+  /** Stops watching and releases the pidfd; the exit callback never runs. */
+  close(): void;
+}
+
+export interface NativeCapabilities {
+  forcedSigchld: boolean;
+  clone3Pidfd: boolean;
+  pidfdOpen: boolean;
+  waitidPidfd: boolean;
+  pidfdSendSignal: boolean;
+  pidfdInfoExit: boolean;
+}
+
+/** Child fd codes for `spawn`'s stdio array; a value >= 0 is a parent fd to pass. */
+export const StdioCode = { null: -1, none: -2, pipeIn: -3, pipeOut: -4, socketPair: -5 } as const;
+
+export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8 } as const;
+
+/** Errors thrown by the native layer carry the positive errno and the failed step. */
+export interface NativeError extends Error {
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+export interface NativeBinding {
+  capabilities(): NativeCapabilities;
+  spawn(
+    file: string,
+    argv: string[],
+    env: string[] | null,
+    path: string | null,
+    cwd: string | null,
+    stdio: Int32Array,
+    flags: number,
+    uid: number,
+    gid: number,
+    onExit: NativeExitCallback,
+  ): { handle: NativeProcess; fds: number[] };
+  watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+}
+
+function load(): NativeBinding {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const candidates = [
+    join(root, 'build', 'Release', 'pidwatch.node'),
+    join(root, 'build', 'Debug', 'pidwatch.node'),
+    join(root, 'prebuilds', `linux-${process.arch}`, 'pidwatch.node'),
+  ];
+  const found = candidates.find((file) => existsSync(file));
+  if (!found) {
+    throw new Error(
+      `pidwatch: native addon not found (looked in ${candidates.join(', ')}); run \`npm run build\``,
+    );
+  }
+  return createRequire(import.meta.url)(found) as NativeBinding;
+}
+
+export const native: NativeBinding = load();

@@ -1,0 +1,144 @@
+// Validation and normalisation of spawn options, before anything is created.
+
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+import { invalidType, invalidValue } from './errors.js';
+import { SpawnFlag } from './native.js';
+import { toSignalNumber } from './signals.js';
+import { stdioCodes } from './stdio.js';
+import type { SpawnOptions } from './types.js';
+
+export interface NormalizedSpawn {
+  file: string;
+  args: string[];
+  argv: string[];
+  env: string[] | null;
+  path: string | null;
+  cwd: string | null;
+  stdio: Int32Array;
+  flags: number;
+  uid: number;
+  gid: number;
+  signal: AbortSignal | undefined;
+  timeout: number;
+  killSignal: number;
+  forceKillAfter: number | false;
+}
+
+function checkString(value: unknown, name: string): string {
+  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
+  if (value.includes('\0')) throw invalidValue(name, 'must be a string without null bytes', value);
+  return value;
+}
+
+function checkId(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < 0 || value > 0xfffffffe)
+    throw invalidValue(name, 'must be an integer from 0 to 4294967294', value);
+  return value;
+}
+
+function checkBoolean(value: unknown, name: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw invalidType(name, 'of type boolean', value);
+  return value;
+}
+
+function checkMs(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!Number.isFinite(value) || value < 0)
+    throw invalidValue(name, 'must be a finite number >= 0', value);
+  return value;
+}
+
+function checkCwd(cwd: unknown): string | null {
+  if (cwd === undefined || cwd === null) return null;
+  if (cwd instanceof URL) {
+    if (cwd.protocol !== 'file:') throw invalidValue('options.cwd', 'must be a file URL', cwd.href);
+    return checkString(fileURLToPath(cwd), 'options.cwd');
+  }
+  return checkString(cwd, 'options.cwd');
+}
+
+function checkEnv(env: unknown): { env: string[] | null; path: string | null } {
+  if (env === undefined || env === null) {
+    // The main thread's process.env is the real environment; a worker has a copy.
+    if (isMainThread) return { env: null, path: process.env.PATH ?? null };
+    env = process.env;
+  }
+  if (typeof env !== 'object') throw invalidType('options.env', 'of type object', env);
+  const pairs: string[] = [];
+  let path: string | null = null;
+  for (const [key, value] of Object.entries(env as Record<string, unknown>)) {
+    if (value === undefined) continue;
+    if (key.includes('=') || key.includes('\0') || key === '')
+      throw invalidValue('options.env', `has an invalid variable name ${JSON.stringify(key)}`, key);
+    const text = checkString(
+      typeof value === 'string' ? value : String(value),
+      `options.env.${key}`,
+    );
+    if (key === 'PATH') path = text;
+    pairs.push(`${key}=${text}`);
+  }
+  return { env: pairs, path };
+}
+
+export function checkSignalOption(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal))
+    throw invalidType('options.signal', 'an AbortSignal', signal);
+  return signal;
+}
+
+export function checkForceKillAfter(value: unknown): number | false {
+  if (value === undefined) return 5000;
+  if (value === false) return false;
+  return checkMs(value, 'options.forceKillAfter');
+}
+
+/** Validates spawn(file, args, options); throws TypeError with a code on bad input. */
+export function normalizeSpawn(file: unknown, args: unknown, options: unknown): NormalizedSpawn {
+  checkString(file, 'file');
+  if ((file as string).length === 0) throw invalidValue('file', 'cannot be empty', file);
+  if (args === undefined || args === null) args = [];
+  if (!Array.isArray(args)) throw invalidType('args', 'an instance of Array', args);
+  const argList = (args as unknown[]).map((arg, i) => checkString(arg, `args[${i}]`));
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw invalidType('options', 'of type object', options);
+  const o = options as SpawnOptions;
+
+  const argv0 = o.argv0 === undefined ? (file as string) : checkString(o.argv0, 'options.argv0');
+  const { env, path } = checkEnv(o.env);
+  let flags = 0;
+  if (checkBoolean(o.detached, 'options.detached')) flags |= SpawnFlag.setsid;
+  if (checkBoolean(o.killOnParentExit, 'options.killOnParentExit')) flags |= SpawnFlag.pdeathsig;
+  let uid = 0;
+  let gid = 0;
+  if (o.uid !== undefined) {
+    uid = checkId(o.uid, 'options.uid');
+    flags |= SpawnFlag.uid;
+  }
+  if (o.gid !== undefined) {
+    gid = checkId(o.gid, 'options.gid');
+    flags |= SpawnFlag.gid;
+  }
+  const timeout = o.timeout === undefined ? 0 : checkMs(o.timeout, 'options.timeout');
+  const killSignal =
+    o.killSignal === undefined ? 15 : toSignalNumber(o.killSignal, 'options.killSignal');
+  return {
+    file: file as string,
+    args: argList,
+    argv: [argv0, ...argList],
+    env,
+    path,
+    cwd: checkCwd(o.cwd),
+    stdio: stdioCodes(o.stdio),
+    flags,
+    uid,
+    gid,
+    signal: checkSignalOption(o.signal),
+    timeout,
+    killSignal,
+    forceKillAfter: checkForceKillAfter(o.forceKillAfter),
+  };
+}

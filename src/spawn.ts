@@ -1,0 +1,63 @@
+import { SpawnError } from './errors.js';
+import { type NativeError, native } from './native.js';
+import { normalizeSpawn } from './options.js';
+import { openStreams } from './stdio.js';
+import { Subprocess } from './subprocess.js';
+import type { SpawnOptions } from './types.js';
+
+/**
+ * Starts `file` with `args`. Throws TypeError (bad arguments) or SpawnError (the
+ * kernel refused) synchronously; then nothing is running and no fd is open.
+ */
+export function spawn(file: string, args?: readonly string[], options?: SpawnOptions): Subprocess;
+export function spawn(file: string, options?: SpawnOptions): Subprocess;
+export function spawn(file: unknown, args?: unknown, options?: unknown): Subprocess {
+  if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
+    options = args;
+    args = undefined;
+  }
+  const request = normalizeSpawn(file, args, options);
+  const startedAt = performance.now();
+  let proc: Subprocess | undefined;
+  let spawned: ReturnType<typeof native.spawn>;
+  try {
+    spawned = native.spawn(
+      request.file,
+      request.argv,
+      request.env,
+      request.path,
+      request.cwd,
+      request.stdio,
+      request.flags,
+      request.uid,
+      request.gid,
+      (code, signal, coreDumped, usage) => proc!.onExit(code, signal, coreDumped, usage, startedAt),
+    );
+  } catch (error) {
+    const e = error as NativeError;
+    if (typeof e.errno !== 'number') throw error;
+    // The path the failed step was about: the directory for chdir, else the program.
+    const path = e.syscall === 'chdir' ? request.cwd! : (e.path ?? request.file);
+    throw new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
+  }
+  proc = new Subprocess(spawned.handle, openStreams(request.stdio, spawned.fds), request);
+  watchDeadlines(proc, request.timeout, request.signal);
+  return proc;
+}
+
+function watchDeadlines(proc: Subprocess, timeout: number, signal: AbortSignal | undefined): void {
+  if (timeout > 0) {
+    const timer = setTimeout(() => proc.terminate('timeout'), timeout);
+    timer.unref();
+    proc.onCleanup(() => clearTimeout(timer));
+  }
+  if (signal) {
+    if (signal.aborted) {
+      proc.terminate('abort');
+      return;
+    }
+    const onAbort = () => proc.terminate('abort');
+    signal.addEventListener('abort', onAbort, { once: true });
+    proc.onCleanup(() => signal.removeEventListener('abort', onAbort));
+  }
+}

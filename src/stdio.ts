@@ -1,0 +1,77 @@
+// stdio: the user's description -> per-fd codes for the native spawn, and the
+// parent's pipe ends -> Node streams on the event loop.
+import { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { invalidValue } from './errors.js';
+import { StdioCode } from './native.js';
+import type { StdioEntry } from './types.js';
+
+function fdOfStream(entry: object): number | undefined {
+  const candidate = entry as { fd?: unknown; _handle?: { fd?: unknown } };
+  if (typeof candidate.fd === 'number') return candidate.fd;
+  if (typeof candidate._handle?.fd === 'number') return candidate._handle.fd;
+  return undefined;
+}
+
+function codeFor(entry: unknown, fd: number): number {
+  if (entry === null || entry === undefined) entry = fd < 3 ? 'pipe' : 'ignore';
+  switch (entry) {
+    case 'pipe':
+      return fd === 0 ? StdioCode.pipeIn : fd < 3 ? StdioCode.pipeOut : StdioCode.socketPair;
+    case 'ignore':
+      return fd < 3 ? StdioCode.null : StdioCode.none;
+    case 'inherit':
+      return fd;
+  }
+  if (typeof entry === 'number') {
+    if (Number.isInteger(entry) && entry >= 0 && entry <= 0x7fffffff) return entry;
+  } else if (typeof entry === 'object' && entry !== null) {
+    const streamFd = fdOfStream(entry);
+    if (streamFd !== undefined && Number.isInteger(streamFd) && streamFd >= 0) return streamFd;
+  }
+  throw invalidValue(
+    `options.stdio[${fd}]`,
+    "must be 'pipe', 'inherit', 'ignore', an open fd, a stream with an fd, null or undefined",
+    entry,
+  );
+}
+
+/** Normalises `options.stdio` to one code per child fd (at least 0, 1 and 2). */
+export function stdioCodes(stdio: unknown): Int32Array {
+  if (stdio === undefined || stdio === null) stdio = 'pipe';
+  if (typeof stdio === 'string') {
+    if (stdio !== 'pipe' && stdio !== 'inherit' && stdio !== 'ignore') {
+      throw invalidValue('options.stdio', "must be 'pipe', 'inherit', 'ignore' or an array", stdio);
+    }
+    stdio = [stdio, stdio, stdio];
+  }
+  if (!Array.isArray(stdio)) {
+    throw invalidValue('options.stdio', "must be 'pipe', 'inherit', 'ignore' or an array", stdio);
+  }
+  const entries = stdio as readonly StdioEntry[];
+  const codes = new Int32Array(Math.max(3, entries.length));
+  for (let fd = 0; fd < codes.length; fd++) codes[fd] = codeFor(entries[fd], fd);
+  return codes;
+}
+
+export type StdioStream = Readable | Writable | Socket | null;
+
+/** Wraps each parent pipe end in a Node stream; null where the child fd is not piped. */
+export function openStreams(codes: Int32Array, fds: number[]): StdioStream[] {
+  const streams: StdioStream[] = [];
+  for (let fd = 0; fd < codes.length; fd++) {
+    const parentFd = fds[fd];
+    if (parentFd === undefined || parentFd < 0) {
+      streams.push(null);
+      continue;
+    }
+    const code = codes[fd];
+    const socket = new Socket({
+      fd: parentFd,
+      readable: code !== StdioCode.pipeIn,
+      writable: code !== StdioCode.pipeOut,
+    });
+    streams.push(socket);
+  }
+  return streams;
+}

@@ -1,0 +1,151 @@
+import type { Readable, Writable } from 'node:stream';
+import { liveChildren } from './children.js';
+import { publishExit } from './exits-hub.js';
+import type { NativeProcess } from './native.js';
+import { toSignalNumber } from './signals.js';
+import { toExitStatus } from './status.js';
+import type { StdioStream } from './stdio.js';
+import type { ExitStatus } from './types.js';
+
+const asyncDispose: typeof Symbol.asyncDispose =
+  Symbol.asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose);
+
+export interface TerminationPolicy {
+  killSignal: number;
+  forceKillAfter: number | false;
+}
+
+type Reason = 'timeout' | 'abort' | 'dispose';
+
+/** A child process started by `spawn()`. */
+export class Subprocess implements AsyncDisposable {
+  readonly pid: number;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  /** One entry per child fd: the parent's stream, or null where not piped. */
+  readonly stdio: ReadonlyArray<Readable | Writable | null>;
+  /** Resolves once, after the exit has been reaped. Never rejects. */
+  readonly exited: Promise<ExitStatus>;
+
+  #handle: NativeProcess;
+  #policy: TerminationPolicy;
+  #status: ExitStatus | null = null;
+  #resolve!: (status: ExitStatus) => void;
+  #timedOut = false;
+  #aborted = false;
+  #forceTimer: NodeJS.Timeout | undefined;
+  #cleanups: Array<() => void> = [];
+
+  /** @internal Use `spawn()`. */
+  constructor(handle: NativeProcess, streams: StdioStream[], policy: TerminationPolicy) {
+    this.pid = handle.pid;
+    this.#handle = handle;
+    this.#policy = policy;
+    this.stdio = streams as Array<Readable | Writable | null>;
+    this.stdin = (streams[0] as Writable | null) ?? null;
+    this.stdout = (streams[1] as Readable | null) ?? null;
+    this.stderr = (streams[2] as Readable | null) ?? null;
+    this.exited = new Promise((resolve) => {
+      this.#resolve = resolve;
+    });
+    liveChildren.set(this.pid, this);
+  }
+
+  /** The pidfd pidwatch holds while the process is unreaped; null in sigchld mode. */
+  get pidfd(): number | null {
+    return this.#status ? null : this.#handle.pidfd;
+  }
+
+  get exitCode(): number | null {
+    return this.#status?.code ?? null;
+  }
+
+  get signalCode(): NodeJS.Signals | null {
+    return this.#status?.signal ?? null;
+  }
+
+  /** Sends a signal through the pidfd. False, and nothing sent, once reaped. */
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    const number = toSignalNumber(signal);
+    if (this.#status) return false;
+    return this.#handle.kill(number) === 0;
+  }
+
+  ref(): void {
+    this.#handle.setRef(true);
+  }
+
+  unref(): void {
+    this.#handle.setRef(false);
+  }
+
+  async [asyncDispose](): Promise<void> {
+    if (!this.#status) this.terminate('dispose');
+    await this.exited;
+  }
+
+  /** @internal Runs when the process exits: undoes what terminate() set up. */
+  onCleanup(cleanup: () => void): void {
+    this.#cleanups.push(cleanup);
+  }
+
+  /** @internal Sends killSignal, then SIGKILL after forceKillAfter. */
+  terminate(reason: Reason): void {
+    if (this.#status) return;
+    if (reason === 'timeout') this.#timedOut = true;
+    if (reason === 'abort') this.#aborted = true;
+    this.#handle.kill(this.#policy.killSignal);
+    const delay = this.#policy.forceKillAfter;
+    if (delay !== false && this.#forceTimer === undefined && this.#policy.killSignal !== 9) {
+      this.#forceTimer = setTimeout(() => this.#handle.kill(9), delay);
+      this.#forceTimer.unref();
+    }
+  }
+
+  /** @internal Called by the native watcher, once. */
+  onExit(
+    code: number | null,
+    signal: number,
+    coreDumped: boolean,
+    usage: number[] | null,
+    startedAt: number,
+  ): void {
+    const status = toExitStatus({
+      pid: this.pid,
+      code,
+      signal,
+      coreDumped,
+      usage,
+      startedAt,
+      timedOut: this.#timedOut,
+      aborted: this.#aborted,
+    });
+    this.#status = status;
+    liveChildren.delete(this.pid);
+    clearTimeout(this.#forceTimer);
+    for (const cleanup of this.#cleanups) cleanup();
+    this.#cleanups = [];
+    this.stdin?.destroy();
+    publishExit(status);
+    this.#resolve(status);
+    // Output nobody has started to read is drained, as child_process does, so
+    // its fd closes; code right after `await exited` can still attach a reader.
+    if (this.stdio.some((stream) => stream && isReadable(stream))) {
+      setImmediate(() => drainUnread(this.stdio));
+    }
+  }
+}
+
+function isReadable(stream: Readable | Writable): stream is Readable {
+  return 'readableFlowing' in stream && (stream as Readable).readable;
+}
+
+function drainUnread(streams: ReadonlyArray<Readable | Writable | null>): void {
+  for (const stream of streams) {
+    if (!stream || !isReadable(stream)) continue;
+    if (stream.readableFlowing !== null) continue;
+    if (stream.listenerCount('data') > 0 || stream.listenerCount('readable') > 0) continue;
+    stream.resume();
+  }
+}

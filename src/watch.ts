@@ -1,0 +1,274 @@
+import { readFileSync } from 'node:fs';
+import { capabilities } from './capabilities.js';
+import { liveChildren } from './children.js';
+import { abortError, invalidType, invalidValue, ProcessGoneError } from './errors.js';
+import { publishExit } from './exits-hub.js';
+import { type NativeError, native } from './native.js';
+import { toSignalNumber } from './signals.js';
+import { toExitStatus } from './status.js';
+import type { ExitStatus } from './types.js';
+
+/** Without pidfds, /proc/<pid>/stat is polled: first after this many ms... */
+export const POLL_FIRST_MS = 5;
+/** ...then at twice the interval each time, up to this ceiling. */
+export const POLL_CEILING_MS = 250;
+
+/** A process watched by `watch()`: any process, never reaped by pidwatch. */
+export interface WatchedProcess {
+  readonly pid: number;
+  /** The pidfd while watching (pidfd mode), else null. */
+  readonly pidfd: number | null;
+  readonly exited: Promise<ExitStatus>;
+  kill(signal?: NodeJS.Signals | number): boolean;
+  ref(): void;
+  unref(): void;
+  /** Stops watching; a pending `exited` rejects with an AbortError. */
+  close(): void;
+}
+
+function checkPid(pid: unknown): number {
+  if (typeof pid !== 'number') throw invalidType('pid', 'of type number', pid);
+  if (!Number.isInteger(pid) || pid <= 0 || pid > 0x3fffffff)
+    throw invalidValue('pid', 'must be a positive integer', pid);
+  return pid;
+}
+
+/** Watches a process by PID. Throws ProcessGoneError when there is none. */
+export function watch(pid: number, options?: Record<string, never>): WatchedProcess {
+  checkPid(pid);
+  if (options !== undefined && (options === null || typeof options !== 'object'))
+    throw invalidType('options', 'of type object', options);
+  const child = liveChildren.get(pid);
+  if (child) return new Watch(pid, new ChildSource(child));
+  if (capabilities().mode === 'pidfd') return new Watch(pid, new PidfdSource(pid));
+  return new Watch(pid, new ProcSource(pid));
+}
+
+/** Where a watch learns of the exit. */
+interface Source {
+  readonly pidfd: number | null;
+  start(onExit: (status: ExitStatus) => void): void;
+  kill(signal: number): boolean;
+  setRef(ref: boolean): void;
+  close(): void;
+}
+
+class Watch implements WatchedProcess {
+  readonly pid: number;
+  readonly exited: Promise<ExitStatus>;
+  #source: Source;
+  #settled = false;
+  #reject!: (error: Error) => void;
+
+  constructor(pid: number, source: Source) {
+    this.pid = pid;
+    this.#source = source;
+    this.exited = new Promise<ExitStatus>((resolve, reject) => {
+      this.#reject = reject;
+      source.start((status) => {
+        if (this.#settled) return;
+        this.#settled = true;
+        resolve(status);
+      });
+    });
+    // A closed watch rejects; that rejection is never reported as unhandled.
+    this.exited.catch(() => {});
+  }
+
+  get pidfd(): number | null {
+    return this.#settled ? null : this.#source.pidfd;
+  }
+
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    const number = toSignalNumber(signal);
+    if (this.#settled) return false;
+    return this.#source.kill(number);
+  }
+
+  ref(): void {
+    if (!this.#settled) this.#source.setRef(true);
+  }
+
+  unref(): void {
+    if (!this.#settled) this.#source.setRef(false);
+  }
+
+  close(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#source.close();
+    this.#reject(abortError(`watch of PID ${this.pid} was closed`));
+  }
+}
+
+/** One of pidwatch's own children: shares its status. */
+class ChildSource implements Source {
+  #child;
+  #keepAlive: NodeJS.Timeout | undefined;
+  constructor(child: NonNullable<ReturnType<typeof liveChildren.get>>) {
+    this.#child = child;
+  }
+  get pidfd() {
+    return this.#child.pidfd;
+  }
+  start(onExit: (status: ExitStatus) => void) {
+    this.#child.exited.then(onExit);
+  }
+  kill(signal: number) {
+    return this.#child.kill(signal);
+  }
+  setRef(ref: boolean) {
+    // The child keeps the loop alive unless it was unref'd; a ref'd watch of an
+    // unref'd child does too.
+    if (ref && !this.#keepAlive) {
+      this.#keepAlive = setInterval(() => {}, 2 ** 30);
+      this.#child.exited.then(() => clearInterval(this.#keepAlive));
+    } else if (!ref && this.#keepAlive) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+  close() {
+    clearInterval(this.#keepAlive);
+  }
+}
+
+/** A pidfd from pidfd_open, polled on the event loop. */
+class PidfdSource implements Source {
+  #handle;
+  #startedAt = performance.now();
+  #onExit: ((status: ExitStatus) => void) | undefined;
+  constructor(pid: number) {
+    try {
+      this.#handle = native.watch(pid, (code, signal, coreDumped) => {
+        const status = toExitStatus({
+          pid,
+          code,
+          signal,
+          coreDumped,
+          usage: null,
+          startedAt: this.#startedAt,
+        });
+        publishExit(status);
+        this.#onExit?.(status);
+      });
+    } catch (error) {
+      if ((error as NativeError).errno === 3) throw new ProcessGoneError(pid);
+      throw error;
+    }
+  }
+  get pidfd() {
+    return this.#handle.pidfd;
+  }
+  start(onExit: (status: ExitStatus) => void) {
+    this.#onExit = onExit;
+  }
+  kill(signal: number) {
+    return this.#handle.kill(signal) === 0;
+  }
+  setRef(ref: boolean) {
+    this.#handle.setRef(ref);
+  }
+  close() {
+    this.#handle.close();
+  }
+}
+
+interface ProcStat {
+  state: string;
+  startTime: string;
+  exitCode: number;
+}
+
+function readStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state); starttime is field 22; exit_code is field 52.
+  return { state: fields[0], startTime: fields[19], exitCode: Number(fields[49]) };
+}
+
+/**
+ * Without pidfds: polls /proc/<pid>/stat with exponential backoff from
+ * POLL_FIRST_MS to POLL_CEILING_MS. The start time tells a reused PID apart.
+ */
+class ProcSource implements Source {
+  #pid: number;
+  #startTime: string;
+  #timer: NodeJS.Timeout | undefined;
+  #delay = POLL_FIRST_MS;
+  #ref = true;
+  #startedAt = performance.now();
+  constructor(pid: number) {
+    this.#pid = pid;
+    const stat = readStat(pid);
+    if (!stat) throw new ProcessGoneError(pid);
+    this.#startTime = stat.startTime;
+  }
+  get pidfd() {
+    return null;
+  }
+  #alive(): ProcStat | null {
+    const stat = readStat(this.#pid);
+    return stat && stat.startTime === this.#startTime ? stat : null;
+  }
+  start(onExit: (status: ExitStatus) => void) {
+    const check = () => {
+      const stat = this.#alive();
+      if (stat && stat.state !== 'Z') {
+        this.#delay = Math.min(this.#delay * 2, POLL_CEILING_MS);
+        this.#schedule(check);
+        return;
+      }
+      let code: number | null = null;
+      let signal = 0;
+      let coreDumped = false;
+      if (stat) {
+        // A zombie: its wait status is in /proc until its parent reaps it.
+        const status = stat.exitCode;
+        if ((status & 0x7f) === 0) code = (status >> 8) & 0xff;
+        else {
+          signal = status & 0x7f;
+          coreDumped = (status & 0x80) !== 0;
+        }
+      }
+      const exit = toExitStatus({
+        pid: this.#pid,
+        code,
+        signal,
+        coreDumped,
+        usage: null,
+        startedAt: this.#startedAt,
+      });
+      publishExit(exit);
+      onExit(exit);
+    };
+    this.#schedule(check);
+  }
+  #schedule(check: () => void) {
+    this.#timer = setTimeout(check, this.#delay);
+    if (!this.#ref) this.#timer.unref();
+  }
+  kill(signal: number) {
+    const stat = this.#alive();
+    if (!stat || stat.state === 'Z') return false;
+    try {
+      process.kill(this.#pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  setRef(ref: boolean) {
+    this.#ref = ref;
+    if (ref) this.#timer?.ref();
+    else this.#timer?.unref();
+  }
+  close() {
+    clearTimeout(this.#timer);
+  }
+}
