@@ -51,12 +51,12 @@ function collect(stream: NodeJS.ReadableStream, maxBuffer: number, onOverflow: (
  * ExitError on a non-zero code or a signal (unless `reject: false`), and with
  * SpawnError or TypeError when it could not start.
  */
+export function exec(file: string, options?: ExecOptions): Promise<Output>;
 export function exec(
   file: string,
   args?: readonly string[],
   options?: ExecOptions,
 ): Promise<Output>;
-export function exec(file: string, options?: ExecOptions): Promise<Output>;
 export async function exec(file: string, args?: unknown, options?: unknown): Promise<Output> {
   if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
     options = args;

@@ -1,6 +1,14 @@
 export { capabilities } from './capabilities.js';
 export { ExitError, ProcessGoneError, SpawnError } from './errors.js';
 export { exec } from './exec.js';
+export {
+  type Job,
+  type JobResult,
+  type Progress,
+  type RunOptions,
+  type RunSummary,
+  runJobs,
+} from './runner/index.js';
 export { spawn } from './spawn.js';
 export { Subprocess } from './subprocess.js';
 export type {

@@ -9,8 +9,8 @@ import type { SpawnOptions } from './types.js';
  * Starts `file` with `args`. Throws TypeError (bad arguments) or SpawnError (the
  * kernel refused) synchronously; then nothing is running and no fd is open.
  */
-export function spawn(file: string, args?: readonly string[], options?: SpawnOptions): Subprocess;
 export function spawn(file: string, options?: SpawnOptions): Subprocess;
+export function spawn(file: string, args?: readonly string[], options?: SpawnOptions): Subprocess;
 export function spawn(file: unknown, args?: unknown, options?: unknown): Subprocess {
   if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
     options = args;
