@@ -1,0 +1,174 @@
+// proc.exited and the state around it: one status for everyone, its shape, exitCode and
+// signalCode, pidfd, and whether a running child keeps Node's event loop alive.
+import { readlinkSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { capabilities, spawn } from '../src/index.js';
+import { fixture, procStat, runNode, stillThere, trackChildren, waitFor } from './helpers/proc.js';
+
+const track = trackChildren();
+const pidfdMode = capabilities().mode === 'pidfd';
+
+const STATUS_KEYS = [
+  'aborted',
+  'code',
+  'coreDumped',
+  'durationMs',
+  'pid',
+  'resourceUsage',
+  'signal',
+  'timedOut',
+];
+const USAGE_KEYS = [
+  'involuntaryContextSwitches',
+  'majorPageFault',
+  'maxRSS',
+  'minorPageFault',
+  'systemCPUTime',
+  'userCPUTime',
+  'voluntaryContextSwitches',
+];
+
+describe('exited', () => {
+  it('gives 10 concurrent awaits the same status', async () => {
+    const proc = track(spawn('/bin/sh', ['-c', 'exit 42'], { stdio: 'ignore' }));
+    const all = await Promise.all(Array.from({ length: 10 }, () => proc.exited));
+    for (const status of all) {
+      expect(status).toEqual(all[0]);
+      expect(status.code).toBe(42);
+    }
+    // and a late await sees it too
+    expect(await proc.exited).toEqual(all[0]);
+  });
+
+  it('holds the status of a process that exited before anyone awaited', async () => {
+    const proc = track(spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' }));
+    await waitFor(() => procStat(proc.pid)?.state === 'Z' || procStat(proc.pid) === null, 'exit');
+    expect((await proc.exited).code).toBe(3);
+  });
+
+  it('resolves, never rejects, for a failing code or a signal', async () => {
+    const failing = track(spawn('/bin/sh', ['-c', 'exit 1'], { stdio: 'ignore' }));
+    const killed = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    killed.kill('SIGKILL');
+    await expect(failing.exited).resolves.toMatchObject({ code: 1 });
+    await expect(killed.exited).resolves.toMatchObject({ signal: 'SIGKILL' });
+  });
+
+  it('resolves with a plain ExitStatus holding every field', async () => {
+    const proc = track(spawn('/bin/true', [], { stdio: 'ignore' }));
+    const status = await proc.exited;
+    expect(Object.keys(status).sort()).toEqual(STATUS_KEYS);
+    expect(status).toMatchObject({
+      pid: proc.pid,
+      code: 0,
+      signal: null,
+      coreDumped: false,
+      timedOut: false,
+      aborted: false,
+    });
+    expect(typeof status.durationMs).toBe('number');
+    expect(status.durationMs).toBeGreaterThanOrEqual(0);
+    expect(Number.isFinite(status.durationMs)).toBe(true);
+    expect(status.resourceUsage).not.toBeNull();
+    expect(Object.keys(status.resourceUsage!).sort()).toEqual(USAGE_KEYS);
+    for (const key of USAGE_KEYS) {
+      const value = status.resourceUsage![key as keyof typeof status.resourceUsage];
+      expect(Number.isInteger(value) && value >= 0, key).toBe(true);
+    }
+    // survives a JSON round trip unchanged: nothing but plain data
+    expect(JSON.parse(JSON.stringify(status))).toEqual(status);
+  });
+
+  it("measures the child's own resource usage", async () => {
+    // about 0.1 to 0.3 s of pure user CPU in the shell, then some memory
+    const proc = track(
+      spawn(
+        '/bin/sh',
+        [
+          '-c',
+          'i=0; while [ $i -lt 300000 ]; do i=$((i + 1)); done; exec head -c 8000000 /dev/zero',
+        ],
+        { stdio: ['ignore', 'ignore', 'ignore'] },
+      ),
+    );
+    const status = await proc.exited;
+    expect(status.code).toBe(0);
+    const usage = status.resourceUsage!;
+    expect(usage.userCPUTime).toBeGreaterThan(0);
+    expect(usage.maxRSS).toBeGreaterThan(0);
+    // plausibility: KiB, not bytes or pages; microseconds below the wall time
+    expect(usage.maxRSS).toBeLessThan(4 * 1024 * 1024);
+    expect(usage.userCPUTime + usage.systemCPUTime).toBeLessThanOrEqual(
+      (status.durationMs + 50) * 1000,
+    );
+    expect(usage.minorPageFault).toBeGreaterThan(0);
+  });
+
+  it('keeps exitCode and signalCode null while running, then sets them', async () => {
+    const proc = track(spawn('/bin/cat', [], { stdio: ['pipe', 'ignore', 'ignore'] }));
+    expect(proc.exitCode).toBeNull();
+    expect(proc.signalCode).toBeNull();
+    proc.stdin!.end();
+    await proc.exited;
+    expect(proc.exitCode).toBe(0);
+    expect(proc.signalCode).toBeNull();
+
+    const killed = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    expect(killed.signalCode).toBeNull();
+    killed.kill('SIGTERM');
+    await killed.exited;
+    expect(killed.exitCode).toBeNull();
+    expect(killed.signalCode).toBe('SIGTERM');
+  });
+
+  it('publishes the status only once the child is reaped', async () => {
+    const proc = track(spawn('/bin/true', [], { stdio: 'ignore' }));
+    const id = { pid: proc.pid, startTime: procStat(proc.pid)?.startTime ?? null };
+    await proc.exited;
+    expect(stillThere(id)).toBe(false);
+  });
+});
+
+describe('pidfd', () => {
+  it.skipIf(!pidfdMode)('is an open pidfd while running, null after the reap', async () => {
+    const proc = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    expect(typeof proc.pidfd).toBe('number');
+    expect(proc.pidfd).toBeGreaterThanOrEqual(0);
+    expect(readlinkSync(`/proc/self/fd/${proc.pidfd}`)).toBe('anon_inode:[pidfd]');
+    proc.kill('SIGKILL');
+    await proc.exited;
+    expect(proc.pidfd).toBeNull();
+  });
+
+  it.skipIf(pidfdMode)('is always null in sigchld mode', async () => {
+    const proc = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    expect(proc.pidfd).toBeNull();
+    proc.kill('SIGKILL');
+    await proc.exited;
+    expect(proc.pidfd).toBeNull();
+  });
+});
+
+describe('the event loop', () => {
+  it('lets Node exit while an unref’d child still runs', async () => {
+    const result = await runNode([fixture('unref.mjs')]);
+    expect(result.stderr).toBe('');
+    expect(result).toMatchObject({ code: 0, signal: null });
+    const pid = Number(result.stdout.trim());
+    expect(pid).toBeGreaterThan(0);
+    // the sleep outlived the script that spawned it and was not killed by its exit
+    const stat = procStat(pid);
+    expect(stat?.comm).toBe('sleep');
+    expect(stat?.state).not.toBe('Z');
+    process.kill(pid, 'SIGKILL');
+    // orphaned: its new parent reaps it, or (an init that does not reap) it stays a
+    // zombie that is not this test's
+    await waitFor(() => procStat(pid)?.state !== 'S' && procStat(pid)?.state !== 'R', 'kill');
+  });
+
+  it('keeps Node alive for a child that was unref’d and ref’d again', async () => {
+    const result = await runNode([fixture('ref.mjs')]);
+    expect(result).toMatchObject({ code: 0, signal: null, stderr: '' });
+    expect(result.stdout).toBe('exited 4\n');
+  });
+});

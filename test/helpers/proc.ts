@@ -1,0 +1,229 @@
+// What a user looks at to see whether processes and fds were cleaned up: /proc.
+// Nothing here goes through pidwatch, so these checks are independent of it.
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
+
+/** Absolute path of a file under test/fixtures/core. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`../fixtures/core/${name}`, import.meta.url));
+}
+
+/** The built entry point, for node scripts and workers that cannot load TypeScript. */
+export const distEntry = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
+
+/** The fds this process has open right now (numbers). */
+export function openFds(): number[] {
+  return readdirSync('/proc/self/fd')
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/** How many entries `/proc/self/fd` has. */
+export function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** `fd -> link target` for every open fd, to show what leaked when a count differs. */
+export function describeFds(): Record<number, string> {
+  const out: Record<number, string> = {};
+  for (const fd of openFds()) {
+    try {
+      out[fd] = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // closed between readdir and readlink (the readdir's own fd, for one)
+    }
+  }
+  return out;
+}
+
+/** The fds of this process that a child would inherit: those without FD_CLOEXEC. */
+export function inheritableFds(): number[] {
+  const out: number[] = [];
+  for (const fd of openFds()) {
+    try {
+      const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+      const flags = Number.parseInt(/^flags:\s*(\d+)/m.exec(info)?.[1] ?? '0', 8);
+      if ((flags & 0o2000000) === 0) out.push(fd);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  /** R, S, D, Z, T, ... */
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  /** clock ticks after boot: with the pid, names one process even across pid reuse */
+  startTime: number;
+}
+
+/** `/proc/<pid>/stat`, or null when there is no such process. */
+export function procStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const close = text.lastIndexOf(')');
+  const comm = text.slice(text.indexOf('(') + 1, close);
+  // fields after the comm, starting with field 3 (state)
+  const rest = text
+    .slice(close + 2)
+    .trim()
+    .split(' ');
+  return {
+    pid,
+    comm,
+    state: rest[0],
+    ppid: Number(rest[1]),
+    pgrp: Number(rest[2]),
+    session: Number(rest[3]),
+    startTime: Number(rest[19]),
+  };
+}
+
+/** True when the process is a zombie: exited but not reaped. */
+export function isZombie(pid: number): boolean {
+  return procStat(pid)?.state === 'Z';
+}
+
+/** The pids whose parent is `parent` (this process by default), zombies included. */
+export function childrenOf(parent: number = process.pid): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = procStat(Number(name));
+    if (stat && stat.ppid === parent) out.push(stat.pid);
+  }
+  return out;
+}
+
+/** Waits for a condition that something else makes true (a /proc entry vanishing, a file
+ * filling up) by checking it after each short pause; throws after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let pause = 1;
+  while (!condition()) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    pause = Math.min(pause * 2, 50);
+  }
+}
+
+/** Resolves with the first line of `stream` that satisfies `match` (a string: equal to it);
+ * rejects if the stream ends first. Data before and after stays readable by nobody else:
+ * use this on a stream that the test does not otherwise read. */
+export function waitForLine(
+  stream: Readable,
+  match: string | ((line: string) => boolean) = () => true,
+): Promise<string> {
+  const test = typeof match === 'string' ? (line: string) => line === match : match;
+  return new Promise((resolve, reject) => {
+    let pending = '';
+    const onData = (chunk: Buffer | string) => {
+      pending += chunk.toString();
+      let newline = pending.indexOf('\n');
+      while (newline !== -1) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (test(line)) {
+          cleanup();
+          resolve(line);
+          return;
+        }
+        newline = pending.indexOf('\n');
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error(`stream ended before the expected line (rest: ${JSON.stringify(pending)})`));
+    };
+    const cleanup = () => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', reject);
+    };
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', reject);
+  });
+}
+
+/** Reads a stream to its end. */
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+/** Runs a node script through node:child_process (not pidwatch): the outer harness for
+ * tests of what happens to a whole Node process. */
+export function runNode(
+  args: string[],
+  options: { timeout?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      args,
+      { timeout: options.timeout ?? 20_000, env: options.env ?? process.env },
+      (error, stdout, stderr) => {
+        const failure = error as (Error & { code?: unknown; signal?: string | null }) | null;
+        resolve({
+          code: failure ? (typeof failure.code === 'number' ? failure.code : null) : 0,
+          signal: failure?.signal ?? null,
+          stdout,
+          stderr,
+        });
+      },
+    );
+  });
+}
+
+/** One process, named so that a reused pid is not mistaken for it. */
+export interface ProcessId {
+  pid: number;
+  startTime: number | null;
+}
+
+export function identify(pid: number): ProcessId {
+  return { pid, startTime: procStat(pid)?.startTime ?? null };
+}
+
+/** True while that very process still has a /proc entry (running or a zombie). */
+export function stillThere(id: ProcessId): boolean {
+  const stat = procStat(id.pid);
+  return stat !== null && stat.startTime === id.startTime;
+}
+
+/**
+ * Records every child a test spawns and, after each test, checks that each one is gone
+ * from /proc: exited and reaped, so neither running nor a zombie.
+ */
+export function trackChildren(): <T extends { pid: number }>(proc: T) => T {
+  const tracked: ProcessId[] = [];
+  afterEach(() => {
+    const left = tracked.filter(stillThere).map((id) => `${id.pid} (${procStat(id.pid)?.state})`);
+    tracked.length = 0;
+    if (left.length > 0) throw new Error(`children left behind: ${left.join(', ')}`);
+  });
+  return (proc) => {
+    if (proc.pid > 0) tracked.push(identify(proc.pid));
+    return proc;
+  };
+}

@@ -1,0 +1,249 @@
+// spawn(): what runs, with which arguments, environment, directory and identity, and
+// how a refusal by the kernel comes back.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SpawnError, spawn } from '../src/index.js';
+import { procStat, readAll, trackChildren, waitForLine } from './helpers/proc.js';
+
+const track = trackChildren();
+const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-spawn-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Runs to the end: the exit status with all of stdout and stderr. */
+async function run(file: string, args: string[] = [], options: Parameters<typeof spawn>[2] = {}) {
+  const proc = track(spawn(file, args, options));
+  const [stdout, stderr, status] = await Promise.all([
+    proc.stdout ? readAll(proc.stdout) : Buffer.alloc(0),
+    proc.stderr ? readAll(proc.stderr) : Buffer.alloc(0),
+    proc.exited,
+  ]);
+  return { proc, status, stdout: stdout.toString(), stderr: stderr.toString() };
+}
+
+/** The error spawn() throws synchronously (the test fails if it returns instead). */
+function spawnFailure(...args: Parameters<typeof spawn>): SpawnError {
+  let proc: ReturnType<typeof spawn> | undefined;
+  try {
+    proc = spawn(...args);
+  } catch (error) {
+    return error as SpawnError;
+  }
+  track(proc);
+  proc.kill('SIGKILL');
+  throw new Error(`spawn(${JSON.stringify(args[0])}) did not throw; it started pid ${proc.pid}`);
+}
+
+describe('exit codes and signals', () => {
+  it.each([0, 7, 255])('reports exit code %i', async (code) => {
+    const { proc, status } = await run('/bin/sh', ['-c', `exit ${code}`]);
+    expect(status.code).toBe(code);
+    expect(status.signal).toBeNull();
+    expect(status.coreDumped).toBe(false);
+    expect(status.pid).toBe(proc.pid);
+    expect(proc.exitCode).toBe(code);
+    expect(proc.signalCode).toBeNull();
+  });
+
+  it('reports a kill by SIGKILL as signal with a null code', async () => {
+    const proc = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    expect(proc.kill('SIGKILL')).toBe(true);
+    const status = await proc.exited;
+    expect(status).toMatchObject({ code: null, signal: 'SIGKILL', coreDumped: false });
+    expect(proc.exitCode).toBeNull();
+    expect(proc.signalCode).toBe('SIGKILL');
+  });
+
+  it('reports a signal the child sends itself', async () => {
+    const { status } = await run('/bin/sh', ['-c', 'kill -s USR1 $$']);
+    expect(status).toMatchObject({ code: null, signal: 'SIGUSR1' });
+  });
+
+  it('reports a core dump as the kernel does', async () => {
+    // The oracle: perl's wait status of the same dump (WCOREDUMP), which depends on
+    // core_pattern (a file, or a pipe to a handler) and on the handler accepting it.
+    const script = 'ulimit -c unlimited; kill -s ABRT $$';
+    const oracleDir = mkdtempSync(join(scratch, 'oracle-'));
+    const kernelSays =
+      execFileSync(
+        'perl',
+        ['-e', 'if (!fork) { exec @ARGV } wait; print(($? & 128) ? 1 : 0)', 'sh', '-c', script],
+        { cwd: oracleDir, encoding: 'utf8' },
+      ) === '1';
+
+    const dir = mkdtempSync(join(scratch, 'core-'));
+    const proc = track(
+      spawn('/bin/sh', ['-c', 'ulimit -c unlimited && echo ready && exec sleep 60'], { cwd: dir }),
+    );
+    await waitForLine(proc.stdout!, 'ready');
+    proc.kill('SIGABRT');
+    const status = await proc.exited;
+    expect(status).toMatchObject({ code: null, signal: 'SIGABRT' });
+    expect(status.coreDumped).toBe(kernelSays);
+
+    const pattern = execFileSync('cat', ['/proc/sys/kernel/core_pattern'], { encoding: 'utf8' });
+    if (!pattern.startsWith('|') && !pattern.includes('/')) {
+      // a plain file name: the core lands in the dumping process's cwd
+      expect(readdirSync(dir).length).toBeGreaterThan(0);
+      expect(status.coreDumped).toBe(true);
+    }
+  });
+
+  it('reports coreDumped false for a signal that does not dump', async () => {
+    const { status } = await run('/bin/sh', ['-c', 'ulimit -c unlimited; kill -s TERM $$']);
+    expect(status).toMatchObject({ code: null, signal: 'SIGTERM', coreDumped: false });
+  });
+});
+
+describe('refusals come back as a synchronous SpawnError', () => {
+  const notExecutable = join(scratch, 'plain.txt');
+  writeFileSync(notExecutable, 'echo never\n', { mode: 0o644 });
+
+  it('exec of a missing file: ENOENT from execve', () => {
+    const error = spawnFailure('/nonexistent/pidwatch-missing', ['a', 'b']);
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toBeInstanceOf(Error);
+    expect(error).toMatchObject({
+      code: 'ENOENT',
+      errno: -constants.errno.ENOENT,
+      syscall: 'execve',
+      path: '/nonexistent/pidwatch-missing',
+    });
+    expect(error.errno).toBe(-2);
+    expect(error.spawnargs.slice(-2)).toEqual(['a', 'b']);
+    expect(error.message).toContain('ENOENT');
+  });
+
+  it('exec of a directory: EACCES', () => {
+    const error = spawnFailure(scratch);
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({
+      code: 'EACCES',
+      errno: -constants.errno.EACCES,
+      syscall: 'execve',
+      path: scratch,
+    });
+  });
+
+  it('exec of a file without the execute bit: EACCES', () => {
+    const error = spawnFailure(notExecutable, ['x']);
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({ code: 'EACCES', errno: -13, syscall: 'execve' });
+    expect(error.path).toBe(notExecutable);
+    expect(error.spawnargs.slice(-1)).toEqual(['x']);
+  });
+
+  it('a path through a regular file: ENOTDIR', () => {
+    const error = spawnFailure(join(notExecutable, 'sub'));
+    expect(error).toMatchObject({ code: 'ENOTDIR', errno: -constants.errno.ENOTDIR });
+  });
+
+  it('a missing cwd: ENOENT from chdir', () => {
+    const error = spawnFailure('/bin/true', [], { cwd: join(scratch, 'no-such-dir') });
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'chdir' });
+  });
+
+  it('a cwd that is a file: ENOTDIR from chdir', () => {
+    const error = spawnFailure('/bin/true', [], { cwd: notExecutable });
+    expect(error).toMatchObject({ code: 'ENOTDIR', syscall: 'chdir' });
+  });
+
+  it('a name found nowhere in PATH: ENOENT', () => {
+    const error = spawnFailure('pidwatch-no-such-command', [], { env: { PATH: scratch } });
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({ code: 'ENOENT', errno: -2 });
+  });
+});
+
+describe('what runs', () => {
+  const bin1 = join(scratch, 'bin1');
+  const bin2 = join(scratch, 'bin2');
+  mkdirSync(bin1);
+  mkdirSync(bin2);
+  writeFileSync(join(bin1, 'pw-tool'), '#!/bin/sh\necho bin1 "$@"\n', { mode: 0o644 });
+  writeFileSync(join(bin2, 'pw-tool'), '#!/bin/sh\necho bin2 "$@"\n');
+  chmodSync(join(bin2, 'pw-tool'), 0o755);
+
+  it('looks a name without a slash up in the PATH of options.env', async () => {
+    // bin1 holds a non-executable pw-tool: skipped, as execvp does
+    const { status, stdout } = await run('pw-tool', ['x', 'y'], {
+      env: { PATH: `${join(scratch, 'nothing')}:${bin1}:${bin2}` },
+    });
+    expect(status.code).toBe(0);
+    expect(stdout).toBe('bin2 x y\n');
+  });
+
+  it('does not look up a name that holds a slash', () => {
+    const error = spawnFailure('./pw-tool', [], { env: { PATH: bin2 } });
+    expect(error.code).toBe('ENOENT');
+  });
+
+  it('passes arguments verbatim: spaces, quotes, empty strings, non-ASCII', async () => {
+    const args = ['a b', '', '"q"', "'s'", '$HOME', 'é ☃', '*'];
+    const { stdout } = await run('/bin/sh', ['-c', 'printf "%s\\n" "$@"', 'sh', ...args]);
+    expect(stdout).toBe(`${args.join('\n')}\n`);
+  });
+
+  it('replaces the environment: only the given variables, undefined dropped', async () => {
+    const { stdout } = await run('/usr/bin/env', [], {
+      env: { FOO: 'bar', EMPTY: '', DROPPED: undefined },
+    });
+    expect(stdout.trim().split('\n').sort()).toEqual(['EMPTY=', 'FOO=bar']);
+  });
+
+  it('passes process.env as it is at spawn time by default', async () => {
+    process.env.PIDWATCH_TEST_DEFAULT_ENV = 'seen';
+    try {
+      const { stdout } = await run('/bin/sh', ['-c', 'echo "$PIDWATCH_TEST_DEFAULT_ENV"']);
+      expect(stdout).toBe('seen\n');
+    } finally {
+      delete process.env.PIDWATCH_TEST_DEFAULT_ENV;
+    }
+  });
+
+  it('sets argv[0] from argv0, and to the file by default', async () => {
+    const custom = await run('/bin/cat', ['/proc/self/cmdline'], { argv0: 'my-cat' });
+    expect(custom.stdout).toBe('my-cat\0/proc/self/cmdline\0');
+    const plain = await run('/bin/cat', ['/proc/self/cmdline']);
+    expect(plain.stdout).toBe('/bin/cat\0/proc/self/cmdline\0');
+  });
+
+  it('runs in cwd, given as a string or a file URL', async () => {
+    const dir = mkdtempSync(join(scratch, 'cwd-'));
+    expect((await run('/bin/pwd', ['-P'], { cwd: dir })).stdout).toBe(`${dir}\n`);
+    expect((await run('/bin/pwd', ['-P'], { cwd: pathToFileURL(dir) })).stdout).toBe(`${dir}\n`);
+  });
+
+  it('gives pid as the pid of the process that runs', async () => {
+    const proc = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    expect(Number.isInteger(proc.pid) && proc.pid > 0).toBe(true);
+    const stat = procStat(proc.pid);
+    expect(stat?.ppid).toBe(process.pid);
+    proc.kill('SIGKILL');
+    await proc.exited;
+  });
+
+  it('starts a new session and process group when detached', async () => {
+    const detached = await run('/bin/cat', ['/proc/self/stat'], { detached: true });
+    const fields = detached.stdout.slice(detached.stdout.lastIndexOf(')') + 2).split(' ');
+    expect(Number(fields[2])).toBe(detached.proc.pid); // pgrp
+    expect(Number(fields[3])).toBe(detached.proc.pid); // session
+
+    const attached = await run('/bin/cat', ['/proc/self/stat']);
+    const own = procStat(process.pid)!;
+    const attachedFields = attached.stdout.slice(attached.stdout.lastIndexOf(')') + 2).split(' ');
+    expect(Number(attachedFields[3])).toBe(own.session);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('runs as uid and gid (needs root)', async () => {
+    const { status, stdout } = await run('/usr/bin/id', [], { uid: 65534, gid: 65534 });
+    expect(status.code).toBe(0);
+    expect(stdout).toMatch(/^uid=65534\b.* gid=65534\b/);
+    // as child_process does: no supplementary group of the parent is kept
+    expect(stdout).not.toMatch(/groups=.*\b0\(/);
+  });
+});

@@ -1,0 +1,279 @@
+// stdio: pipes as Node streams, inherit, ignore, fd numbers, streams with an fd, extra
+// fds, large outputs and back-pressure.
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from '../src/index.js';
+import {
+  fixture,
+  inheritableFds,
+  readAll,
+  runNode,
+  trackChildren,
+  waitFor,
+} from './helpers/proc.js';
+
+const track = trackChildren();
+const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-stdio-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** What the child's fd n points at, read from /proc while it runs. */
+function childFd(pid: number, fd: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return null;
+  }
+}
+
+describe("'pipe'", () => {
+  it('is the default: stdin Writable, stdout and stderr Readable, also as stdio[0..2]', async () => {
+    const proc = track(spawn('/bin/sh', ['-c', 'cat; echo to-stderr >&2']));
+    expect(proc.stdin).toBeInstanceOf(Writable);
+    expect(proc.stdout).toBeInstanceOf(Readable);
+    expect(proc.stderr).toBeInstanceOf(Readable);
+    expect(proc.stdio[0]).toBe(proc.stdin);
+    expect(proc.stdio[1]).toBe(proc.stdout);
+    expect(proc.stdio[2]).toBe(proc.stderr);
+    proc.stdin!.end('to-stdout\n');
+    const [out, err, status] = await Promise.all([
+      readAll(proc.stdout!),
+      readAll(proc.stderr!),
+      proc.exited,
+    ]);
+    expect(out.toString()).toBe('to-stdout\n');
+    expect(err.toString()).toBe('to-stderr\n');
+    expect(status.code).toBe(0);
+  });
+
+  it('delivers EOF on stdin.end(): cat exits 0', async () => {
+    const proc = track(spawn('cat', [], { stdio: ['pipe', 'pipe', 'ignore'] }));
+    proc.stdin!.write('one ');
+    proc.stdin!.end('two');
+    const [out, status] = await Promise.all([readAll(proc.stdout!), proc.exited]);
+    expect(out.toString()).toBe('one two');
+    expect(status).toMatchObject({ code: 0, signal: null });
+  });
+
+  it('round-trips binary data, every byte value', async () => {
+    const bytes = Buffer.alloc(256 * 64);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = i % 256;
+    const proc = track(spawn('cat', [], { stdio: ['pipe', 'pipe', 'ignore'] }));
+    proc.stdin!.end(bytes);
+    const [out] = await Promise.all([readAll(proc.stdout!), proc.exited]);
+    expect(out.equals(bytes)).toBe(true);
+  });
+
+  it('gives an extra fd as stdio[3]', async () => {
+    const proc = track(
+      spawn('/bin/sh', ['-c', 'echo three >&3; echo one'], {
+        stdio: ['ignore', 'pipe', 'ignore', 'pipe'],
+      }),
+    );
+    expect(proc.stdio.length).toBe(4);
+    expect(proc.stdio[3]).not.toBeNull();
+    expect(proc.stdin).toBeNull();
+    expect(proc.stderr).toBeNull();
+    const [three, one, status] = await Promise.all([
+      readAll(proc.stdio[3] as Readable),
+      readAll(proc.stdout!),
+      proc.exited,
+    ]);
+    expect(three.toString()).toBe('three\n');
+    expect(one.toString()).toBe('one\n');
+    expect(status.code).toBe(0);
+  });
+
+  it('carries 100 MiB intact', async () => {
+    const size = 100 * 1024 * 1024;
+    // the child hashes what it writes (tee to the stdout pipe through fd 3) and reports
+    // the hash on stderr; the test hashes what it receives
+    const proc = track(
+      spawn(
+        '/bin/sh',
+        ['-c', `{ head -c ${size} /dev/urandom | tee /dev/fd/3 | sha256sum >&2; } 3>&1`],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
+    const hash = createHash('sha256');
+    let received = 0;
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      hash.update(chunk);
+    });
+    const [err, status] = await Promise.all([
+      readAll(proc.stderr!),
+      proc.exited,
+      once(proc.stdout!, 'end'),
+    ]);
+    expect(status.code).toBe(0);
+    expect(received).toBe(size);
+    expect(err.toString().split(' ')[0]).toBe(hash.digest('hex'));
+  });
+
+  it('lets a child blocked on a full pipe go on as soon as the parent reads', async () => {
+    const size = 4 * 1024 * 1024; // far more than a pipe and a stream buffer hold
+    const proc = track(
+      spawn('head', ['-c', String(size), '/dev/zero'], { stdio: ['ignore', 'pipe', 'ignore'] }),
+    );
+    // nobody reads yet: the child ends up blocked in write(1, ...)
+    await waitFor(() => {
+      try {
+        return /^1 0x1 /.test(readFileSync(`/proc/${proc.pid}/syscall`, 'utf8'));
+      } catch {
+        return false;
+      }
+    }, 'the child to block writing to its stdout');
+    expect(proc.exitCode).toBeNull();
+    expect(proc.kill(0)).toBe(true);
+    const [out, status] = await Promise.all([readAll(proc.stdout!), proc.exited]);
+    expect(out.length).toBe(size);
+    expect(status.code).toBe(0);
+  });
+});
+
+describe("'inherit' and 'ignore'", () => {
+  it("'inherit' hands the child this process's own fds 0, 1, 2", async () => {
+    const proc = track(spawn('sleep', ['60'], { stdio: 'inherit' }));
+    expect(proc.stdin).toBeNull();
+    expect(proc.stdout).toBeNull();
+    expect(proc.stderr).toBeNull();
+    for (const fd of [0, 1, 2]) {
+      expect(childFd(proc.pid, fd)).toBe(readlinkSync(`/proc/self/fd/${fd}`));
+    }
+    proc.kill('SIGKILL');
+    await proc.exited;
+  });
+
+  it("'inherit' output appears in the parent's own stdout and stderr", async () => {
+    const result = await runNode([fixture('inherit.mjs')]);
+    expect(result).toMatchObject({ code: 0, signal: null });
+    const lines = result.stdout.split('\n');
+    expect(lines[0]).toBe('to-stdout');
+    expect(JSON.parse(lines[1])).toEqual({ stdin: null, stdout: null, stderr: null });
+    expect(lines.length).toBe(3);
+    expect(result.stderr).toBe('to-stderr\n');
+  });
+
+  it("'ignore' connects fds 0, 1, 2 to /dev/null", async () => {
+    const proc = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    expect(proc.stdin).toBeNull();
+    expect(proc.stdout).toBeNull();
+    expect(proc.stderr).toBeNull();
+    expect(proc.stdio.slice(0, 3)).toEqual([null, null, null]);
+    for (const fd of [0, 1, 2]) expect(childFd(proc.pid, fd)).toBe('/dev/null');
+    proc.kill('SIGKILL');
+    await proc.exited;
+  });
+
+  it("'ignore': reads see EOF and writes succeed", async () => {
+    const proc = track(
+      spawn('/bin/sh', ['-c', 'echo out && echo err >&2 && exec cat'], { stdio: 'ignore' }),
+    );
+    expect((await proc.exited).code).toBe(0);
+  });
+});
+
+describe('fds and streams', () => {
+  it('takes an fd number, here a file opened by the test', async () => {
+    const file = join(scratch, 'fd-out.txt');
+    const fd = openSync(file, 'w');
+    try {
+      const proc = track(
+        spawn('/bin/sh', ['-c', 'echo into-the-file'], { stdio: ['ignore', fd, 'ignore'] }),
+      );
+      expect(proc.stdout).toBeNull();
+      expect((await proc.exited).code).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(file, 'utf8')).toBe('into-the-file\n');
+  });
+
+  it('takes an fd number for stdin', async () => {
+    const file = join(scratch, 'fd-in.txt');
+    writeFileSync(file, 'from-a-file');
+    const fd = openSync(file, 'r');
+    try {
+      const proc = track(spawn('cat', [], { stdio: [fd, 'pipe', 'ignore'] }));
+      const [out, status] = await Promise.all([readAll(proc.stdout!), proc.exited]);
+      expect(out.toString()).toBe('from-a-file');
+      expect(status.code).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('takes a stream that has an fd', async () => {
+    const input = join(scratch, 'stream-in.txt');
+    const output = join(scratch, 'stream-out.txt');
+    writeFileSync(input, 'through-streams');
+    const reader = createReadStream(input);
+    const writer = createWriteStream(output);
+    await Promise.all([once(reader, 'open'), once(writer, 'open')]);
+    // @types/node does not declare the fd that an opened fs stream has
+    const withFd = (stream: unknown) => stream as { fd: number };
+    expect(typeof withFd(reader).fd).toBe('number');
+    try {
+      const proc = track(spawn('cat', [], { stdio: [withFd(reader), withFd(writer), 'ignore'] }));
+      expect((await proc.exited).code).toBe(0);
+    } finally {
+      reader.destroy();
+      writer.destroy();
+    }
+    expect(readFileSync(output, 'utf8')).toBe('through-streams');
+  });
+
+  it('treats null and undefined as the default: a pipe for 0..2, nothing above', async () => {
+    const proc = track(
+      spawn(
+        '/bin/sh',
+        ['-c', 'cat; if [ -e /proc/$$/fd/3 ]; then echo fd3-open; else echo fd3-closed; fi'],
+        { stdio: [null, undefined, 'ignore', null] },
+      ),
+    );
+    expect(proc.stdin).not.toBeNull();
+    expect(proc.stdout).not.toBeNull();
+    expect(proc.stdio[3] ?? null).toBeNull();
+    proc.stdin!.end('in\n');
+    const [out, status] = await Promise.all([readAll(proc.stdout!), proc.exited]);
+    expect(out.toString()).toBe('in\nfd3-closed\n');
+    expect(status.code).toBe(0);
+  });
+
+  it('leaves the child only its stdio fds: no pidfd, no pipe of another child', async () => {
+    // two children at once, the first holding pipes, so the second could inherit them
+    const first = track(spawn('sleep', ['60']));
+    const second = track(spawn('sleep', ['60'], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] }));
+    // fds of this process without FD_CLOEXEC reach every child, as with child_process
+    const inherited = inheritableFds();
+    for (const [proc, count] of [
+      [first, 3],
+      [second, 4],
+    ] as const) {
+      const fds = readdirSync(`/proc/${proc.pid}/fd`)
+        .map(Number)
+        .filter((fd) => fd < count || !inherited.includes(fd))
+        .sort((a, b) => a - b);
+      expect(fds).toEqual(Array.from({ length: count }, (_, fd) => fd));
+    }
+    first.kill('SIGKILL');
+    second.kill('SIGKILL');
+    await Promise.all([first.exited, second.exited]);
+  });
+});
