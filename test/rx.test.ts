@@ -162,7 +162,11 @@ describe('run$', () => {
         {
           concurrency: 3,
           onProgress: (p) => {
-            if (p.running === 3) setImmediate(() => (subscription.unsubscribe(), resolve()));
+            if (p.running !== 3) return;
+            setImmediate(() => {
+              subscription.unsubscribe();
+              resolve();
+            });
           },
         },
       ).subscribe(() => emitted++);
