@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+
+const USAGE = `Usage: pidwatch <command> [options]
+
+Commands:
+  run     run a command once per input line (or ::: argument), N at a time
+  wait    wait for processes to exit, without polling
+
+Options:
+  -h, --help     show this help (also: pidwatch <command> --help)
+  -V, --version  show the version
+
+Run 'pidwatch <command> --help' for the options of a command.
+`;
+
+/** Each subcommand module exports one function that takes its argv and gives the exit status. */
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./run.js')).runRun,
+  wait: async () => {
+    const specifier = './wait.js';
+    const module = (await import(specifier)) as { runWait: Command };
+    return module.runWait;
+  },
+};
+
+function version(): string {
+  const require = createRequire(import.meta.url);
+  return (require('../../package.json') as { version: string }).version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '-h' || name === '--help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (name === '-V' || name === '--version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (name === undefined) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (load === undefined) {
+    process.stderr.write(`pidwatch: unknown command '${name}' (try 'pidwatch --help')\n`);
+    return 2;
+  }
+  return (await load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (status) => process.exit(status),
+  (error: unknown) => {
+    process.stderr.write(`pidwatch: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
