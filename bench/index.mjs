@@ -1,17 +1,19 @@
-// The benchmark suite: every scenario of issue 6 for every competitor, each in a
-// fresh process of its own, then one table on stdout and the results in
-// bench/results/ (latest.json, latest.md, latest.svg; quick mode writes quick.*).
+// The benchmark suite: every scenario of issue 6 for every competitor, each
+// competitor in a fresh process of its own per scenario, the rounds interleaved;
+// then one table on stdout and the results in bench/results/ (latest.json,
+// latest.md, latest.svg; quick mode writes quick.*).
 //
 //   npm run bench [-- --quick] [-- --only 1,5a]
 //
 // Bun.spawn rows run when `bun` is on PATH or BUN=/path/to/bun is set.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machine } from './lib/machine.mjs';
 import { COMPETITORS, scenarios } from './lib/plan.mjs';
 import { renderMarkdown, renderSvg, renderText } from './lib/report.mjs';
+import { Session, stopAll } from './lib/session.mjs';
 import { summarize } from './lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,50 +57,16 @@ function findBun() {
   return null;
 }
 
-let current = null;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     process.stderr.write(`\n${signal}: stopping\n`);
-    current?.kill('SIGTERM');
+    stopAll();
     process.exitCode = 130;
+    interrupted = true;
     setTimeout(() => process.exit(130), 5000).unref();
-    if (current === null) process.exit(130);
   });
 }
-
-/**
- * Runs argv under the reaper (which kills and reaps everything the program leaves
- * behind) and parses the JSON the program prints.
- */
-function runJob(argv, env, timeoutMs) {
-  return new Promise((resolve) => {
-    const child = spawn(reaper, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    current = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      stderr += `timed out after ${timeoutMs / 1000} s\n`;
-      child.kill('SIGTERM');
-    }, timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      current = null;
-      try {
-        if (code !== 0) throw new Error(`exit ${code ?? signal}`);
-        resolve({ ok: true, result: JSON.parse(stdout.trim().split('\n').pop()) });
-      } catch (error) {
-        const detail = stderr.trim().split('\n').slice(-3).join(' / ');
-        resolve({ ok: false, reason: `${error.message}${detail ? `: ${detail}` : ''}` });
-      }
-    });
-  });
-}
+let interrupted = false;
 
 function commandFor(competitor, scenario, bun) {
   if (competitor.id === 'floor') {
@@ -135,38 +103,70 @@ function addRatios(rows) {
   }
 }
 
+/**
+ * Starts one process per competitor (set up one after another), then runs the
+ * rounds interleaved, rotating the order each round, so that a change in the load
+ * of the machine falls on every row alike.
+ */
 async function runScenario(scenario, ctx) {
   const rows = [];
   for (const competitor of COMPETITORS) {
     const reason = skipReason(competitor, scenario, ctx);
     if (reason === 'not run') continue;
-    const row = { id: competitor.id, label: competitor.label };
+    const row = { id: competitor.id, label: competitor.label, rounds: [] };
     rows.push(row);
     if (reason) {
       Object.assign(row, { status: 'skipped', reason });
       continue;
     }
-    process.stderr.write(`  ${scenario.id.padEnd(3)} ${competitor.label.padEnd(19)} `);
-    const started = process.hrtime.bigint();
     const argv = commandFor(competitor, scenario, ctx.bun);
-    const job = await runJob(argv, envFor(competitor), ctx.timeoutMs);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    if (job.ok) {
-      const { rounds, info } = job.result;
+    row.session = new Session(reaper, argv, envFor(competitor));
+    try {
+      await row.session.next(ctx.timeoutMs);
+      row.status = 'ok';
+    } catch (error) {
+      fail(row, error);
+    }
+  }
+  process.stderr.write(`${scenario.id}. ${scenario.title}\n`);
+  const running = () => rows.filter((r) => r.status === 'ok');
+  for (let r = 0; r < scenario.params.rounds && !interrupted; r++) {
+    const order = running();
+    for (let i = 0; i < order.length && !interrupted; i++) {
+      const row = order[(i + r) % order.length];
+      try {
+        row.rounds.push(await row.session.round(ctx.timeoutMs));
+      } catch (error) {
+        fail(row, error);
+      }
+    }
+    process.stderr.write(`  round ${r + 1}/${scenario.params.rounds}\n`);
+  }
+  for (const row of running()) {
+    try {
+      row.info = await row.session.end(ctx.timeoutMs);
+      const { rounds } = row;
       const medians = Object.fromEntries(
         Object.keys(rounds[0]).map((k) => [k, summarize(rounds, k).median]),
       );
-      Object.assign(row, { status: 'ok', ...summarize(rounds, scenario.metric), medians });
-      Object.assign(row, { rounds, info, seconds });
-      process.stderr.write(`${row.median.toFixed(1)} ${scenario.unit} (${seconds.toFixed(1)} s)\n`);
-    } else {
-      Object.assign(row, { status: 'failed', reason: job.reason, seconds });
-      process.stderr.write(`FAILED ${job.reason}\n`);
+      Object.assign(row, summarize(rounds, scenario.metric), { medians });
+      process.stderr.write(`  ${row.label.padEnd(19)} ${num(row.median)} ${scenario.unit}\n`);
+    } catch (error) {
+      fail(row, error);
     }
   }
+  for (const row of rows) delete row.session;
   addRatios(rows);
   return { ...scenario, rows };
 }
+
+function fail(row, error) {
+  Object.assign(row, { status: 'failed', reason: error.message });
+  process.stderr.write(`  ${row.label}: FAILED ${error.message}\n`);
+  row.session?.stop();
+}
+
+const num = (v) => (v >= 100 ? Math.round(v).toLocaleString('en') : v.toFixed(1));
 
 function versions(ctx) {
   const manifest = new URL('package.json', import.meta.resolve('execa'));
@@ -182,7 +182,7 @@ async function main() {
   const ctx = {
     bun: findBun(),
     pidwatchBuilt: existsSync(join(here, '..', 'dist', 'index.js')),
-    timeoutMs: (opts.quick ? 60 : 300) * 1000,
+    timeoutMs: (opts.quick ? 60 : 180) * 1000,
   };
   const notes = [];
   if (!ctx.bun) notes.push('Bun.spawn: skipped: no bun (put bun on PATH or set BUN=/path/to/bun)');
@@ -194,12 +194,11 @@ async function main() {
   const results = [];
   for (const scenario of plan) {
     results.push(await runScenario(scenario, ctx));
-    if (process.exitCode === 130) return;
+    if (interrupted) return;
   }
   const failed = results.flatMap((s) => s.rows).filter((r) => r.status === 'failed');
   const result = {
     mode: opts.quick ? 'quick' : 'full',
-    rounds: opts.quick ? 3 : 5,
     machine: machine(),
     versions: versions(ctx),
     seconds: (Date.now() - started) / 1000,

@@ -1,23 +1,41 @@
-// Runs one scenario for one competitor in this fresh process and prints the result
-// as JSON on stdout. Started by bench/index.mjs (under bench/.build/floor-reaper,
-// which reaps anything left behind); not meant to be run by hand, but it can be:
+// Runs one scenario for one competitor in this fresh process, one round at a time
+// on request, so the orchestrator can interleave the rounds of all competitors.
+// Started by bench/index.mjs under bench/.build/floor-reaper (which reaps anything
+// left behind). The protocol, the same for the C floor programs, one line each:
 //
-//   node --expose-gc bench/runner.mjs COMPETITOR KIND '{"n":100,"rounds":3,...}'
+//   out: {"ready":true}      setup done (memory touched, idle children up, warm-up)
+//   in:  round               out: {...figures of one round...}
+//   in:  end (or EOF)        out: {"done":true,"info":{...}}, after the teardown
+//
+//   node --expose-gc bench/runner.mjs COMPETITOR KIND '{"n":100,...}'
+import { createInterface } from 'node:readline';
 import { loadCompetitor } from './lib/competitors.mjs';
 import { scenarios } from './lib/scenarios.mjs';
 
 const [name, kind, params] = process.argv.slice(2);
-const scenario = scenarios[kind];
-if (name === undefined || scenario === undefined) {
+const setup = scenarios[kind];
+if (name === undefined || setup === undefined) {
   process.stderr.write(`usage: runner.mjs COMPETITOR (${Object.keys(scenarios)}) PARAMS_JSON\n`);
   process.exit(2);
 }
 
+const send = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
 try {
   const { adapter, info } = await loadCompetitor(name);
-  const result = await scenario(adapter, JSON.parse(params ?? '{}'));
-  process.stdout.write(`${JSON.stringify({ ...result, info })}\n`);
+  const scenario = await setup(adapter, JSON.parse(params ?? '{}'));
+  send({ ready: true });
+  try {
+    for await (const line of createInterface({ input: process.stdin })) {
+      if (line === 'end') break;
+      if (line === 'round') send(await scenario.round());
+    }
+  } finally {
+    await scenario.teardown();
+  }
+  send({ done: true, info });
+  process.stdin.destroy();
 } catch (error) {
   process.stderr.write(`${name} ${kind}: ${error?.stack ?? error}\n`);
-  process.exitCode = 1;
+  process.exit(1);
 }

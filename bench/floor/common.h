@@ -111,3 +111,25 @@ static inline double quantile(double* v, long n, double q) {
   if (rank > n) rank = n;
   return v[rank - 1];
 }
+
+// The round protocol of bench/runner.mjs: {"ready":true} once set up, then one
+// line of figures per `round` read on stdin, until `end` or EOF.
+static inline void serve(void (*round)(void)) {
+  printf("{\"ready\":true}\n");
+  fflush(stdout);
+  char line[64];
+  while (fgets(line, sizeof line, stdin) != NULL) {
+    if (strcmp(line, "end\n") == 0) break;
+    if (strcmp(line, "round\n") == 0) {
+      round();
+      printf("\n");
+      fflush(stdout);
+    }
+  }
+}
+
+static inline void finish(void) {
+  idle_stop();
+  printf("{\"done\":true,\"info\":{}}\n");
+  fflush(stdout);
+}

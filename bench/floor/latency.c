@@ -2,9 +2,10 @@
 // then, timed, pidfd_send_signal(SIGKILL), epoll_wait on the pidfd and
 // waitid(P_PIDFD): the path an event loop built on pidfds takes.
 //
-//   floor-latency samples=S rounds=R [idle=K] [settle_ms=2]
+//   floor-latency samples=S [idle=K] [settle_ms=2]
 //
-// Prints {"rounds":[{"p50":us,"p99":us}, ...]} on stdout.
+// Speaks the round protocol of bench/runner.mjs (see serve() in common.h); each
+// round prints {"p50":us,"p99":us}.
 #include <linux/sched.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -63,27 +64,27 @@ static double one_sample(int epfd, long settle_ms) {
   return t1 - t0;
 }
 
+static int epfd;
+static long samples, settle_ms;
+static double* v;
+
+static void latency_round(void) {
+  for (long i = 0; i < samples; i++) v[i] = one_sample(epfd, settle_ms);
+  double p50 = quantile(v, samples, 0.5);
+  double p99 = quantile(v, samples, 0.99);
+  printf("{\"p50\":%.3f,\"p99\":%.3f}", p50, p99);
+}
+
 int main(int argc, char** argv) {
-  long samples = arg_long(argc, argv, "samples", 200);
-  long rounds = arg_long(argc, argv, "rounds", 5);
-  long settle_ms = arg_long(argc, argv, "settle_ms", 2);
+  samples = arg_long(argc, argv, "samples", 200);
+  settle_ms = arg_long(argc, argv, "settle_ms", 2);
   idle_start(arg_long(argc, argv, "idle", 0));
-
-  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) die("epoll_create1");
-  double* v = calloc((size_t)samples, sizeof(double));
+  v = calloc((size_t)samples, sizeof(double));
   if (v == NULL) die("calloc");
-
   for (long i = 0; i < samples / 10; i++) one_sample(epfd, settle_ms);
-  printf("{\"rounds\":[");
-  for (long r = 0; r < rounds; r++) {
-    for (long i = 0; i < samples; i++) v[i] = one_sample(epfd, settle_ms);
-    double p50 = quantile(v, samples, 0.5);
-    double p99 = quantile(v, samples, 0.99);
-    printf("%s{\"p50\":%.3f,\"p99\":%.3f}", r ? "," : "", p50, p99);
-  }
-  printf("]}\n");
-  fflush(stdout);
-  free(v);
+  serve(latency_round);
+  finish();
   return 0;
 }

@@ -1,12 +1,13 @@
 // The floor for spawning: glibc posix_spawn (clone with CLONE_VM | CLONE_VFORK,
 // then execve) and waitpid, with nothing else in the process.
 //
-//   floor-spawn mode=seq n=N rounds=R warmup=W [resident=MiB] [idle=K]
-//   floor-spawn mode=conc n=N rounds=R
-//   floor-spawn mode=fanout n=N rounds=R sleep=SEC
+//   floor-spawn mode=seq n=N warmup=W [resident=MiB] [idle=K]
+//   floor-spawn mode=conc n=N
+//   floor-spawn mode=fanout n=N sleep=SEC
 //
-// Prints {"rounds":[{...}, ...]} on stdout, one object per round, in the units the
-// JavaScript runners use (see bench/lib/scenarios.mjs).
+// Speaks the round protocol of bench/runner.mjs (see serve() in common.h); each
+// round prints its figures in the units the JavaScript runners use
+// (bench/lib/scenarios.mjs).
 #include <sys/resource.h>
 
 #include "common.h"
@@ -28,32 +29,21 @@ static void run_true(long n) {
   for (long i = 0; i < n; i++) wait_one(spawn_ignored("/bin/true", true_args));
 }
 
-static void seq(long n, long rounds, long warmup) {
-  run_true(warmup);
-  printf("{\"rounds\":[");
-  for (long r = 0; r < rounds; r++) {
-    double t0 = now_us();
-    run_true(n);
-    double t1 = now_us();
-    printf("%s{\"usPerOp\":%.3f}", r ? "," : "", (t1 - t0) / (double)n);
-  }
-  printf("]}\n");
+static long n_ops;
+
+static void seq_round(void) {
+  double t0 = now_us();
+  run_true(n_ops);
+  printf("{\"usPerOp\":%.3f}", (now_us() - t0) / (double)n_ops);
 }
 
-static void conc(long n, long rounds) {
-  pid_t* pids = calloc((size_t)n, sizeof(pid_t));
-  if (pids == NULL) die("calloc");
-  run_true(n / 10);
-  printf("{\"rounds\":[");
-  for (long r = 0; r < rounds; r++) {
-    double t0 = now_us();
-    for (long i = 0; i < n; i++) pids[i] = spawn_ignored("/bin/true", true_args);
-    for (long i = 0; i < n; i++) wait_one(pids[i]);
-    double t1 = now_us();
-    printf("%s{\"ms\":%.3f}", r ? "," : "", (t1 - t0) / 1e3);
-  }
-  printf("]}\n");
-  free(pids);
+static pid_t* pids;
+
+static void conc_round(void) {
+  double t0 = now_us();
+  for (long i = 0; i < n_ops; i++) pids[i] = spawn_ignored("/bin/true", true_args);
+  for (long i = 0; i < n_ops; i++) wait_one(pids[i]);
+  printf("{\"ms\":%.3f}", (now_us() - t0) / 1e3);
 }
 
 static double cpu_ms(void) {
@@ -72,52 +62,45 @@ static long rss_kib(void) {
   return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static void fanout(long n, long rounds, long sleep_s) {
-  char seconds[32];
-  snprintf(seconds, sizeof seconds, "%ld", sleep_s);
-  char* args[] = {"sleep", seconds, NULL};
-  pid_t* pids = calloc((size_t)n, sizeof(pid_t));
-  if (pids == NULL) die("calloc");
-  printf("{\"rounds\":[");
-  for (long r = 0; r < rounds; r++) {
-    long rss0 = rss_kib();
-    double cpu0 = cpu_ms();
-    double t0 = now_us();
-    for (long i = 0; i < n; i++) pids[i] = spawn_ignored("/bin/sleep", args);
-    double spawned = now_us();
-    long rss1 = rss_kib();
-    for (long i = 0; i < n; i++) {
-      int status;
-      while (waitpid(-1, &status, 0) < 0) {
-        if (errno != EINTR) die("waitpid");
-      }
-    }
-    double t1 = now_us();
-    double cpu = cpu_ms() - cpu0;
-    printf("%s{\"lastExitMs\":%.3f,\"spawnMs\":%.3f,\"cpuMsPer1000\":%.3f,\"rssKiBPerChild\":%.4f}",
-           r ? "," : "", (t1 - t0) / 1e3, (spawned - t0) / 1e3, cpu * 1000.0 / (double)n,
-           (double)(rss1 - rss0) / (double)n);
-  }
-  printf("]}\n");
-  free(pids);
+static char* sleep_args[] = {"sleep", "1", NULL};
+
+static void fanout_round(void) {
+  long rss0 = rss_kib();
+  double cpu0 = cpu_ms();
+  double t0 = now_us();
+  for (long i = 0; i < n_ops; i++) pids[i] = spawn_ignored("/bin/sleep", sleep_args);
+  double spawned = now_us();
+  long rss1 = rss_kib();
+  for (long i = 0; i < n_ops; i++) wait_one(pids[i]);
+  double t1 = now_us();
+  double cpu = cpu_ms() - cpu0;
+  printf("{\"lastExitMs\":%.3f,\"spawnMs\":%.3f,\"cpuMsPer1000\":%.3f,\"rssKiBPerChild\":%.4f}",
+         (t1 - t0) / 1e3, (spawned - t0) / 1e3, cpu * 1000.0 / (double)n_ops,
+         (double)(rss1 - rss0) / (double)n_ops);
 }
 
 int main(int argc, char** argv) {
   const char* mode = arg_str(argc, argv, "mode", "seq");
-  long n = arg_long(argc, argv, "n", 1000);
-  long rounds = arg_long(argc, argv, "rounds", 5);
+  n_ops = arg_long(argc, argv, "n", 1000);
+  pids = calloc((size_t)n_ops, sizeof(pid_t));
+  if (pids == NULL) die("calloc");
   if (strcmp(mode, "seq") == 0) {
     hold_resident(arg_long(argc, argv, "resident", 0));
     idle_start(arg_long(argc, argv, "idle", 0));
-    seq(n, rounds, arg_long(argc, argv, "warmup", n / 10));
+    run_true(arg_long(argc, argv, "warmup", n_ops / 10));
+    serve(seq_round);
   } else if (strcmp(mode, "conc") == 0) {
-    conc(n, rounds);
+    run_true(n_ops / 10);
+    serve(conc_round);
   } else if (strcmp(mode, "fanout") == 0) {
-    fanout(n, rounds, arg_long(argc, argv, "sleep", 1));
+    static char seconds[32];
+    snprintf(seconds, sizeof seconds, "%ld", arg_long(argc, argv, "sleep", 1));
+    sleep_args[1] = seconds;
+    serve(fanout_round);
   } else {
     fprintf(stderr, "floor-spawn: unknown mode %s\n", mode);
     return 2;
   }
-  fflush(stdout);
+  finish();
   return 0;
 }

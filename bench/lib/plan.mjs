@@ -16,15 +16,15 @@ export const COMPETITORS = [
  * as key=value), the metric compared across rows, and how to print it.
  */
 export function scenarios({ quick }) {
-  const size = (n) => (quick ? Math.round(n / 10) : n);
-  const rounds = quick ? 3 : 5;
+  const size = (n, least = 1) => (quick ? Math.max(least, Math.round(n / 10)) : n);
+  const rounds = quick ? 5 : 10;
   return [
     {
       id: '1',
       title: 'Sequential spawn+exit of /bin/true',
       kind: 'seq',
       floor: 'spawn',
-      params: { mode: 'seq', n: size(1000), rounds, warmup: size(100) },
+      params: { mode: 'seq', n: size(300), rounds, warmup: size(100) },
       metric: 'usPerOp',
       unit: 'us/spawn',
       sigchld: true,
@@ -34,7 +34,7 @@ export function scenarios({ quick }) {
       title: `${size(1000).toLocaleString('en')} concurrent spawns of /bin/true`,
       kind: 'conc',
       floor: 'spawn',
-      params: { mode: 'conc', n: size(1000), rounds },
+      params: { mode: 'conc', n: size(1000), rounds: quick ? 3 : 5 },
       metric: 'ms',
       unit: 'ms total',
     },
@@ -43,7 +43,7 @@ export function scenarios({ quick }) {
       title: `Sequential spawn+exit, ${size(2048)} MiB resident in the parent`,
       kind: 'seq',
       floor: 'spawn',
-      params: { mode: 'seq', n: size(100), rounds, warmup: size(10), resident: size(2048) },
+      params: { mode: 'seq', n: size(30, 5), rounds, warmup: 5, resident: size(2048) },
       metric: 'usPerOp',
       unit: 'us/spawn',
     },
@@ -52,7 +52,7 @@ export function scenarios({ quick }) {
       title: `Sequential spawn+exit, ${size(2000).toLocaleString('en')} idle children alive`,
       kind: 'seq',
       floor: 'spawn',
-      params: { mode: 'seq', n: size(500), rounds, warmup: size(50), idle: size(2000) },
+      params: { mode: 'seq', n: size(200), rounds, warmup: size(50), idle: size(2000) },
       metric: 'usPerOp',
       unit: 'us/spawn',
       sigchld: true,
@@ -62,7 +62,7 @@ export function scenarios({ quick }) {
       title: 'Exit latency, kill(SIGKILL) to exit seen, no idle children',
       kind: 'latency',
       floor: 'latency',
-      params: { samples: size(200), rounds, idle: 0, settle_ms: 2 },
+      params: { samples: size(100), rounds, idle: 0, settle_ms: 2 },
       metric: 'p50',
       unit: 'us p50',
       sigchld: true,
@@ -72,7 +72,7 @@ export function scenarios({ quick }) {
       title: `Exit latency, kill(SIGKILL) to exit seen, ${size(2000).toLocaleString('en')} idle children`,
       kind: 'latency',
       floor: 'latency',
-      params: { samples: size(200), rounds, idle: size(2000), settle_ms: 2 },
+      params: { samples: size(100), rounds, idle: size(2000), settle_ms: 2 },
       metric: 'p50',
       unit: 'us p50',
       sigchld: true,
@@ -82,7 +82,7 @@ export function scenarios({ quick }) {
       title: `Fan-out: ${size(10000).toLocaleString('en')} children sleeping 1 s, started together`,
       kind: 'fanout',
       floor: 'spawn',
-      params: { mode: 'fanout', n: size(10000), rounds: quick ? 2 : 3, sleep: 1 },
+      params: { mode: 'fanout', n: size(10000), rounds: quick ? 1 : 3, sleep: 1 },
       metric: 'lastExitMs',
       unit: 'ms to last exit',
     },

@@ -32,7 +32,9 @@ function more(scenario, row) {
 function cells(result) {
   const lines = [];
   for (const s of result.scenarios) {
-    lines.push({ title: `${s.id}. ${s.title} [${s.unit}]` });
+    lines.push({
+      title: `${s.id}. ${s.title} [${s.unit}, median of ${s.params.rounds} round${s.params.rounds > 1 ? 's' : ''}]`,
+    });
     for (const row of s.rows) {
       const ok = row.status === 'ok';
       lines.push({
@@ -83,11 +85,13 @@ export function renderMarkdown(result) {
     `- Machine: ${describeMachine(m)}`,
     `- Competitors: ${result.versions}`,
     '',
-    `Each row runs in a fresh process of its own, one scenario at a time. The median is`,
-    `over ${result.rounds} rounds (after a warm-up), the spread is the lowest and highest`,
-    'round; ratios divide medians, so lower is better and 1.00x is the C floor. Every',
-    "competitor runs with stdio `'ignore'` on fds 0-2 in every row (no pipes to create",
-    'or read), so the rows compare the same work.',
+    'Each competitor runs each scenario in a fresh process of its own (set up and warmed',
+    'up before timing), and the rounds of all competitors are interleaved, the order',
+    'rotating each round, so that a change in the load of the machine falls on every',
+    'row alike. The median is over the rounds (their count is in each title), the spread',
+    'is the lowest and the highest round; ratios divide medians, so lower is better and',
+    "1.00x is the C floor. Every competitor runs with stdio `'ignore'` on fds 0-2 in",
+    'every row (no pipes to create or read), so the rows compare the same work.',
     '',
     '- C floor: a C program doing the same work with nothing else in the process:',
     '  posix_spawn + waitpid for the spawn scenarios (holding the same touched memory',

@@ -1,6 +1,6 @@
-// The scenarios as one competitor runs them, inside its own fresh process. Each
-// returns { rounds: [...] } in the same units as the C floor programs
-// (bench/floor/*.c), so the orchestrator treats every row alike.
+// The scenarios as one competitor runs them, inside its own fresh process. A round
+// returns its figures in the same units as the C floor programs (bench/floor/*.c),
+// so the orchestrator treats every row alike.
 import { setTimeout as delay } from 'node:timers/promises';
 
 const TRUE = '/bin/true';
@@ -41,35 +41,33 @@ async function stopIdle(idle) {
 }
 
 /** 1, 3, 4: sequential spawn+exit, optionally with memory held or idle children. */
-async function seq(c, { n, rounds, warmup, resident: mib = 0, idle: idleCount = 0 }) {
+async function seq(c, { n, warmup, resident: mib = 0, idle: idleCount = 0 }) {
   holdResident(mib);
   const idle = startIdle(c, idleCount);
-  try {
-    await runTrue(c, warmup);
-    const out = [];
-    for (let r = 0; r < rounds; r++) {
+  await runTrue(c, warmup);
+  return {
+    async round() {
       const t0 = now();
       await runTrue(c, n);
-      out.push({ usPerOp: microseconds(t0, now()) / n });
-    }
-    return { rounds: out, rssMiB: process.memoryUsage.rss() / 2 ** 20 };
-  } finally {
-    await stopIdle(idle);
-  }
+      return { usPerOp: microseconds(t0, now()) / n };
+    },
+    teardown: () => stopIdle(idle),
+  };
 }
 
 /** 2: n spawns started together; the round ends when the last exit is seen. */
-async function conc(c, { n, rounds }) {
+async function conc(c, { n }) {
   await runTrue(c, n / 10);
-  const out = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = now();
-    const started = [];
-    for (let i = 0; i < n; i++) started.push(c.start(TRUE, []).exited);
-    await Promise.all(started);
-    out.push({ ms: microseconds(t0, now()) / 1e3 });
-  }
-  return { rounds: out };
+  return {
+    async round() {
+      const t0 = now();
+      const started = [];
+      for (let i = 0; i < n; i++) started.push(c.start(TRUE, []).exited);
+      await Promise.all(started);
+      return { ms: microseconds(t0, now()) / 1e3 };
+    },
+    async teardown() {},
+  };
 }
 
 function quantile(sorted, q) {
@@ -87,21 +85,18 @@ async function oneLatency(c, settleMs) {
 }
 
 /** 5: kill(SIGKILL) to the exit seen in JS, with `idle` children alive. */
-async function latency(c, { samples, rounds, idle: idleCount = 0, settle_ms: settleMs = 2 }) {
+async function latency(c, { samples, idle: idleCount = 0, settle_ms: settleMs = 2 }) {
   const idle = startIdle(c, idleCount);
-  try {
-    for (let i = 0; i < samples / 10; i++) await oneLatency(c, settleMs);
-    const out = [];
-    for (let r = 0; r < rounds; r++) {
+  for (let i = 0; i < samples / 10; i++) await oneLatency(c, settleMs);
+  return {
+    async round() {
       const v = [];
       for (let i = 0; i < samples; i++) v.push(await oneLatency(c, settleMs));
       v.sort((a, b) => a - b);
-      out.push({ p50: quantile(v, 0.5), p99: quantile(v, 0.99) });
-    }
-    return { rounds: out };
-  } finally {
-    await stopIdle(idle);
-  }
+      return { p50: quantile(v, 0.5), p99: quantile(v, 0.99) };
+    },
+    teardown: () => stopIdle(idle),
+  };
 }
 
 /**
@@ -110,29 +105,34 @@ async function latency(c, { samples, rounds, idle: idleCount = 0, settle_ms: set
  * over the whole round, and the RSS the parent grew by per child still unreaped
  * right after the loop (every child is still counted live by then).
  */
-async function fanout(c, { n, rounds, sleep }) {
+async function fanout(c, { n, sleep }) {
   const args = [String(sleep)];
-  const out = [];
-  for (let r = 0; r < rounds; r++) {
-    collectGarbage();
-    const rss0 = process.memoryUsage.rss();
-    const cpu0 = process.cpuUsage();
-    const t0 = now();
-    const started = [];
-    for (let i = 0; i < n; i++) started.push(c.start(SLEEP, args).exited);
-    const spawned = now();
-    const rss1 = process.memoryUsage.rss();
-    await Promise.all(started);
-    const t1 = now();
-    const cpu = process.cpuUsage(cpu0);
-    out.push({
-      lastExitMs: microseconds(t0, t1) / 1e3,
-      spawnMs: microseconds(t0, spawned) / 1e3,
-      cpuMsPer1000: ((cpu.user + cpu.system) / 1e3) * (1000 / n),
-      rssKiBPerChild: (rss1 - rss0) / 1024 / n,
-    });
-  }
-  return { rounds: out };
+  return {
+    async round() {
+      collectGarbage();
+      const rss0 = process.memoryUsage.rss();
+      const cpu0 = process.cpuUsage();
+      const t0 = now();
+      const started = [];
+      for (let i = 0; i < n; i++) started.push(c.start(SLEEP, args).exited);
+      const spawned = now();
+      const rss1 = process.memoryUsage.rss();
+      await Promise.all(started);
+      const t1 = now();
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        lastExitMs: microseconds(t0, t1) / 1e3,
+        spawnMs: microseconds(t0, spawned) / 1e3,
+        cpuMsPer1000: ((cpu.user + cpu.system) / 1e3) * (1000 / n),
+        rssKiBPerChild: (rss1 - rss0) / 1024 / n,
+      };
+    },
+    async teardown() {},
+  };
 }
 
+/**
+ * Each scenario: setup(competitor, params) does the untimed part (memory, idle
+ * children, warm-up) and returns { round(), teardown() }; round() measures once.
+ */
 export const scenarios = { seq, conc, latency, fanout };
