@@ -31,7 +31,8 @@ Options:
 Each job's output is buffered and written whole when the job ends, so outputs never
 interleave. Exit status: the number of failed jobs (at most 101); 2 on bad usage;
 130 after SIGINT and 143 after SIGTERM, which stop starting jobs, send the running
-ones SIGTERM (SIGKILL 2 s later) and exit once all of them are reaped.
+ones SIGTERM (SIGKILL 2 s later, or at a second SIGINT) and exit once all of them
+are reaped.
 `;
 
 const OPTIONS = {
@@ -187,6 +188,8 @@ export async function runRun(argv: string[]): Promise<number> {
 
   let stoppedBy: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
+    // A second Ctrl-C does not wait for the grace period.
+    if (stoppedBy !== null) run.kill('SIGKILL');
     stoppedBy ??= signal;
     run.abort(signal);
   };

@@ -24,6 +24,8 @@ export interface RunHandle<T extends string | Buffer> {
   done: Promise<RunSummary<T>>;
   /** Stops starting jobs, kills the running ones; `done` then rejects with an AbortError. */
   abort(reason?: unknown): void;
+  /** Sends `signal` to every running process of the run now, with no escalation. */
+  kill(signal: NodeJS.Signals | number): void;
 }
 
 /** A job that holds a concurrency slot, across its retries. */
@@ -102,6 +104,10 @@ class Run<T extends string | Buffer> {
     if (this.stopped && this.aborted !== null) return;
     this.aborted ??= { reason };
     this.stop(true);
+  }
+
+  kill(signal: NodeJS.Signals | number): void {
+    for (const slot of this.running) slot.attempt?.proc?.kill(signal);
   }
 
   /** Pulls jobs from the source while there is a free slot: never reads further ahead. */
@@ -273,5 +279,9 @@ export function startRun<T extends string | Buffer>(
   const settings = checkRunOptions(options);
   const run = new Run<T>(iterate(jobs), settings, options ?? {}, hooks);
   run.start();
-  return { done: run.done, abort: (reason) => run.abort(reason) };
+  return {
+    done: run.done,
+    abort: (reason) => run.abort(reason),
+    kill: (signal) => run.kill(signal),
+  };
 }
