@@ -151,19 +151,22 @@ describe('pidfd', () => {
 
 describe('the event loop', () => {
   it('lets Node exit while an unref’d child still runs', async () => {
-    const result = await runNode([fixture('unref.mjs')]);
-    expect(result.stderr).toBe('');
-    expect(result).toMatchObject({ code: 0, signal: null });
+    const result = await runNode([fixture('unref.mjs')], { timeout: 10_000 });
     const pid = Number(result.stdout.trim());
-    expect(pid).toBeGreaterThan(0);
-    // the sleep outlived the script that spawned it and was not killed by its exit
-    const stat = procStat(pid);
-    expect(stat?.comm).toBe('sleep');
-    expect(stat?.state).not.toBe('Z');
-    process.kill(pid, 'SIGKILL');
+    try {
+      expect(result.stderr).toBe('');
+      expect(result).toMatchObject({ code: 0, signal: null });
+      expect(pid).toBeGreaterThan(0);
+      // the sleep outlived the script that spawned it and was not killed by its exit
+      const stat = procStat(pid);
+      expect(stat?.comm).toBe('sleep');
+      expect(stat?.state).not.toBe('Z');
+    } finally {
+      if (pid > 0 && procStat(pid)?.comm === 'sleep') process.kill(pid, 'SIGKILL');
+    }
     // orphaned: its new parent reaps it, or (an init that does not reap) it stays a
     // zombie that is not this test's
-    await waitFor(() => procStat(pid)?.state !== 'S' && procStat(pid)?.state !== 'R', 'kill');
+    await waitFor(() => !['S', 'R'].includes(procStat(pid)?.state ?? ''), 'the kill');
   });
 
   it('keeps Node alive for a child that was unref’d and ref’d again', async () => {
