@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SpawnError } from '../src/index.js';
-import { type JobResult, type Progress, runJobs } from '../src/runner/index.js';
+import { type JobResult, type Progress, runJobs, SpawnError } from '../src/index.js';
 
 const fixture = (name: string) =>
   fileURLToPath(new URL(`./fixtures/runner/${name}`, import.meta.url));

@@ -19,11 +19,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.js')).runRun,
-  wait: async () => {
-    const specifier = './wait.js';
-    const module = (await import(specifier)) as { runWait: Command };
-    return module.runWait;
-  },
+  wait: async () => (await import('./wait.js')).runWait,
 };
 
 function version(): string {

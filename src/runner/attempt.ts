@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream';
-import { SpawnError, type Subprocess, spawn } from '../index.js';
+import { SpawnError } from '../errors.js';
+import { spawn } from '../spawn.js';
+import type { Subprocess } from '../subprocess.js';
 import type { ExitStatus } from '../types.js';
 import type { Job } from './types.js';
 import { attemptOptions, type RunSettings } from './validate.js';

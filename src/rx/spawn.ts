@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream';
 import { Observable } from 'rxjs';
-import { type Subprocess, spawn } from '../index.js';
 import { terminate } from '../runner/terminate.js';
+import { spawn } from '../spawn.js';
+import type { Subprocess } from '../subprocess.js';
 import type { ExitStatus, SpawnOptions } from '../types.js';
 
 export type ProcessEvent =
