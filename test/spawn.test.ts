@@ -141,6 +141,24 @@ describe('refusals come back as a synchronous SpawnError', () => {
     expect(error).toMatchObject({ code: 'ENOTDIR', errno: -constants.errno.ENOTDIR });
   });
 
+  it('a script whose interpreter is missing: ENOENT from execve', () => {
+    const script = join(scratch, 'bad-interpreter');
+    writeFileSync(script, '#!/nonexistent/interpreter\n', { mode: 0o755 });
+    const error = spawnFailure(script);
+    expect(error).toMatchObject({ code: 'ENOENT', syscall: 'execve', path: script });
+  });
+
+  it('an argument longer than the kernel takes: E2BIG', () => {
+    // MAX_ARG_STRLEN is 32 pages: 128 KiB
+    const error = spawnFailure('/bin/true', ['x'.repeat(256 * 1024)]);
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({
+      code: 'E2BIG',
+      errno: -constants.errno.E2BIG,
+      syscall: 'execve',
+    });
+  });
+
   it('a missing cwd: ENOENT from chdir', () => {
     const error = spawnFailure('/bin/true', [], { cwd: join(scratch, 'no-such-dir') });
     expect(error).toBeInstanceOf(SpawnError);
