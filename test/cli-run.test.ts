@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseArgs, UsageError } from '../src/cli/args.js';
+import { tagLines } from '../src/cli/run/output.js';
+import { CommandTemplate, shellQuote } from '../src/cli/run/template.js';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixture = (name: string) =>
@@ -58,6 +61,57 @@ async function waitFor<T>(probe: () => T | undefined, what: string): Promise<T> 
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+describe('command lines', () => {
+  it('expands the replacement strings of GNU parallel', () => {
+    const template = new CommandTemplate([
+      'cp',
+      '{}',
+      'out/{/.}.bak',
+      '{//}',
+      '{/}',
+      '{.}',
+      '#{#}',
+    ]);
+    expect(template.expand('src/a.b/file.tar.gz', 7)).toEqual([
+      'cp',
+      'src/a.b/file.tar.gz',
+      'out/file.tar.bak',
+      'src/a.b',
+      'file.tar.gz',
+      'src/a.b/file.tar',
+      '#7',
+    ]);
+    expect(new CommandTemplate(['echo', '-n']).expand('x y', 1)).toEqual(['echo', '-n', 'x y']);
+    expect(new CommandTemplate(['echo', '{.}']).expand('.hidden', 1)).toEqual(['echo', '.hidden']);
+  });
+
+  it('quotes a command for the joblog as a shell would read it back', () => {
+    expect(shellQuote(['sh', '-c', "echo 'hi' $x", 'a/b.c'])).toBe(
+      `sh -c 'echo '\\''hi'\\'' $x' a/b.c`,
+    );
+  });
+
+  it('tags every line, including a last one without a newline', () => {
+    expect(tagLines(Buffer.from('a\nb\n\nc'), 'in\t').toString()).toBe('in\ta\nin\tb\nin\t\nin\tc');
+  });
+
+  it('parses option clusters, inline values and stops at the command', () => {
+    const spec = { jobs: { short: 'j', value: true }, 'keep-order': { short: 'k' }, tag: {} };
+    const parsed = parseArgs(['-kj4', '--tag', 'echo', '-n', '--tag'], spec, {
+      stopAtPositional: true,
+    });
+    expect(Object.fromEntries(parsed.options)).toEqual({
+      'keep-order': true,
+      jobs: '4',
+      tag: true,
+    });
+    expect(parsed.positionals).toEqual(['echo', '-n', '--tag']);
+    expect(parseArgs(['--jobs=2', '--', '-x'], spec).positionals).toEqual(['-x']);
+    expect(() => parseArgs(['--tag=1'], spec)).toThrow(UsageError);
+    expect(() => parseArgs(['-x'], spec)).toThrow('unknown option -x');
+  });
+});
 
 describe('pidwatch (main)', () => {
   it('--help and --version exit 0; no or an unknown command exits 2', async () => {
