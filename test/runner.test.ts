@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -270,6 +270,25 @@ describe('runJobs', () => {
     expect(order.sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(seen.at(-1)).toEqual({ started: 6, finished: 6, failed: 3, running: 0 });
     expect(seen.every((p) => p.running <= 2 && p.finished <= p.started)).toBe(true);
+  });
+
+  it('leaves no fd open and no process behind, whatever the jobs did', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const jobs = Array.from(
+      { length: 60 },
+      (_, i) =>
+        [
+          ['sh', '-c', 'echo out; echo err >&2'],
+          ['pidwatch-no-such-command-here'],
+          ['sleep', '30'],
+          ['sh', '-c', 'exit 9'],
+        ][i % 4],
+    );
+    const summary = await runJobs(jobs, { concurrency: 16, timeout: 100, forceKillAfter: 500 });
+    expect(summary.failed).toBe(45);
+    for (const r of summary.results) if (r.status.pid > 0) expect(alive(r.status.pid)).toBe(false);
+    expect(fds()).toBe(before);
   });
 
   it('adds no listener per process to a shared emitter', async () => {
