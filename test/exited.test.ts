@@ -130,7 +130,7 @@ describe('exited', () => {
 });
 
 describe('pidfd', () => {
-  it.skipIf(!pidfdMode)('is an open pidfd while running, null after the reap', async () => {
+  it.skipIf(!pidfdMode)('is an open pidfd while running, null after the reap (pidfd mode only)', async () => {
     const proc = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
     expect(typeof proc.pidfd).toBe('number');
     expect(proc.pidfd).toBeGreaterThanOrEqual(0);
@@ -140,7 +140,7 @@ describe('pidfd', () => {
     expect(proc.pidfd).toBeNull();
   });
 
-  it.skipIf(pidfdMode)('is always null in sigchld mode', async () => {
+  it.skipIf(pidfdMode)('is always null (sigchld mode only)', async () => {
     const proc = track(spawn('sleep', ['60'], { stdio: 'ignore' }));
     expect(proc.pidfd).toBeNull();
     proc.kill('SIGKILL');

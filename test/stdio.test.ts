@@ -26,6 +26,7 @@ import {
   runNode,
   trackChildren,
   waitFor,
+  waitForLine,
 } from './helpers/proc.js';
 
 const track = trackChildren();
@@ -77,6 +78,46 @@ describe("'pipe'", () => {
     proc.stdin!.end(bytes);
     const [out] = await Promise.all([readAll(proc.stdout!), proc.exited]);
     expect(out.equals(bytes)).toBe(true);
+  });
+
+  it('reports EPIPE on stdin as an error event when the child closed its end', async () => {
+    const proc = track(
+      spawn('/bin/sh', ['-c', 'exec 0<&-; echo closed; exec sleep 60'], {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      }),
+    );
+    await waitForLine(proc.stdout!, 'closed');
+    const failed = once(proc.stdin!, 'error');
+    proc.stdin!.write(Buffer.alloc(1024 * 1024));
+    const [error] = await failed;
+    expect((error as NodeJS.ErrnoException).code).toBe('EPIPE');
+    proc.kill('SIGKILL');
+    expect((await proc.exited).signal).toBe('SIGKILL');
+  });
+
+  it('resolves exited when the child exits, though a grandchild still holds stdout', async () => {
+    // the background subshell keeps the stdout pipe open until the test writes a line
+    // (through fd 3: a background job's own stdin is /dev/null)
+    const proc = track(
+      spawn('/bin/sh', ['-c', 'exec 3<&0; (read line <&3; echo late) & echo early'], {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      }),
+    );
+    const events: string[] = [];
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (chunk: string) => events.push(chunk.trim()));
+    const ended = once(proc.stdout!, 'end').then(() => events.push('end'));
+    const status = await proc.exited;
+    events.push('exited');
+    expect(status.code).toBe(0);
+    proc.stdin!.end('go\n');
+    await ended;
+    // 'early' may be read before or after the exit is seen; 'late' only after it
+    const text = events.filter((e) => e !== 'exited' && e !== 'end').join('\n');
+    expect(text.split('\n').filter((line) => line !== '')).toEqual(['early', 'late']);
+    const lateAt = events.findIndex((e) => e.includes('late'));
+    expect(events.indexOf('exited')).toBeLessThan(lateAt);
+    expect(events.at(-1)).toBe('end');
   });
 
   it('gives an extra fd as stdio[3]', async () => {
