@@ -126,8 +126,9 @@ export async function waitFor(
 }
 
 /** Resolves with the first line of `stream` that satisfies `match` (a string: equal to it);
- * rejects if the stream ends first. Data before and after stays readable by nobody else:
- * use this on a stream that the test does not otherwise read. */
+ * rejects if the stream ends first. It leaves the stream flowing, so lines after the match
+ * are not kept: call it again before they can arrive, or use it on a stream that the test
+ * does not read otherwise. */
 export function waitForLine(
   stream: Readable,
   match: string | ((line: string) => boolean) = () => true,
