@@ -149,6 +149,15 @@ describe('ExitError', () => {
     expect(error).toMatchObject({ timedOut: true, signal: 'SIGTERM' });
   });
 
+  it('reports an abort', async () => {
+    const controller = new AbortController();
+    const pending = rejection(run('sleep', ['60'], { signal: controller.signal }));
+    controller.abort();
+    const error = await pending;
+    expect(error).toBeInstanceOf(ExitError);
+    expect(error).toMatchObject({ aborted: true, signal: 'SIGTERM' });
+  });
+
   it('carries Buffers with encoding: buffer', async () => {
     const error = await rejection(
       run('/bin/sh', ['-c', 'printf x; exit 1'], { encoding: 'buffer' }),

@@ -118,6 +118,14 @@ describe('exited', () => {
     expect(killed.signalCode).toBe('SIGTERM');
   });
 
+  it('takes ref() and unref() after the exit as no-ops', async () => {
+    const proc = track(spawn('/bin/true', [], { stdio: 'ignore' }));
+    await proc.exited;
+    proc.unref();
+    proc.ref();
+    expect(proc.exitCode).toBe(0);
+  });
+
   it('publishes the status only once the child is reaped', async () => {
     const proc = track(spawn('/bin/true', [], { stdio: 'ignore' }));
     const id = { pid: proc.pid, startTime: procStat(proc.pid)?.startTime ?? null };

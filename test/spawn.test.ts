@@ -195,6 +195,12 @@ describe('what runs', () => {
     expect(stdout).toBe('bin2 x y\n');
   });
 
+  it('searches the default path, as execvp does, when the env has no PATH', async () => {
+    const { status, stdout } = await run('echo', ['no-path'], { env: {} });
+    expect(status.code).toBe(0);
+    expect(stdout).toBe('no-path\n');
+  });
+
   it('does not look up a name that holds a slash', () => {
     const error = spawnFailure('./pw-tool', [], { env: { PATH: bin2 } });
     expect(error.code).toBe('ENOENT');
