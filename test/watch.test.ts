@@ -197,6 +197,21 @@ describe('watch() of a missing PID, and bad arguments', () => {
     expect(() => watch(0x3fffffff)).toThrow(ProcessGoneError);
   });
 
+  it('throws ProcessGoneError for the ID of a thread, which names no process', () => {
+    const tid = Number(readdirSync('/proc/self/task').find((t) => Number(t) !== process.pid));
+    expect(procStat(tid)).not.toBeNull();
+    let caught: unknown;
+    let watched: WatchedProcess | undefined;
+    try {
+      watched = watch(tid);
+    } catch (error) {
+      caught = error;
+    }
+    watched?.close();
+    expect(caught).toBeInstanceOf(ProcessGoneError);
+    expect(caught).toMatchObject({ code: 'ESRCH' });
+  });
+
   it('leaks no fd when the PID is missing', async () => {
     const pid = await missingPid();
     const before = pidfds().length;
