@@ -66,6 +66,19 @@ describe('worker threads', () => {
   });
 });
 
+describe('a worker that ends with its child still running', () => {
+  it('ends, and so does Node, when the child was unref’d', async () => {
+    const result = await runNode([fixture('worker-unref.mjs')], { timeout: 10_000 });
+    const pid = Number(result.stdout.trim());
+    try {
+      expect(result).toMatchObject({ code: 0, signal: null, stderr: '' });
+      expect(procStat(pid)?.comm).toBe('sleep');
+    } finally {
+      await killOrphans(pid > 0 ? [pid] : []);
+    }
+  });
+});
+
 describe('process exit with children running', () => {
   it('process.exit() neither crashes nor aborts, and keeps its exit code', async () => {
     const result = await runNode([fixture('exit-with-children.mjs')]);
