@@ -301,20 +301,26 @@ describe('fds and streams', () => {
     // two children at once, the first holding pipes, so the second could inherit them
     const first = track(spawn('sleep', ['60']));
     const second = track(spawn('sleep', ['60'], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] }));
-    // fds of this process without FD_CLOEXEC reach every child, as with child_process
-    const inherited = inheritableFds();
-    for (const [proc, count] of [
-      [first, 3],
-      [second, 4],
-    ] as const) {
-      const fds = readdirSync(`/proc/${proc.pid}/fd`)
-        .map(Number)
-        .filter((fd) => fd < count || !inherited.includes(fd))
-        .sort((a, b) => a - b);
-      expect(fds).toEqual(Array.from({ length: count }, (_, fd) => fd));
+    try {
+      // fds of this process without FD_CLOEXEC reach every child, as with child_process
+      const inherited = inheritableFds();
+      for (const [proc, count] of [
+        [first, 3],
+        [second, 4],
+      ] as const) {
+        const fds = readdirSync(`/proc/${proc.pid}/fd`)
+          .map(Number)
+          .filter((fd) => fd < count || !inherited.includes(fd))
+          .sort((a, b) => a - b);
+        const described = fds.map((fd) => `${fd} -> ${childFd(proc.pid, fd)}`);
+        expect(described).toEqual(
+          Array.from({ length: count }, (_, fd) => `${fd} -> ${childFd(proc.pid, fd)}`),
+        );
+      }
+    } finally {
+      first.kill('SIGKILL');
+      second.kill('SIGKILL');
+      await Promise.all([first.exited, second.exited]);
     }
-    first.kill('SIGKILL');
-    second.kill('SIGKILL');
-    await Promise.all([first.exited, second.exited]);
   });
 });

@@ -214,14 +214,19 @@ export function stillThere(id: ProcessId): boolean {
 
 /**
  * Records every child a test spawns and, after each test, checks that each one is gone
- * from /proc: exited and reaped, so neither running nor a zombie.
+ * from /proc: exited and reaped, so neither running nor a zombie. Also checks that this
+ * process has no child at all left, whatever started it (exec(), a worker thread).
  */
 export function trackChildren(): <T extends { pid: number }>(proc: T) => T {
   const tracked: ProcessId[] = [];
   afterEach(() => {
-    const left = tracked.filter(stillThere).map((id) => `${id.pid} (${procStat(id.pid)?.state})`);
+    const left = tracked.filter(stillThere).map((id) => id.pid);
     tracked.length = 0;
-    if (left.length > 0) throw new Error(`children left behind: ${left.join(', ')}`);
+    for (const pid of childrenOf()) if (!left.includes(pid)) left.push(pid);
+    if (left.length > 0) {
+      const described = left.map((pid) => `${pid} (${procStat(pid)?.state ?? 'gone'})`);
+      throw new Error(`children left behind: ${described.join(', ')}`);
+    }
   });
   return (proc) => {
     if (proc.pid > 0) tracked.push(identify(proc.pid));
