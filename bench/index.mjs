@@ -109,6 +109,7 @@ function addRatios(rows) {
  * of the machine falls on every row alike.
  */
 async function runScenario(scenario, ctx) {
+  const started = process.hrtime.bigint();
   const rows = [];
   for (const competitor of COMPETITORS) {
     const reason = skipReason(competitor, scenario, ctx);
@@ -157,7 +158,9 @@ async function runScenario(scenario, ctx) {
   }
   for (const row of rows) delete row.session;
   addRatios(rows);
-  return { ...scenario, rows };
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stderr.write(`  (${seconds.toFixed(0)} s)\n`);
+  return { ...scenario, rows, seconds };
 }
 
 function fail(row, error) {
