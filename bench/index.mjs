@@ -112,6 +112,7 @@ async function runScenario(scenario, ctx) {
   const started = process.hrtime.bigint();
   const rows = [];
   for (const competitor of COMPETITORS) {
+    if (interrupted) break;
     const reason = skipReason(competitor, scenario, ctx);
     if (reason === 'not run') continue;
     const row = { id: competitor.id, label: competitor.label, rounds: [] };
