@@ -111,8 +111,9 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   }
   pid_t pid = info[0].As<Napi::Number>().Int32Value();
   int pidfd = sys_pidfd_open(pid);
-  // EINVAL for a PID whose task is already gone: it is gone, not a bad call.
-  if (pidfd == -EINVAL) pidfd = -ESRCH;
+  // EINVAL for a PID whose task is already gone, ENOENT for a thread that is
+  // not a process leader: either way there is no such process.
+  if (pidfd == -EINVAL || pidfd == -ENOENT) pidfd = -ESRCH;
   if (pidfd < 0) return ThrowErrno(env, -pidfd, "pidfd_open", "");
   Napi::Object object = NewHandle(data);
   ProcessHandle::Unwrap(object)->Start(data, pid, pidfd, false, info[1].As<Napi::Function>());
@@ -148,7 +149,7 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   t->hook = hook;
   std::vector<ProcessHandle*> live(data->live.begin(), data->live.end());
   data->live.clear();
-  for (ProcessHandle* handle : live) handle->Teardown(&t->pending, OnTeardownClosed);
+  for (ProcessHandle* handle : live) handle->Teardown(t, &t->pending, OnTeardownClosed);
   if (uv_signal_t* sig = data->sigchld.handle()) {
     sig->data = t;
     t->pending++;

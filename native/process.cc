@@ -274,12 +274,12 @@ Napi::Value ProcessHandle::GetPidfd(const Napi::CallbackInfo& info) {
   return pidfd_ >= 0 ? Napi::Number::New(info.Env(), pidfd_) : info.Env().Null();
 }
 
-void ProcessHandle::Teardown(int* pending, void (*on_closed)(uv_handle_t*)) {
+void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*)) {
   uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(poll_),
                             reinterpret_cast<uv_handle_t*>(timer_)};
   for (uv_handle_t* h : handles) {
     if (!h) continue;
-    h->data = pending;
+    h->data = closure;
     ++*pending;
     uv_close(h, on_closed);
   }

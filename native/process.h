@@ -23,8 +23,9 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   bool TryReap(ExitInfo* info);
   // Delivers the exit to JS and releases everything.
   void Finish(const ExitInfo& info);
-  // Environment teardown: closes handles, no JS. Returns handles left to close.
-  void Teardown(int* pending, void (*on_closed)(uv_handle_t*));
+  // Environment teardown: closes the handles, no JS. Each closed handle gets
+  // `closure` as its data and counts in *pending until on_closed runs.
+  void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));
   pid_t pid() const { return pid_; }
 
  private:

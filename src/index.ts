@@ -2,9 +2,12 @@ export { capabilities } from './capabilities.js';
 export { ExitError, ProcessGoneError, SpawnError } from './errors.js';
 export { exec } from './exec.js';
 export {
+  type HaltPolicy,
   type Job,
+  type JobInput,
   type JobResult,
   type Progress,
+  type RunAbortError,
   type RunOptions,
   type RunSummary,
   runJobs,

@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Readable, Stream, Writable } from 'node:stream';
 
 /** Resource usage of a reaped child, named as in Node's `process.resourceUsage()`. */
 export interface ResourceUsage {
@@ -27,7 +27,8 @@ export interface ExitStatus {
 }
 
 export type StdioKind = 'pipe' | 'inherit' | 'ignore';
-export type StdioEntry = StdioKind | number | { fd: number } | null | undefined;
+/** A stream passed in stdio must have an fd (an open file stream, a socket, process.stdout). */
+export type StdioEntry = StdioKind | number | Stream | { fd: number } | null | undefined;
 
 export interface SpawnOptions {
   cwd?: string | URL;

@@ -192,6 +192,15 @@ function readStat(pid: number): ProcStat | null {
   return { state: fields[0], startTime: fields[19], exitCode: Number(fields[49]) };
 }
 
+function isProcessLeader(pid: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    return new RegExp(`^Tgid:\\s+${pid}$`, 'm').test(status);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Without pidfds: polls /proc/<pid>/stat with exponential backoff from
  * POLL_FIRST_MS to POLL_CEILING_MS. The start time tells a reused PID apart.
@@ -206,7 +215,8 @@ class ProcSource implements Source {
   constructor(pid: number) {
     this.#pid = pid;
     const stat = readStat(pid);
-    if (!stat) throw new ProcessGoneError(pid);
+    // /proc/<tid> exists for threads too; only a thread-group leader is a process.
+    if (!stat || !isProcessLeader(pid)) throw new ProcessGoneError(pid);
     this.#startTime = stat.startTime;
   }
   get pidfd() {

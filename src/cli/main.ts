@@ -49,8 +49,12 @@ async function main(argv: string[]): Promise<number> {
   return (await load())(rest);
 }
 
+// Exit only once what was written to stdout has been flushed to the pipe.
 main(process.argv.slice(2)).then(
-  (status) => process.exit(status),
+  (status) => {
+    process.exitCode = status;
+    process.stdout.write('', () => process.exit(status));
+  },
   (error: unknown) => {
     process.stderr.write(`pidwatch: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
