@@ -299,10 +299,12 @@ describe('random input', () => {
     );
     await fc.assert(
       fc.asyncProperty(fileArg, shortArgs, execOptions, async (file, args, opts) => {
-        // A random timeout or killSignal could leave `sleep` running: cap it.
+        // exec() gives no handle to end the process: a random killSignal such as
+        // SIGSTOP with no escalation would leave it stopped forever, so every exec
+        // ends within its timeout plus a SIGKILL shortly after.
         const capped =
           opts && typeof opts === 'object' && !Array.isArray(opts)
-            ? { ...opts, timeout: 2000 }
+            ? { ...opts, timeout: 2000, forceKillAfter: 100 }
             : opts;
         let promise: Promise<unknown>;
         try {
