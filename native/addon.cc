@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "addon.h"
@@ -47,6 +48,19 @@ Napi::Value GetCapabilities(const Napi::CallbackInfo& info) {
 
 Napi::Object NewHandle(AddonData* data) { return data->process_ctor.New({}); }
 
+void AbandonChild(SpawnResult& result) {
+  if (result.pidfd >= 0 && capabilities().pidfd_send_signal) {
+    sys_pidfd_send_signal(result.pidfd, SIGKILL);
+  } else {
+    kill(result.pid, SIGKILL);
+  }
+  ExitInfo ignored;
+  sys_waitid_exit(P_PID, result.pid, 0, &ignored);
+  if (result.pidfd >= 0) close(result.pidfd);
+  for (int fd : result.parent_fds)
+    if (fd >= 0) close(fd);
+}
+
 // spawn(file, argv, env | null, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
 //       onExit) -> { handle, fds }
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
@@ -90,6 +104,11 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
 
   Napi::Object object = NewHandle(data);
+  if (env.IsExceptionPending() || object.IsEmpty()) {
+    // The environment is terminating: end the child rather than lose track of it.
+    AbandonChild(result);
+    return env.Undefined();
+  }
   ProcessHandle* handle = ProcessHandle::Unwrap(object);
   handle->Start(data, result.pid, result.pidfd, true, info[9].As<Napi::Function>());
   Napi::Array fds = Napi::Array::New(env, result.parent_fds.size());
@@ -116,6 +135,10 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   if (pidfd == -EINVAL || pidfd == -ENOENT) pidfd = -ESRCH;
   if (pidfd < 0) return ThrowErrno(env, -pidfd, "pidfd_open", "");
   Napi::Object object = NewHandle(data);
+  if (env.IsExceptionPending() || object.IsEmpty()) {
+    close(pidfd);
+    return env.Undefined();
+  }
   ProcessHandle::Unwrap(object)->Start(data, pid, pidfd, false, info[1].As<Napi::Function>());
   return object;
 }

@@ -18,8 +18,10 @@ namespace {
 
 // A watched non-child that became a zombie: its parent has not reaped it, so
 // PIDFD_INFO_EXIT is not published yet. We wait for the reap with a backoff
-// from 1 ms, doubling to 100 ms, for at most this long, then give up on the
-// status (code and signal null).
+// from 1 ms, doubling to 100 ms; after kZombieProcAfterMs the zombie's status
+// is read from /proc; after kZombieWaitMs we give up on the status (code and
+// signal null).
+constexpr unsigned kZombieProcAfterMs = 100;
 constexpr unsigned kZombieWaitMs = 2000;
 constexpr unsigned kMaxDelayMs = 100;
 
@@ -126,10 +128,13 @@ void ProcessHandle::OnExitReady() {
     return Finish(info);
   }
   if (caps.pidfd_info_exit && sys_pidfd_exit_info(pidfd_, &info) == 0) return Finish(info);
-  // Not reaped by its parent yet: a zombie. Its status is in /proc; the PID
-  // cannot have been reused while the kernel still withholds the exit info.
+  // Not reaped by its parent yet: a zombie. Its parent usually reaps it within
+  // milliseconds, and the kernel's answer is then the exact one. Past a short
+  // wait, the zombie's own wait status in /proc serves (the PID cannot have
+  // been reused while the kernel still withholds the exit info).
   ExitInfo zombie;
-  if (read_zombie_status(pid_, &zombie)) {
+  if ((!caps.pidfd_info_exit || waited_ms_ >= kZombieProcAfterMs) &&
+      read_zombie_status(pid_, &zombie)) {
     if (caps.pidfd_info_exit && sys_pidfd_exit_info(pidfd_, &info) == 0) return Finish(info);
     return Finish(zombie);
   }
@@ -202,13 +207,14 @@ void ProcessHandle::Finish(const ExitInfo& info) {
   napi_value argv[] = {code, Napi::Number::New(env, info.known ? info.signal : 0),
                        Napi::Boolean::New(env, info.core_dumped), usage};
   napi_value result;
+  // The JS callback never throws (it defers user errors to the next tick); an
+  // exception here means the environment is going away: nothing to report.
   napi_status st = napi_make_callback(env, data_->async_context, Value(), cb.Value(), 4, argv,
                                       &result);
   Unref();
   if (st == napi_pending_exception) {
-    napi_value error;
-    napi_get_and_clear_last_exception(env, &error);
-    napi_fatal_exception(env, error);
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
   }
 }
 

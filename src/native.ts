@@ -78,3 +78,18 @@ function load(): NativeBinding {
 }
 
 export const native: NativeBinding = load();
+
+/**
+ * Runs an exit callback from the native layer. An error thrown by user code (an
+ * exit listener) is rethrown on the next tick, as an uncaught exception of its
+ * own, so the native caller never sees a JS exception.
+ */
+export function deliver(callback: () => void): void {
+  try {
+    callback();
+  } catch (error) {
+    process.nextTick(() => {
+      throw error;
+    });
+  }
+}

@@ -1,5 +1,5 @@
 import { SpawnError } from './errors.js';
-import { type NativeError, native } from './native.js';
+import { deliver, type NativeError, native } from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
@@ -31,7 +31,8 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
       request.flags,
       request.uid,
       request.gid,
-      (code, signal, coreDumped, usage) => proc!.onExit(code, signal, coreDumped, usage, startedAt),
+      (code, signal, coreDumped, usage) =>
+        deliver(() => proc!.onExit(code, signal, coreDumped, usage, startedAt)),
     );
   } catch (error) {
     const e = error as NativeError;

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import { capabilities } from './capabilities.js';
 import { liveChildren } from './children.js';
 import { abortError, invalidType, invalidValue, ProcessGoneError } from './errors.js';
 import { publishExit } from './exits-hub.js';
-import { type NativeError, native } from './native.js';
+import { deliver, type NativeError, native } from './native.js';
 import { toSignalNumber } from './signals.js';
 import { toExitStatus } from './status.js';
 import type { ExitStatus } from './types.js';
@@ -24,6 +25,16 @@ export interface WatchedProcess {
   unref(): void;
   /** Stops watching; a pending `exited` rejects with an AbortError. */
   close(): void;
+}
+
+/** A native failure as Node reports system errors: code, negative errno, syscall. */
+function systemError(e: NativeError): Error {
+  const code = getSystemErrorName(-e.errno);
+  return Object.assign(new Error(`${e.syscall} ${code}: ${e.message}`), {
+    code,
+    errno: -e.errno,
+    syscall: e.syscall,
+  });
 }
 
 function checkPid(pid: unknown): number {
@@ -149,11 +160,15 @@ class PidfdSource implements Source {
           usage: null,
           startedAt: this.#startedAt,
         });
-        publishExit(status);
-        this.#onExit?.(status);
+        deliver(() => {
+          publishExit(status);
+          this.#onExit?.(status);
+        });
       });
     } catch (error) {
-      if ((error as NativeError).errno === 3) throw new ProcessGoneError(pid);
+      const e = error as NativeError;
+      if (e.errno === 3) throw new ProcessGoneError(pid);
+      if (typeof e.errno === 'number') throw systemError(e);
       throw error;
     }
   }
@@ -180,16 +195,37 @@ interface ProcStat {
   exitCode: number;
 }
 
+/** The process's stat, or null when it is gone; other errors (EMFILE, ...) are thrown. */
 function readStat(pid: number): ProcStat | null {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return null;
+    throw error;
   }
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); starttime is field 22; exit_code is field 52.
   return { state: fields[0], startTime: fields[19], exitCode: Number(fields[49]) };
+}
+
+/** A zombie leader may still have live threads: the process ends with its last thread. */
+function everyThreadDead(pid: number): boolean {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return true;
+  }
+  return tids.every((tid) => {
+    try {
+      const state = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      return /^[ZX]/.test(state.slice(state.lastIndexOf(')') + 2));
+    } catch {
+      return true;
+    }
+  });
 }
 
 function isProcessLeader(pid: number): boolean {
@@ -222,14 +258,22 @@ class ProcSource implements Source {
   get pidfd() {
     return null;
   }
-  #alive(): ProcStat | null {
-    const stat = readStat(this.#pid);
-    return stat && stat.startTime === this.#startTime ? stat : null;
+  /** The stat of the watched process, null once it is gone, undefined if /proc did not answer. */
+  #read(): ProcStat | null | undefined {
+    try {
+      const stat = readStat(this.#pid);
+      return stat && stat.startTime === this.#startTime ? stat : null;
+    } catch {
+      return undefined; // e.g. EMFILE: no news, ask again later
+    }
   }
   start(onExit: (status: ExitStatus) => void) {
     const check = () => {
-      const stat = this.#alive();
-      if (stat && stat.state !== 'Z') {
+      const stat = this.#read();
+      const running =
+        stat === undefined ||
+        (stat !== null && (stat.state !== 'Z' || !everyThreadDead(this.#pid)));
+      if (running) {
         this.#delay = Math.min(this.#delay * 2, POLL_CEILING_MS);
         this.#schedule(check);
         return;
@@ -264,8 +308,8 @@ class ProcSource implements Source {
     if (!this.#ref) this.#timer.unref();
   }
   kill(signal: number) {
-    const stat = this.#alive();
-    if (!stat || stat.state === 'Z') return false;
+    const stat = this.#read();
+    if (!stat || (stat.state === 'Z' && everyThreadDead(this.#pid))) return false;
     try {
       process.kill(this.#pid, signal);
       return true;

@@ -59,13 +59,6 @@ function expectCleanEverywhere(report: Report) {
   expect(report.end).toBe(report.start);
 }
 
-/**
- * Known bug: without pidfds, watch() of a non-child reads /proc/<pid>/stat and
- * takes any failure to read it (EMFILE here) for the process being gone: it throws
- * ProcessGoneError for a live process, and reports a live one as exited.
- */
-const procReadBug = isSigchldMode();
-
 describe('at the fd limit (RLIMIT_NOFILE)', () => {
   let report: Report;
   beforeAll(async () => {
@@ -119,7 +112,7 @@ describe('at the fd limit (RLIMIT_NOFILE)', () => {
     expect(step(report, 'watch a child at the limit')).toMatchObject({ ok: true, leaked: 0 });
   });
 
-  it.skipIf(procReadBug)('watch() of a non-child at the limit fails with EMFILE', () => {
+  it('watch() of a non-child at the limit fails with EMFILE', () => {
     const s = step(report, 'watch a non-child at the limit');
     expect(s.leaked).toBe(0);
     if (!s.ok) {
@@ -129,12 +122,9 @@ describe('at the fd limit (RLIMIT_NOFILE)', () => {
     }
   });
 
-  it.skipIf(procReadBug)(
-    'a running watch() of a live non-child reports no exit at the limit',
-    () => {
-      expect(report.parentWatchSettledAtLimit).toBe(false);
-    },
-  );
+  it('a running watch() of a live non-child reports no exit at the limit', () => {
+    expect(report.parentWatchSettledAtLimit).toBe(false);
+  });
 });
 
 /** A pids cgroup this test may create children in: v1's pids hierarchy, or v2. */

@@ -31,21 +31,8 @@ function leftovers(stdout: string): ProcessId[] {
   return long.map((entry) => identify(typeof entry === 'number' ? entry : entry.pid));
 }
 
-/**
- * Known bugs, found by these tests (reproductions in the issue):
- * - pidfd mode: a worker terminated while it has a running child never finishes
- *   terminating: its thread spins in Environment::CleanupHandles at full CPU and
- *   worker.terminate() never resolves (the addon's teardown counts closed handles
- *   through the wrong pointer, so its async cleanup hook never completes).
- * - both modes: terminate() landing inside spawn(), or while an exit is being
- *   delivered, aborts the whole process with
- *   "FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw".
- */
-const idleWorkerBug = !isSigchldMode();
-const busyWorkerBug = true;
-
 describe('worker.terminate() while the worker’s children run', () => {
-  it.skipIf(idleWorkerBug)('resolves, and the process ends cleanly', async () => {
+  it('resolves, and the process ends cleanly', async () => {
     const result = await runNode([reliabilityFixture('teardown-worker.mjs'), '1', 'idle']);
     expectNoCrash(result.stderr);
     expect(result.code).toBe(0);
@@ -55,16 +42,13 @@ describe('worker.terminate() while the worker’s children run', () => {
   });
 
   for (const style of ['await', 'mixed'] as const) {
-    it.skipIf(busyWorkerBug)(
-      `resolves while spawns and exits are in flight (${style})`,
-      async () => {
-        const result = await runNode([reliabilityFixture('teardown-worker.mjs'), '6', style]);
-        expectNoCrash(result.stderr);
-        expect(result.code).toBe(0);
-        expect((JSON.parse(result.stdout) as { main: string }).main).toBe('main\n');
-        await endLeftovers(leftovers(result.stdout));
-      },
-    );
+    it(`resolves while spawns and exits are in flight (${style})`, async () => {
+      const result = await runNode([reliabilityFixture('teardown-worker.mjs'), '6', style]);
+      expectNoCrash(result.stderr);
+      expect(result.code).toBe(0);
+      expect((JSON.parse(result.stdout) as { main: string }).main).toBe('main\n');
+      await endLeftovers(leftovers(result.stdout));
+    });
   }
 });
 

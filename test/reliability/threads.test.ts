@@ -47,14 +47,6 @@ function leaderGone(pid: number): boolean {
   return state === 'Z' || state === 'X';
 }
 
-/**
- * Known bug: without pidfds, watch() polls /proc/<pid>/stat and takes the state Z of
- * a dead leader thread (pthread_exit in main, or the old leader during a non-leader
- * execve) for the end of the whole process, so it reports the exit early. Checking
- * that every entry of /proc/<pid>/task is a zombie would tell them apart.
- */
-const zombieLeaderBug = isSigchldMode();
-
 function startNonChild(file: string, args: string[]): { child: ChildProcess; done: Promise<void> } {
   const child = spawnChild(file, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -80,26 +72,23 @@ describe.skipIf(!haveCompiler())('the leader thread exits first (pthread_exit in
     expect(seen.filter((s) => s.pid === proc.pid)).toEqual([status]);
   });
 
-  it.skipIf(zombieLeaderBug)(
-    'a watch() of a non-child reports the exit when the last thread ends',
-    async () => {
-      const { child, done } = startNonChild(compileFixture('leader-exit'), []);
-      const pid = child.pid!;
-      const watched = watch(pid);
-      const exited = settledFlag(watched.exited);
-      await waitForLine(child.stdout as Readable, 'ready');
-      await waitFor(() => leaderGone(pid), 'the leader thread to end');
-      await settle();
-      expect(exited()).toBe(false);
-      expect(watched.kill(0)).toBe(true);
+  it('a watch() of a non-child reports the exit when the last thread ends', async () => {
+    const { child, done } = startNonChild(compileFixture('leader-exit'), []);
+    const pid = child.pid!;
+    const watched = watch(pid);
+    const exited = settledFlag(watched.exited);
+    await waitForLine(child.stdout as Readable, 'ready');
+    await waitFor(() => leaderGone(pid), 'the leader thread to end');
+    await settle();
+    expect(exited()).toBe(false);
+    expect(watched.kill(0)).toBe(true);
 
-      child.stdin!.end();
-      const status = await watched.exited;
-      expect(status.code).toBe(expectedWatchCode(7));
-      await done;
-      expect(child.exitCode).toBe(7);
-    },
-  );
+    child.stdin!.end();
+    const status = await watched.exited;
+    expect(status.code).toBe(expectedWatchCode(7));
+    await done;
+    expect(child.exitCode).toBe(7);
+  });
 });
 
 describe.skipIf(!haveCompiler())('a non-leader thread calls execve', () => {
@@ -125,28 +114,21 @@ describe.skipIf(!haveCompiler())('a non-leader thread calls execve', () => {
     expect(seen.filter((s) => s.pid === proc.pid)).toEqual([status]);
   });
 
-  it.skipIf(zombieLeaderBug)(
-    'a watch() of a non-child reports the exec’d program’s exit',
-    async () => {
-      const { child, done } = startNonChild(compileFixture('thread-exec'), [
-        '/bin/sh',
-        '-c',
-        script,
-      ]);
-      const pid = child.pid!;
-      const watched = watch(pid);
-      const exited = settledFlag(watched.exited);
-      await waitForLine(child.stdout as Readable, 'ready');
-      await settle();
-      expect(exited()).toBe(false);
-      expect(watched.kill(0)).toBe(true);
+  it('a watch() of a non-child reports the exec’d program’s exit', async () => {
+    const { child, done } = startNonChild(compileFixture('thread-exec'), ['/bin/sh', '-c', script]);
+    const pid = child.pid!;
+    const watched = watch(pid);
+    const exited = settledFlag(watched.exited);
+    await waitForLine(child.stdout as Readable, 'ready');
+    await settle();
+    expect(exited()).toBe(false);
+    expect(watched.kill(0)).toBe(true);
 
-      child.stdin!.end('go\n');
-      expect((await watched.exited).code).toBe(expectedWatchCode(9));
-      await done;
-      expect(child.exitCode).toBe(9);
-    },
-  );
+    child.stdin!.end('go\n');
+    expect((await watched.exited).code).toBe(expectedWatchCode(9));
+    await done;
+    expect(child.exitCode).toBe(9);
+  });
 
   it('a Subprocess killed during the exec reports one exit', async () => {
     for (let round = 0; round < 10; round++) {
