@@ -3,7 +3,7 @@
 // then one table on stdout and the results in bench/results/ (latest.json,
 // latest.md, latest.svg; quick mode writes quick.*).
 //
-//   npm run bench [-- --quick] [-- --only 1,5a]
+//   npm run bench [-- --quick] [-- --only 1,5a] [-- --render]
 //
 // Bun.spawn rows run when `bun` is on PATH or BUN=/path/to/bun is set.
 import { execFileSync } from 'node:child_process';
@@ -22,12 +22,17 @@ const resultsDir = join(here, 'results');
 const reaper = join(buildDir, 'floor-reaper');
 
 function parseArgs(argv) {
-  const opts = { quick: false, only: null };
+  const opts = { quick: false, only: null, render: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--quick') opts.quick = true;
-    else if (argv[i] === '--only') opts.only = new Set(argv[++i]?.split(','));
+    else if (argv[i] === '--only' && argv[i + 1]) opts.only = new Set(argv[++i].split(','));
+    else if (argv[i] === '--render') opts.render = true;
     else {
-      process.stderr.write('usage: node bench/index.mjs [--quick] [--only ID[,ID...]]\n');
+      process.stderr.write(
+        'usage: node bench/index.mjs [--quick] [--only ID[,ID...]] [--render]\n' +
+          '  --only    run some scenarios (1 2 3 4 5a 5b 6); writes results/partial.*\n' +
+          '  --render  rewrite the .md, .svg and the table from the .json, running nothing\n',
+      );
       process.exit(2);
     }
   }
@@ -180,8 +185,28 @@ function versions(ctx) {
   return `pidwatch (this tree), child_process (Node ${process.version}), execa ${execa}, Bun ${bun}`;
 }
 
+function outputBase(opts) {
+  if (opts.only) return join(resultsDir, 'partial');
+  return join(resultsDir, opts.quick ? 'quick' : 'latest');
+}
+
+function write(base, result) {
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(`${base}.md`, renderMarkdown(result));
+  writeFileSync(`${base}.svg`, renderSvg(result));
+  process.stderr.write(`wrote ${base}.{json,md,svg}\n`);
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  const base = outputBase(opts);
+  if (opts.render) {
+    const result = JSON.parse(readFileSync(`${base}.json`, 'utf8'));
+    process.stdout.write(renderText(result));
+    write(base, result);
+    return;
+  }
   buildFloor();
   const ctx = {
     bun: findBun(),
@@ -195,6 +220,7 @@ async function main() {
 
   const plan = scenarios(opts).filter((s) => !opts.only || opts.only.has(s.id));
   const started = Date.now();
+  const loadBefore = machine().loadAverage;
   const results = [];
   for (const scenario of plan) {
     results.push(await runScenario(scenario, ctx));
@@ -203,7 +229,7 @@ async function main() {
   const failed = results.flatMap((s) => s.rows).filter((r) => r.status === 'failed');
   const result = {
     mode: opts.quick ? 'quick' : 'full',
-    machine: machine(),
+    machine: { ...machine(), loadBefore },
     versions: versions(ctx),
     seconds: (Date.now() - started) / 1000,
     notes,
@@ -212,12 +238,7 @@ async function main() {
   process.stdout.write(renderText(result));
   process.stderr.write(`\nbench took ${result.seconds.toFixed(0)} s\n`);
 
-  const base = join(resultsDir, opts.quick ? 'quick' : 'latest');
-  mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(`${base}.md`, renderMarkdown(result));
-  writeFileSync(`${base}.svg`, renderSvg(result));
-  process.stderr.write(`wrote ${base}.{json,md,svg}\n`);
+  write(base, result);
   if (failed.length > 0) process.exitCode = 1;
 }
 

@@ -21,5 +21,6 @@ export function machine() {
     kernel: `${os.type()} ${os.release()}`,
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     node: process.version,
+    loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
   };
 }

@@ -17,7 +17,7 @@ export const COMPETITORS = [
  */
 export function scenarios({ quick }) {
   const size = (n, least = 1) => (quick ? Math.max(least, Math.round(n / 10)) : n);
-  const rounds = quick ? 5 : 10;
+  const rounds = quick ? 5 : 7;
   return [
     {
       id: '1',
@@ -34,7 +34,7 @@ export function scenarios({ quick }) {
       title: `${size(1000).toLocaleString('en')} concurrent spawns of /bin/true`,
       kind: 'conc',
       floor: 'spawn',
-      params: { mode: 'conc', n: size(1000), rounds: quick ? 3 : 5 },
+      params: { mode: 'conc', n: size(1000), rounds: 3 },
       metric: 'ms',
       unit: 'ms total',
     },

@@ -84,6 +84,11 @@ export function renderMarkdown(result) {
     `- Date: ${m.date.slice(0, 10)} (${result.mode} mode: \`npm run bench${result.mode === 'quick' ? ' -- --quick' : ''}\`)`,
     `- Machine: ${describeMachine(m)}`,
     `- Competitors: ${result.versions}`,
+    ...(m.loadAverage
+      ? [
+          `- Load average (1, 5, 15 min) before: ${m.loadBefore?.join(', ') ?? '?'}; after: ${m.loadAverage.join(', ')}; ${Math.round(result.seconds)} s in all`,
+        ]
+      : []),
     '',
     'Each competitor runs each scenario in a fresh process of its own (set up and warmed',
     'up before timing), and the rounds of all competitors are interleaved, the order',
@@ -136,9 +141,11 @@ export function renderSvg(result) {
     title: `${s.id}. ${s.title}`,
     bars: s.rows.filter((r) => r.status === 'ok' && r.id !== 'floor' && r.xFloor),
   }));
-  const maxRatio = Math.max(2, ...groups.flatMap((g) => g.bars.map((b) => b.xFloor)));
-  const decades = Math.ceil(Math.log10(maxRatio) * 10) / 10;
-  const x = (r) => left + (Math.log10(Math.max(r, 1)) / decades) * plotWidth;
+  const ratios = groups.flatMap((g) => g.bars.map((b) => b.xFloor));
+  const low = Math.log10(Math.min(0.5, ...ratios));
+  const high = Math.ceil(Math.log10(Math.max(2, ...ratios)) * 10) / 10;
+  const x = (r) => left + ((Math.log10(r) - low) / (high - low)) * plotWidth;
+  const px = (v) => v.toFixed(1);
   const parts = [];
   let y = top;
   for (const g of groups) {
@@ -148,26 +155,28 @@ export function renderSvg(result) {
       const w = Math.max(1, x(b.xFloor) - left);
       parts.push(
         `<text x="${left - 6}" y="${y + bar - 2}" class="l">${xmlText(b.label)}</text>`,
-        `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${bar}" fill="${COLORS[b.id] ?? '#888'}"/>`,
-        `<text x="${(left + w + 4).toFixed(1)}" y="${y + bar - 2}" class="v">${b.xFloor.toFixed(2)}x</text>`,
+        `<rect x="${left}" y="${y}" width="${px(w)}" height="${bar}" fill="${COLORS[b.id] ?? '#888'}"/>`,
+        `<text x="${px(left + w + 4)}" y="${y + bar - 2}" class="v">${b.xFloor.toFixed(2)}x</text>`,
       );
       y += bar + 3;
     }
     y += groupGap;
   }
-  const ticks = [1, 1.15, 1.5, 2, 5, 10, 20, 50, 100, 200, 500].filter((t) => t <= 10 ** decades);
+  const ticks = [0.25, 0.5, 1, 1.15, 1.5, 2, 5, 10, 20, 50, 100, 200, 500].filter(
+    (t) => Math.log10(t) >= low && Math.log10(t) <= high,
+  );
   const axis = ticks.map(
     (t) =>
-      `<line x1="${x(t)}" y1="${top - 6}" x2="${x(t)}" y2="${y - groupGap}" class="g"/>` +
-      `<text x="${x(t)}" y="${top - 10}" class="a">${t}x</text>`,
+      `<line x1="${px(x(t))}" y1="${top - 6}" x2="${px(x(t))}" y2="${y - groupGap}" class="${t === 1 ? 'f' : 'g'}"/>` +
+      `<text x="${px(x(t))}" y="${top - 10}" class="a">${t}x</text>`,
   );
   const height = y + 10;
   const width = left + plotWidth + 60;
   const m = result.machine;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">
-<style>.t{font-size:12px;font-weight:bold}.l{font-size:11px;text-anchor:end}.v{font-size:10px}.a{font-size:10px;text-anchor:middle;fill:#555}.g{stroke:#ccc;stroke-width:1}</style>
+<style>.t{font-size:12px;font-weight:bold}.l{font-size:11px;text-anchor:end}.v{font-size:10px}.a{font-size:10px;text-anchor:middle;fill:#555}.g{stroke:#ccc;stroke-width:1}.f{stroke:#000;stroke-width:1.5}</style>
 <rect width="100%" height="100%" fill="#fff"/>
-<text x="10" y="14" font-size="13">Time relative to the C floor (1x), log scale, lower is better. ${xmlText(m.date.slice(0, 10))}, ${m.cores} cores, ${xmlText(m.kernel)}, Node ${xmlText(m.node)}</text>
+<text x="10" y="14" font-size="13">Time relative to the C floor (black line, 1x), log scale, lower is better. ${xmlText(m.date.slice(0, 10))}, ${m.cores} cores, ${xmlText(m.kernel)}, Node ${xmlText(m.node)}</text>
 ${axis.join('\n')}
 ${parts.join('\n')}
 </svg>
