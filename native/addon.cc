@@ -16,20 +16,45 @@ namespace {
 
 enum SpawnFlags { kFlagSetsid = 1, kFlagPdeathsig = 2, kFlagUid = 4, kFlagGid = 8 };
 
+// Raw napi calls, each allowed to fail: while a worker is being terminated no
+// error can be created, and node-addon-api's Error::New would then abort.
+napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
+                 const std::string& path, bool type_error = false) {
+  napi_value text, error, value;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text) != napi_ok) return nullptr;
+  napi_status st = type_error ? napi_create_type_error(env, nullptr, text, &error)
+                              : napi_create_error(env, nullptr, text, &error);
+  if (st != napi_ok) return nullptr;
+  if (syscall) {
+    if (napi_create_int32(env, err, &value) == napi_ok)
+      napi_set_named_property(env, error, "errno", value);
+    if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value) == napi_ok)
+      napi_set_named_property(env, error, "syscall", value);
+  }
+  if (!path.empty() && napi_create_string_utf8(env, path.c_str(), path.size(), &value) == napi_ok)
+    napi_set_named_property(env, error, "path", value);
+  napi_throw(env, error);
+  return nullptr;
+}
+
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& path) {
-  Napi::Error error = Napi::Error::New(env, strerror(err));
-  error.Set("errno", Napi::Number::New(env, err));
-  error.Set("syscall", Napi::String::New(env, syscall));
-  if (!path.empty()) error.Set("path", Napi::String::New(env, path));
-  error.ThrowAsJavaScriptException();
+  Throw(env, strerror(err), err, syscall, path);
   return env.Undefined();
 }
 
-std::vector<std::string> ToStrings(Napi::Array array) {
+Napi::Value ThrowTypeError(Napi::Env env, const char* message) {
+  Throw(env, message, 0, nullptr, "", true);
+  return env.Undefined();
+}
+
+// Splits "a\0b\0" (each string NUL-terminated) into its strings. Strings cross
+// the boundary joined because reading an array element may run JS, which fails
+// while a worker is being terminated.
+std::vector<std::string> SplitNul(const std::string& joined) {
   std::vector<std::string> out;
-  uint32_t n = array.Length();
-  out.reserve(n);
-  for (uint32_t i = 0; i < n; i++) out.push_back(array.Get(i).As<Napi::String>().Utf8Value());
+  size_t start = 0;
+  for (size_t end; (end = joined.find('\0', start)) != std::string::npos; start = end + 1)
+    out.emplace_back(joined, start, end - start);
   return out;
 }
 
@@ -46,7 +71,15 @@ Napi::Value GetCapabilities(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Object NewHandle(AddonData* data) { return data->process_ctor.New({}); }
+// Raw calls here too: constructing runs JS, which fails once the environment
+// is terminating, and node-addon-api would turn that failure into an abort.
+Napi::Object NewHandle(Napi::Env env, AddonData* data) {
+  napi_value ctor, object;
+  if (napi_get_reference_value(env, data->process_ctor, &ctor) != napi_ok || ctor == nullptr ||
+      napi_new_instance(env, ctor, 0, nullptr, &object) != napi_ok)
+    return Napi::Object();
+  return Napi::Object(env, object);
+}
 
 void AbandonChild(SpawnResult& result) {
   if (result.pidfd >= 0 && capabilities().pidfd_send_signal) {
@@ -62,21 +95,21 @@ void AbandonChild(SpawnResult& result) {
 }
 
 // spawn(file, argv, env | null, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
-//       onExit) -> { handle, fds }
+//       fds: Int32Array, onExit) -> handle. argv and env are NUL-terminated strings joined;
+// fds receives the parent's end of each child fd, or -1.
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
-  if (info.Length() < 10 || !info[0].IsString() || !info[1].IsArray() || !info[5].IsTypedArray() ||
-      !info[9].IsFunction()) {
-    Napi::TypeError::New(env, "pidwatch native spawn: bad arguments").ThrowAsJavaScriptException();
-    return env.Undefined();
+  if (info.Length() < 11 || !info[0].IsString() || !info[1].IsString() ||
+      !info[5].IsTypedArray() || !info[9].IsTypedArray() || !info[10].IsFunction()) {
+    return ThrowTypeError(env, "pidwatch native spawn: bad arguments");
   }
   SpawnRequest req;
   req.file = info[0].As<Napi::String>().Utf8Value();
-  req.argv = ToStrings(info[1].As<Napi::Array>());
-  if (info[2].IsArray()) {
+  req.argv = SplitNul(info[1].As<Napi::String>().Utf8Value());
+  if (info[2].IsString()) {
     req.use_environ = false;
-    req.env = ToStrings(info[2].As<Napi::Array>());
+    req.env = SplitNul(info[2].As<Napi::String>().Utf8Value());
   }
   if (info[3].IsString()) {
     req.has_path_env = true;
@@ -87,6 +120,9 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     req.cwd = info[4].As<Napi::String>().Utf8Value();
   }
   Napi::Int32Array stdio = info[5].As<Napi::Int32Array>();
+  Napi::Int32Array fds = info[9].As<Napi::Int32Array>();
+  if (fds.ElementLength() < stdio.ElementLength())
+    return ThrowTypeError(env, "pidwatch native spawn: fds shorter than stdio");
   req.stdio.assign(stdio.Data(), stdio.Data() + stdio.ElementLength());
   uint32_t flags = info[6].As<Napi::Number>().Uint32Value();
   req.setsid = flags & kFlagSetsid;
@@ -103,21 +139,16 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   spawn_process(req, caps.tier(), &result);
   if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
 
-  Napi::Object object = NewHandle(data);
+  Napi::Object object = NewHandle(env, data);
   if (env.IsExceptionPending() || object.IsEmpty()) {
     // The environment is terminating: end the child rather than lose track of it.
     AbandonChild(result);
     return env.Undefined();
   }
-  ProcessHandle* handle = ProcessHandle::Unwrap(object);
-  handle->Start(data, result.pid, result.pidfd, true, info[9].As<Napi::Function>());
-  Napi::Array fds = Napi::Array::New(env, result.parent_fds.size());
-  for (size_t i = 0; i < result.parent_fds.size(); i++)
-    fds[static_cast<uint32_t>(i)] = Napi::Number::New(env, result.parent_fds[i]);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("handle", object);
-  out.Set("fds", fds);
-  return out;
+  ProcessHandle::Unwrap(object)->Start(data, result.pid, result.pidfd, true,
+                                       info[10].As<Napi::Function>());
+  for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
+  return object;
 }
 
 // watch(pid, onExit) -> handle: a pidfd for any process, never reaped here.
@@ -125,8 +156,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
-    Napi::TypeError::New(env, "pidwatch native watch: bad arguments").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return ThrowTypeError(env, "pidwatch native watch: bad arguments");
   }
   pid_t pid = info[0].As<Napi::Number>().Int32Value();
   int pidfd = sys_pidfd_open(pid);
@@ -134,7 +164,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   // not a process leader: either way there is no such process.
   if (pidfd == -EINVAL || pidfd == -ENOENT) pidfd = -ESRCH;
   if (pidfd < 0) return ThrowErrno(env, -pidfd, "pidfd_open", "");
-  Napi::Object object = NewHandle(data);
+  Napi::Object object = NewHandle(env, data);
   if (env.IsExceptionPending() || object.IsEmpty()) {
     close(pidfd);
     return env.Undefined();

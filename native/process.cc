@@ -190,18 +190,22 @@ void ProcessHandle::Finish(const ExitInfo& info) {
   Napi::HandleScope scope(env);
   Napi::Value code = info.known && info.signal == 0 ? Napi::Number::New(env, info.code)
                                                      : env.Null();
-  Napi::Value usage = env.Null();
+  // Raw calls that may fail (the environment may be terminating): no aborts.
+  napi_value usage = env.Null();
   if (info.has_rusage) {
     const struct rusage& ru = info.usage;
-    Napi::Array a = Napi::Array::New(env, 7);
-    a[0u] = timeval_us(ru.ru_utime);
-    a[1u] = timeval_us(ru.ru_stime);
-    a[2u] = static_cast<double>(ru.ru_maxrss);
-    a[3u] = static_cast<double>(ru.ru_minflt);
-    a[4u] = static_cast<double>(ru.ru_majflt);
-    a[5u] = static_cast<double>(ru.ru_nvcsw);
-    a[6u] = static_cast<double>(ru.ru_nivcsw);
-    usage = a;
+    const double values[] = {timeval_us(ru.ru_utime), timeval_us(ru.ru_stime),
+                             static_cast<double>(ru.ru_maxrss), static_cast<double>(ru.ru_minflt),
+                             static_cast<double>(ru.ru_majflt), static_cast<double>(ru.ru_nvcsw),
+                             static_cast<double>(ru.ru_nivcsw)};
+    napi_value array, value;
+    if (napi_create_array_with_length(env, 7, &array) == napi_ok) {
+      for (uint32_t i = 0; i < 7; i++) {
+        if (napi_create_double(env, values[i], &value) == napi_ok)
+          napi_set_element(env, array, i, value);
+      }
+      usage = array;
+    }
   }
   Napi::FunctionReference cb = std::move(on_exit_);
   napi_value argv[] = {code, Napi::Number::New(env, info.known ? info.signal : 0),
@@ -226,7 +230,7 @@ void ProcessHandle::ApplyRef() {
 }
 
 Napi::Value ProcessHandle::SetRef(const Napi::CallbackInfo& info) {
-  bool want = info[0].ToBoolean().Value();
+  bool want = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
   if (done_ || want == refed_) return info.Env().Undefined();
   refed_ = want;
   if (on_sigchld_) want ? data_->sigchld.AddRef() : data_->sigchld.RemoveRef();

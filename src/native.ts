@@ -46,18 +46,23 @@ export interface NativeError extends Error {
 
 export interface NativeBinding {
   capabilities(): NativeCapabilities;
+  /**
+   * `argv` and `env` are their strings each ended by a NUL, joined (`joinNul`). The
+   * parent's end of each child fd is written to `fds` (-1 where none).
+   */
   spawn(
     file: string,
-    argv: string[],
-    env: string[] | null,
+    argv: string,
+    env: string | null,
     path: string | null,
     cwd: string | null,
     stdio: Int32Array,
     flags: number,
     uid: number,
     gid: number,
+    fds: Int32Array,
     onExit: NativeExitCallback,
-  ): { handle: NativeProcess; fds: number[] };
+  ): NativeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
 }
 
@@ -78,6 +83,11 @@ function load(): NativeBinding {
 }
 
 export const native: NativeBinding = load();
+
+/** Joins strings that hold no NUL, each ended by one, for `spawn`. */
+export function joinNul(strings: readonly string[]): string {
+  return strings.length === 0 ? '' : `${strings.join('\0')}\0`;
+}
 
 /**
  * Runs an exit callback from the native layer. An error thrown by user code (an

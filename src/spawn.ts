@@ -1,5 +1,5 @@
 import { SpawnError } from './errors.js';
-import { deliver, type NativeError, native } from './native.js';
+import { deliver, joinNul, type NativeError, native } from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
@@ -19,18 +19,20 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
   const request = normalizeSpawn(file, args, options);
   const startedAt = performance.now();
   let proc: Subprocess | undefined;
-  let spawned: ReturnType<typeof native.spawn>;
+  const fds = new Int32Array(request.stdio.length);
+  let handle: ReturnType<typeof native.spawn> | undefined;
   try {
-    spawned = native.spawn(
+    handle = native.spawn(
       request.file,
-      request.argv,
-      request.env,
+      joinNul(request.argv),
+      request.env && joinNul(request.env),
       request.path,
       request.cwd,
       request.stdio,
       request.flags,
       request.uid,
       request.gid,
+      fds,
       (code, signal, coreDumped, usage) =>
         deliver(() => proc!.onExit(code, signal, coreDumped, usage, startedAt)),
     );
@@ -41,7 +43,9 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     const path = e.syscall === 'chdir' ? request.cwd! : (e.path ?? request.file);
     throw new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
   }
-  proc = new Subprocess(spawned.handle, openStreams(request.stdio, spawned.fds), request);
+  // No handle: the environment (a terminating worker) can no longer run JS.
+  if (!handle) throw new Error('pidwatch: spawn() while the environment is shutting down');
+  proc = new Subprocess(handle, openStreams(request.stdio, Array.from(fds)), request);
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }
