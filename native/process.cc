@@ -49,16 +49,7 @@ bool read_zombie_status(pid_t pid, ExitInfo* info) {
     if (!p) return false;
     p++;
   }
-  int status = atoi(p);
-  info->known = true;
-  if (WIFEXITED(status)) {
-    info->code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    info->signal = WTERMSIG(status);
-    info->core_dumped = WCOREDUMP(status);
-  } else {
-    info->known = false;
-  }
+  decode_wait_status(atoi(p), info);
   return info->known;
 }
 
@@ -177,14 +168,7 @@ void ProcessHandle::StopHandles() {
 
 void ProcessHandle::Finish(const ExitInfo& info) {
   if (done_) return;
-  done_ = true;
-  if (on_sigchld_) {
-    if (refed_) data_->sigchld.RemoveRef();
-    data_->sigchld.Remove(this);
-    on_sigchld_ = false;
-  }
-  StopHandles();
-  data_->live.erase(this);
+  Release();
 
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
@@ -220,6 +204,18 @@ void ProcessHandle::Finish(const ExitInfo& info) {
     napi_value ignored;
     napi_get_and_clear_last_exception(env, &ignored);
   }
+}
+
+// Stops watching: off the SIGCHLD watcher, handles closed, pidfd released.
+void ProcessHandle::Release() {
+  done_ = true;
+  if (on_sigchld_) {
+    if (refed_) data_->sigchld.RemoveRef();
+    data_->sigchld.Remove(this);
+    on_sigchld_ = false;
+  }
+  StopHandles();
+  data_->live.erase(this);
 }
 
 void ProcessHandle::ApplyRef() {
@@ -262,14 +258,7 @@ Napi::Value ProcessHandle::Kill(const Napi::CallbackInfo& info) {
 
 Napi::Value ProcessHandle::Close(const Napi::CallbackInfo& info) {
   if (!done_) {
-    done_ = true;
-    if (on_sigchld_) {
-      if (refed_) data_->sigchld.RemoveRef();
-      data_->sigchld.Remove(this);
-      on_sigchld_ = false;
-    }
-    StopHandles();
-    data_->live.erase(this);
+    Release();
     on_exit_.Reset();
     Unref();
   }

@@ -40,6 +40,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   void OnExitReady();
   void Backoff(unsigned delay_ms);
   void StopHandles();
+  void Release();
   void ApplyRef();
 
   AddonData* data_ = nullptr;

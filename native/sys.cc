@@ -68,7 +68,11 @@ int sys_pidfd_exit_info(int pidfd, ExitInfo* info) {
   pi.mask = kPidfdInfoExit;
   if (ioctl(pidfd, PIDWATCH_PIDFD_GET_INFO, &pi) < 0) return -errno;
   if (!(pi.mask & kPidfdInfoExit)) return 1;
-  int status = pi.exit_code;
+  decode_wait_status(pi.exit_code, info);
+  return 0;
+}
+
+void decode_wait_status(int status, ExitInfo* info) {
   info->known = true;
   if (WIFEXITED(status)) {
     info->code = WEXITSTATUS(status);
@@ -78,7 +82,6 @@ int sys_pidfd_exit_info(int pidfd, ExitInfo* info) {
   } else {
     info->known = false;
   }
-  return 0;
 }
 
 #if defined(__x86_64__)

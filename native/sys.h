@@ -63,6 +63,9 @@ int sys_waitid_exit(int idtype, int id, int options, ExitInfo* info);
 // kernel published the exit, 1 when it has not (yet), -errno on failure.
 int sys_pidfd_exit_info(int pidfd, ExitInfo* info);
 
+// Decodes a waitpid-style status (as in PIDFD_INFO_EXIT or /proc/<pid>/stat).
+void decode_wait_status(int status, ExitInfo* info);
+
 // Runs fn(arg) in a new process created by clone3 on the given stack; the child
 // exits with fn's return value. Returns the child's pid or -errno. Only defined
 // where an assembly trampoline exists (x86_64); elsewhere returns -ENOSYS.
