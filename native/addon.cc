@@ -203,12 +203,15 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   std::vector<ProcessHandle*> live(data->live.begin(), data->live.end());
   data->live.clear();
   for (ProcessHandle* handle : live) handle->Teardown(t, &t->pending, OnTeardownClosed);
-  if (uv_signal_t* sig = data->sigchld.handle()) {
-    sig->data = t;
+  uv_handle_t* watcher_handles[] = {reinterpret_cast<uv_handle_t*>(data->sigchld.handle()),
+                                    reinterpret_cast<uv_handle_t*>(data->sigchld.ignored_check())};
+  for (uv_handle_t* h : watcher_handles) {
+    if (!h) continue;
+    h->data = t;
     t->pending++;
-    uv_close(reinterpret_cast<uv_handle_t*>(sig), OnTeardownClosed);
-    data->sigchld.Detach();
+    uv_close(h, OnTeardownClosed);
   }
+  data->sigchld.Detach();
   if (data->async_context) napi_async_destroy(data->env, data->async_context);
   data->async_context = nullptr;
   t->armed = true;
@@ -218,6 +221,9 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Probe at load, not at the first spawn: a process that first spawns at its fd
+  // limit must not conclude from EMFILE that the kernel lacks pidfds.
+  capabilities();
   AddonData* data = new AddonData;
   data->env = env;
   napi_get_uv_event_loop(env, &data->loop);

@@ -24,11 +24,19 @@ class SigchldWatcher {
   void AddRef();
   void RemoveRef();
   uv_signal_t* handle() const { return handle_; }
-  void Detach() { handle_ = nullptr; }
+  uv_timer_t* ignored_check() const { return ignored_check_; }
+  void Detach() {
+    handle_ = nullptr;
+    ignored_check_ = nullptr;
+  }
 
  private:
+  static constexpr unsigned kIgnoredCheckMs = 250;
   static void OnSignal(uv_signal_t* handle, int signum);
+  static void OnIgnoredCheck(uv_timer_t* timer);
+  void ReapExited();
   uv_signal_t* handle_ = nullptr;
+  uv_timer_t* ignored_check_ = nullptr;
   std::vector<ProcessHandle*> children_;
   int refs_ = 0;
 };

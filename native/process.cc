@@ -209,6 +209,7 @@ void ProcessHandle::Finish(const ExitInfo& info) {
 // Stops watching: off the SIGCHLD watcher, handles closed, pidfd released.
 void ProcessHandle::Release() {
   done_ = true;
+  if (!data_) return;
   if (on_sigchld_) {
     if (refed_) data_->sigchld.RemoveRef();
     data_->sigchld.Remove(this);
@@ -304,10 +305,18 @@ bool SigchldWatcher::Ensure(uv_loop_t* loop) {
   handle_->data = this;
   uv_signal_start(handle_, OnSignal, SIGCHLD);
   uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+  ignored_check_ = new uv_timer_t;
+  uv_timer_init(loop, ignored_check_);
+  ignored_check_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(ignored_check_));
   return true;
 }
 
-void SigchldWatcher::Add(ProcessHandle* child) { children_.push_back(child); }
+void SigchldWatcher::Add(ProcessHandle* child) {
+  if (children_.empty() && ignored_check_)
+    uv_timer_start(ignored_check_, OnIgnoredCheck, kIgnoredCheckMs, kIgnoredCheckMs);
+  children_.push_back(child);
+}
 
 void SigchldWatcher::Remove(ProcessHandle* child) {
   auto it = std::find(children_.begin(), children_.end(), child);
@@ -315,6 +324,18 @@ void SigchldWatcher::Remove(ProcessHandle* child) {
     *it = children_.back();
     children_.pop_back();
   }
+  if (children_.empty() && ignored_check_) uv_timer_stop(ignored_check_);
+}
+
+// Native code may set SIGCHLD to SIG_IGN (or SA_NOCLDWAIT) after the watcher
+// started: the kernel then reaps the children itself and sends no signal. While
+// children run, a check every kIgnoredCheckMs notices that disposition and
+// collects them (waitid answers ECHILD: code and signal null), so nothing hangs.
+void SigchldWatcher::OnIgnoredCheck(uv_timer_t* timer) {
+  struct sigaction current;
+  if (sigaction(SIGCHLD, nullptr, &current) != 0) return;
+  if (current.sa_handler == SIG_IGN || (current.sa_flags & SA_NOCLDWAIT))
+    static_cast<SigchldWatcher*>(timer->data)->ReapExited();
 }
 
 void SigchldWatcher::AddRef() {
@@ -326,10 +347,13 @@ void SigchldWatcher::RemoveRef() {
 }
 
 void SigchldWatcher::OnSignal(uv_signal_t* handle, int) {
-  SigchldWatcher* self = static_cast<SigchldWatcher*>(handle->data);
+  static_cast<SigchldWatcher*>(handle->data)->ReapExited();
+}
+
+void SigchldWatcher::ReapExited() {
   // Reap first, then call JS: a callback may spawn and change the list.
   std::vector<std::pair<ProcessHandle*, ExitInfo>> exited;
-  for (ProcessHandle* child : self->children_) {
+  for (ProcessHandle* child : children_) {
     ExitInfo info;
     if (child->TryReap(&info)) exited.emplace_back(child, info);
   }
