@@ -148,16 +148,4 @@ describe('a child stopped with SIGSTOP and continued with SIGCONT', () => {
     await settle();
     expect(exitsOf(proc.pid)).toEqual([status]);
   });
-
-  it('reports a stop by the terminal signals (SIGTSTP) as no exit either', async () => {
-    const proc = waitingShell(6);
-    const exited = settledFlag(proc.exited);
-    proc.kill('SIGTSTP');
-    await waitFor(() => procStat(proc.pid)?.state === 'T', 'the child to stop');
-    await settle();
-    expect(exited()).toBe(false);
-    proc.kill('SIGCONT');
-    proc.stdin!.end('go\n');
-    expect(await proc.exited).toMatchObject({ code: 6, signal: null });
-  });
 });
