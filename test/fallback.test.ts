@@ -164,6 +164,9 @@ describe('in a fresh process', () => {
           return Number(ppid) === process.pid ? [pid + ':' + state] : [];
         } catch { return []; }
       });
+      // libuv reserves one /dev/null fd per loop at its first stream (an EMFILE
+      // escape hatch); open stdout's stream first so that reservation is not counted.
+      process.stdout;
       const before = fds();
       const { capabilities } = await import(process.argv[1]);
       const caps = capabilities();
