@@ -73,12 +73,18 @@ Napi::Value GetCapabilities(const Napi::CallbackInfo& info) {
 
 // Raw calls here too: constructing runs JS, which fails once the environment
 // is terminating, and node-addon-api would turn that failure into an abort.
-Napi::Object NewHandle(Napi::Env env, AddonData* data) {
-  napi_value ctor, object;
+// Returns the new handle and its native half, or nullptr: a terminating
+// environment can even give an object whose wrap failed.
+ProcessHandle* NewHandle(napi_env env, AddonData* data, napi_value* object) {
+  napi_value ctor;
+  void* native = nullptr;
+  bool pending = false;
   if (napi_get_reference_value(env, data->process_ctor, &ctor) != napi_ok || ctor == nullptr ||
-      napi_new_instance(env, ctor, 0, nullptr, &object) != napi_ok)
-    return Napi::Object();
-  return Napi::Object(env, object);
+      napi_new_instance(env, ctor, 0, nullptr, object) != napi_ok ||
+      napi_is_exception_pending(env, &pending) != napi_ok || pending ||
+      napi_unwrap(env, *object, &native) != napi_ok)
+    return nullptr;
+  return static_cast<ProcessHandle*>(native);
 }
 
 void AbandonChild(SpawnResult& result) {
@@ -139,16 +145,16 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   spawn_process(req, caps.tier(), &result);
   if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
 
-  Napi::Object object = NewHandle(env, data);
-  if (env.IsExceptionPending() || object.IsEmpty()) {
+  napi_value object;
+  ProcessHandle* handle = NewHandle(env, data, &object);
+  if (!handle) {
     // The environment is terminating: end the child rather than lose track of it.
     AbandonChild(result);
     return env.Undefined();
   }
-  ProcessHandle::Unwrap(object)->Start(data, result.pid, result.pidfd, true,
-                                       info[10].As<Napi::Function>());
+  handle->Start(data, result.pid, result.pidfd, true, info[10].As<Napi::Function>());
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
-  return object;
+  return Napi::Value(env, object);
 }
 
 // watch(pid, onExit) -> handle: a pidfd for any process, never reaped here.
@@ -164,13 +170,14 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   // not a process leader: either way there is no such process.
   if (pidfd == -EINVAL || pidfd == -ENOENT) pidfd = -ESRCH;
   if (pidfd < 0) return ThrowErrno(env, -pidfd, "pidfd_open", "");
-  Napi::Object object = NewHandle(env, data);
-  if (env.IsExceptionPending() || object.IsEmpty()) {
+  napi_value object;
+  ProcessHandle* handle = NewHandle(env, data, &object);
+  if (!handle) {
     close(pidfd);
     return env.Undefined();
   }
-  ProcessHandle::Unwrap(object)->Start(data, pid, pidfd, false, info[1].As<Napi::Function>());
-  return object;
+  handle->Start(data, pid, pidfd, false, info[1].As<Napi::Function>());
+  return Napi::Value(env, object);
 }
 
 // ---- environment teardown ----
