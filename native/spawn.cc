@@ -5,12 +5,16 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "sys.h"
 
@@ -23,11 +27,12 @@ namespace {
 // child calls execve or exits, so a buffer in the parent's frame is safe.
 constexpr size_t kChildStackSize = 64 * 1024;
 
-enum Step : int { kStepNone, kStepSetsid, kStepDup, kStepOpen, kStepChdir, kStepSetgid,
-                  kStepSetuid, kStepPrctl, kStepExecve };
+enum Step : int { kStepNone, kStepUnshare, kStepSetsid, kStepDup, kStepOpen, kStepChdir,
+                  kStepSetgid, kStepSetuid, kStepPrctl, kStepExecve };
 
 const char* step_name(int step) {
   switch (step) {
+    case kStepUnshare: return "unshare";
     case kStepSetsid: return "setsid";
     case kStepDup: return "dup2";
     case kStepOpen: return "open";
@@ -48,6 +53,8 @@ struct ChildArgs {
   const char* cwd;
   int* stdio;  // scratch copy of the request's stdio codes, child fd order
   int stdio_count;
+  int keep_below;  // the child's own fd table keeps fds [0, keep_below) only
+  int fd_limit;    // RLIMIT_NOFILE: the end of the close loop on kernels without close_range
   bool setsid;
   bool set_uid, set_gid;
   uid_t uid;
@@ -64,8 +71,26 @@ struct ChildArgs {
   _exit(127);
 }
 
+// The child starts on the parent's fd table (CLONE_FILES), so that the kernel
+// does not copy every fd of the parent (one pidfd per running child, say) only
+// to close it again at execve. It takes a copy of the fds it may need, those
+// below keep_below, before it touches any fd: every other fd is closed, so the
+// child holds exactly its stdio. Returns false if no copy could be made.
+bool unshare_fds(const ChildArgs* a) {
+  unsigned first = static_cast<unsigned>(a->keep_below);
+  if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_UNSHARE) == 0) return true;
+  // Before Linux 5.9: copy the whole table, then close what is above.
+  if (unshare(CLONE_FILES) != 0) return false;
+  if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
+    for (int fd = a->keep_below; fd < a->fd_limit; fd++) close(fd);
+  }
+  return true;
+}
+
 int child_main(void* arg) {
   ChildArgs* a = static_cast<ChildArgs*>(arg);
+  // Nothing may open, close or dup an fd before this: the table is the parent's.
+  if (!unshare_fds(a)) child_fail(a, kStepUnshare);
 
   // Signals are all blocked here (the parent blocked them around clone). Reset
   // every handler before unblocking, so no parent handler ever runs in the child.
@@ -231,6 +256,12 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());
+  args.keep_below = args.stdio_count;
+  for (int src : child_src) args.keep_below = std::max(args.keep_below, src + 1);
+  struct rlimit nofile;
+  args.fd_limit = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 1u << 20
+                      ? static_cast<int>(nofile.rlim_cur)
+                      : 1 << 20;
   args.setsid = req.setsid;
   args.set_uid = req.set_uid;
   args.set_gid = req.set_gid;
@@ -250,7 +281,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   if (tier == SpawnTier::kClone3Pidfd) {
     CloneArgs ca;
     memset(&ca, 0, sizeof ca);
-    ca.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
+    ca.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK | CLONE_FILES;
     ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
     ca.exit_signal = SIGCHLD;
     ca.stack = reinterpret_cast<uint64_t>(stack);
@@ -258,7 +289,8 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     pid = sys_clone3_run(&ca, child_main, &args);
     if (pid < 0) errno = static_cast<int>(-pid);
   } else {
-    pid = clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    pid = clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
+                &args);
   }
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
