@@ -39,21 +39,6 @@ export function describeFds(): Record<number, string> {
   return out;
 }
 
-/** The fds of this process that a child would inherit: those without FD_CLOEXEC. */
-export function inheritableFds(): number[] {
-  const out: number[] = [];
-  for (const fd of openFds()) {
-    try {
-      const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
-      const flags = Number.parseInt(/^flags:\s*(\d+)/m.exec(info)?.[1] ?? '0', 8);
-      if ((flags & 0o2000000) === 0) out.push(fd);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
 export interface ProcStat {
   pid: number;
   comm: string;
@@ -123,6 +108,21 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, pause));
     pause = Math.min(pause * 2, 50);
   }
+}
+
+/** Waits until `pid` (a `sleep`) sleeps. Only then does it hold just the fds it keeps:
+ * the kernel closes the close-on-exec fds a moment after execve lets spawn() return (as
+ * for posix_spawn and child_process), and the program's loader opens and closes its
+ * libraries after that. */
+export function sleeping(pid: number): Promise<void> {
+  const inNanosleep = () => {
+    try {
+      return readFileSync(`/proc/${pid}/wchan`, 'utf8').includes('nanosleep');
+    } catch {
+      return false;
+    }
+  };
+  return waitFor(inNanosleep, `${pid} to sleep`);
 }
 
 /** Resolves with the first line of `stream` that satisfies `match` (a string: equal to it);

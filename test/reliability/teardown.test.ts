@@ -3,7 +3,6 @@
 // runs. No crash, no abort, no hang, and a dropped child is still reaped.
 import { describe, expect, it } from 'vitest';
 import { reliabilityFixture } from '../fixtures/reliability/support.js';
-import { isSigchldMode } from '../helpers/mode.js';
 import { identify, type ProcessId, runNode, stillThere, waitFor } from '../helpers/proc.js';
 
 /** A crash, an abort or a failed assertion in native code says so on stderr. */
@@ -42,9 +41,7 @@ describe('worker.terminate() while the worker’s children run', () => {
   });
 
   for (const style of ['await', 'mixed'] as const) {
-    // Known open bug: about one run in ten, terminating a worker in the middle of
-    // spawns and exits kills the whole process (exit code null). Skipped until fixed.
-    it.skip(`resolves while spawns and exits are in flight (${style})`, async () => {
+    it(`resolves while spawns and exits are in flight (${style})`, async () => {
       const result = await runNode([reliabilityFixture('teardown-worker.mjs'), '6', style]);
       expectNoCrash(result.stderr);
       expect(result.code).toBe(0);
