@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "sys.h"
 
@@ -26,6 +27,8 @@ namespace {
 // The child's stack: the parent thread is suspended (CLONE_VFORK) until the
 // child calls execve or exits, so a buffer in the parent's frame is safe.
 constexpr size_t kChildStackSize = 64 * 1024;
+
+constexpr uint64_t kCloneClearSighand = 0x100000000ULL;  // CLONE_CLEAR_SIGHAND, Linux 5.5
 
 enum Step : int { kStepNone, kStepUnshare, kStepSetsid, kStepDup, kStepOpen, kStepChdir,
                   kStepSetgid, kStepSetuid, kStepPrctl, kStepExecve };
@@ -60,6 +63,7 @@ struct ChildArgs {
   uid_t uid;
   gid_t gid;
   bool pdeathsig;
+  bool handlers_cleared;  // clone3 reset every handled signal (CLONE_CLEAR_SIGHAND)
   pid_t parent_pid;
   volatile int err;
   volatile int step;
@@ -87,19 +91,40 @@ bool unshare_fds(const ChildArgs* a) {
   return true;
 }
 
+// The kernel's struct sigaction, for raw rt_sigaction: glibc's wrapper refuses
+// the signals it uses itself (32 and 33), whose handlers must be reset too.
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  uint64_t mask;
+};
+
+// Signals are all blocked here (the parent blocked them around clone), and stay
+// so until execve. The standard signals get their default action, ignored ones
+// included (SIGPIPE, which Node ignores), as child_process does. Every signal
+// with a handler is reset before the mask is lifted, so no parent handler ever
+// runs in the child: by the kernel when clone3 took CLONE_CLEAR_SIGHAND, else here.
+void reset_signals(bool handlers_cleared) {
+  KernelSigaction dfl = {SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig < 32; sig++) {
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  }
+  if (handlers_cleared) return;
+  for (int sig = 32; sig <= 64; sig++) {
+    KernelSigaction old;
+    if (syscall(SYS_rt_sigaction, sig, nullptr, &old, 8) != 0) continue;
+    if (old.handler != SIG_DFL && old.handler != SIG_IGN)
+      syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  }
+}
+
 int child_main(void* arg) {
   ChildArgs* a = static_cast<ChildArgs*>(arg);
   // Nothing may open, close or dup an fd before this: the table is the parent's.
   if (!unshare_fds(a)) child_fail(a, kStepUnshare);
 
-  // Signals are all blocked here (the parent blocked them around clone). Reset
-  // every handler before unblocking, so no parent handler ever runs in the child.
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
-  }
+  reset_signals(a->handlers_cleared);
 
   if (a->setsid && setsid() < 0) child_fail(a, kStepSetsid);
 
@@ -268,6 +293,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.uid = req.uid;
   args.gid = req.gid;
   args.pdeathsig = req.pdeathsig;
+  args.handlers_cleared = false;
   args.parent_pid = getpid();
   args.err = 0;
   args.step = kStepNone;
@@ -286,7 +312,18 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     ca.exit_signal = SIGCHLD;
     ca.stack = reinterpret_cast<uint64_t>(stack);
     ca.stack_size = sizeof stack;
+    // CLONE_CLEAR_SIGHAND (Linux 5.5) spares the child a syscall per handled
+    // signal; before 5.5 clone3 answers EINVAL and the child resets them itself.
+    static std::atomic<bool> clear_sighand{true};
+    args.handlers_cleared = clear_sighand.load(std::memory_order_relaxed);
+    if (args.handlers_cleared) ca.flags |= kCloneClearSighand;
     pid = sys_clone3_run(&ca, child_main, &args);
+    if (pid == -EINVAL && args.handlers_cleared) {
+      clear_sighand.store(false, std::memory_order_relaxed);
+      args.handlers_cleared = false;
+      ca.flags &= ~kCloneClearSighand;
+      pid = sys_clone3_run(&ca, child_main, &args);
+    }
     if (pid < 0) errno = static_cast<int>(-pid);
   } else {
     pid = clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,

@@ -1,7 +1,15 @@
 // spawn(): what runs, with which arguments, environment, directory and identity, and
 // how a refusal by the kernel comes back.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -204,6 +212,33 @@ describe('what runs', () => {
   it('does not look up a name that holds a slash', () => {
     const error = spawnFailure('./pw-tool', [], { env: { PATH: bin2 } });
     expect(error.code).toBe('ENOENT');
+  });
+
+  it('starts the child with no signal blocked, ignored or caught, whatever the parent set', async () => {
+    const signalMasks = (status: string) =>
+      Object.fromEntries(
+        status
+          .split('\n')
+          .filter((line) => /^Sig(Blk|Ign|Cgt):/.test(line))
+          .map((line) => line.split(':\t') as [string, string]),
+      );
+    const handler = () => {};
+    process.on('SIGUSR2', handler);
+    try {
+      const parent = signalMasks(readFileSync('/proc/self/status', 'utf8'));
+      // Node ignores SIGPIPE (13) and now catches SIGUSR2 (12): both bits set in the parent.
+      expect(BigInt(`0x${parent.SigIgn}`) & (1n << 12n)).not.toBe(0n);
+      expect(BigInt(`0x${parent.SigCgt}`) & (1n << 11n)).not.toBe(0n);
+      const { status, stdout } = await run('cat', ['/proc/self/status']);
+      expect(status.code).toBe(0);
+      expect(signalMasks(stdout)).toEqual({
+        SigBlk: '0000000000000000',
+        SigIgn: '0000000000000000',
+        SigCgt: '0000000000000000',
+      });
+    } finally {
+      process.off('SIGUSR2', handler);
+    }
   });
 
   it('passes arguments verbatim: spaces, quotes, empty strings, non-ASCII', async () => {
