@@ -5,16 +5,21 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
+
+#include "sys.h"
 
 namespace pidwatch {
 
 class ProcessHandle;
 
 // The SIGCHLD watcher of sigchld mode: one uv_signal_t per loop (libuv shares
-// the real handler with child_process), and on each signal a WNOHANG waitid for
-// each of our own children only: never waitpid(-1), which would steal others'.
+// the real handler with child_process). On each signal it peeks at the exited
+// children (waitid WNOWAIT) and reaps only its own, by PID: never waitpid(-1),
+// which would steal others'.
 class SigchldWatcher {
  public:
   // Starts the signal handle; must run before the child is created.
@@ -35,9 +40,10 @@ class SigchldWatcher {
   static void OnSignal(uv_signal_t* handle, int signum);
   static void OnIgnoredCheck(uv_timer_t* timer);
   void ReapExited();
+  void ReapAll(std::vector<std::pair<ProcessHandle*, ExitInfo>> exited = {});
   uv_signal_t* handle_ = nullptr;
   uv_timer_t* ignored_check_ = nullptr;
-  std::vector<ProcessHandle*> children_;
+  std::unordered_map<pid_t, ProcessHandle*> children_;
   int refs_ = 0;
 };
 

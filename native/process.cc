@@ -315,15 +315,12 @@ bool SigchldWatcher::Ensure(uv_loop_t* loop) {
 void SigchldWatcher::Add(ProcessHandle* child) {
   if (children_.empty() && ignored_check_)
     uv_timer_start(ignored_check_, OnIgnoredCheck, kIgnoredCheckMs, kIgnoredCheckMs);
-  children_.push_back(child);
+  children_[child->pid()] = child;
 }
 
 void SigchldWatcher::Remove(ProcessHandle* child) {
-  auto it = std::find(children_.begin(), children_.end(), child);
-  if (it != children_.end()) {
-    *it = children_.back();
-    children_.pop_back();
-  }
+  auto it = children_.find(child->pid());
+  if (it != children_.end() && it->second == child) children_.erase(it);
   if (children_.empty() && ignored_check_) uv_timer_stop(ignored_check_);
 }
 
@@ -335,7 +332,7 @@ void SigchldWatcher::OnIgnoredCheck(uv_timer_t* timer) {
   struct sigaction current;
   if (sigaction(SIGCHLD, nullptr, &current) != 0) return;
   if (current.sa_handler == SIG_IGN || (current.sa_flags & SA_NOCLDWAIT))
-    static_cast<SigchldWatcher*>(timer->data)->ReapExited();
+    static_cast<SigchldWatcher*>(timer->data)->ReapAll();
 }
 
 void SigchldWatcher::AddRef() {
@@ -350,10 +347,30 @@ void SigchldWatcher::OnSignal(uv_signal_t* handle, int) {
   static_cast<SigchldWatcher*>(handle->data)->ReapExited();
 }
 
+// Asks the kernel which children have exited, without reaping (WNOWAIT), and
+// reaps those that are ours: one lookup per exit, not one waitid per live child
+// as child_process does. A zombie that is not ours (another library's child, not
+// reaped yet) would keep answering first; then every child of ours is asked.
 void SigchldWatcher::ReapExited() {
-  // Reap first, then call JS: a callback may spawn and change the list.
   std::vector<std::pair<ProcessHandle*, ExitInfo>> exited;
-  for (ProcessHandle* child : children_) {
+  for (;;) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) break;
+    auto it = children_.find(si.si_pid);
+    ExitInfo info;
+    if (it == children_.end() || !it->second->TryReap(&info)) return ReapAll(std::move(exited));
+    exited.emplace_back(it->second, info);
+    children_.erase(it);
+  }
+  for (auto& [child, info] : exited) child->Finish(info);
+}
+
+// Tries every child of ours, as after a SIGCHLD from a zombie not ours, or when
+// SIGCHLD is ignored and the kernel reaps children itself (waitid: ECHILD).
+void SigchldWatcher::ReapAll(std::vector<std::pair<ProcessHandle*, ExitInfo>> exited) {
+  // Reap first, then call JS: a callback may spawn and change the set.
+  for (auto& [pid, child] : children_) {
     ExitInfo info;
     if (child->TryReap(&info)) exited.emplace_back(child, info);
   }
