@@ -1,6 +1,6 @@
 // `pidwatch wait`: the built CLI (dist/cli/main.js, from `npm run build:ts`) waiting for
 // processes that are not its children. Exit statuses: 0 done, 1 error, 2 usage, 3 timeout.
-import { type ChildProcess, spawn as spawnChild, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,14 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { capabilities, type Subprocess, spawn } from '../src/index.js';
 import { procStat, trackChildren, waitFor, waitForLine } from './helpers/proc.js';
+import { parseStrace, straceWorks, type TracedCall } from './helpers/strace.js';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const caps = capabilities();
 const pidfdMode = caps.mode === 'pidfd';
 /** Whether the CLI (same environment, same mode) learns a reaped non-child's status. */
 const statusOfNonChild = pidfdMode && caps.pidfdInfoExit;
-const straceWorks =
-  spawnSync('strace', ['-f', '-o', '/dev/null', '/bin/true'], { stdio: 'ignore' }).status === 0;
 
 const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-cli-wait-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -309,7 +308,7 @@ describe('pidwatch wait: many PIDs', () => {
       expect(lines(out.stdout)).toHaveLength(100);
 
       const text = readFileSync(log, 'utf8');
-      const calls = joinUnfinished(text);
+      const calls = parseStrace(text);
       const opened = calls.filter((c) => c.call === 'pidfd_open');
       const watched = new Set(procs.map((p) => p.pid));
       expect(opened.filter((c) => watched.has(Number(c.args[0]))).length).toBe(100);
@@ -327,59 +326,6 @@ describe('pidwatch wait: many PIDs', () => {
     },
   );
 });
-
-interface TracedCall {
-  pid: number;
-  call: string;
-  args: string[];
-  result: string;
-  line: string;
-}
-
-/** strace -f lines, `<unfinished ...>` halves joined with their `resumed>` ends. */
-function joinUnfinished(text: string): TracedCall[] {
-  const calls: TracedCall[] = [];
-  const pending = new Map<string, string>();
-  for (const raw of text.split('\n')) {
-    const match = /^(\d+)\s+(.*)$/.exec(raw);
-    if (!match) continue;
-    const pid = Number(match[1]);
-    let rest = match[2];
-    const resumed = /^<\.\.\. (\w+) resumed>(.*)$/.exec(rest);
-    if (resumed) {
-      const key = `${pid}:${resumed[1]}`;
-      rest = `${pending.get(key) ?? `${resumed[1]}(`}${resumed[2]}`;
-      pending.delete(key);
-    } else if (rest.endsWith('<unfinished ...>')) {
-      const name = /^(\w+)\(/.exec(rest)?.[1] ?? '';
-      pending.set(`${pid}:${name}`, rest.slice(0, -'<unfinished ...>'.length));
-      continue;
-    }
-    const call = /^(\w+)\((.*)\)\s+=\s+(\S+)/.exec(rest);
-    if (!call) continue;
-    calls.push({ pid, call: call[1], args: splitArgs(call[2]), result: call[3], line: rest });
-  }
-  return calls;
-}
-
-/** Splits strace's argument list at top-level commas (not inside [...] or {...}). */
-function splitArgs(text: string): string[] {
-  const args: string[] = [];
-  let depth = 0;
-  let current = '';
-  for (const ch of text) {
-    if (ch === '[' || ch === '{') depth++;
-    if (ch === ']' || ch === '}') depth--;
-    if (ch === ',' && depth === 0) {
-      args.push(current.trim());
-      current = '';
-    } else {
-      current += ch;
-    }
-  }
-  if (current.trim() !== '') args.push(current.trim());
-  return args;
-}
 
 function describeCalls(calls: TracedCall[]): string {
   return calls

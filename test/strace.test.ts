@@ -1,45 +1,18 @@
 // What the kernel sees: an strace of a script that spawns and kills through pidwatch
 // shows clone3 with CLONE_PIDFD, waitid(P_PIDFD), pidfd_send_signal, and no wait4, no
 // kill() by PID and no thread per child.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { capabilities } from '../src/index.js';
 import { fixture } from './helpers/proc.js';
+import { parseStrace, straceWorks } from './helpers/strace.js';
 
 const caps = capabilities();
 const fullPidfd =
   caps.mode === 'pidfd' && caps.clone3Pidfd && caps.waitidPidfd && caps.pidfdSendSignal;
-const straceWorks =
-  spawnSync('strace', ['-f', '-o', '/dev/null', '/bin/true'], { stdio: 'ignore' }).status === 0;
-
-/** One syscall per entry, `<unfinished ...>` halves joined with their `resumed>` ends. */
-function parseStrace(text: string): { pid: number; call: string; line: string }[] {
-  const calls: { pid: number; call: string; line: string }[] = [];
-  const pending = new Map<string, string>();
-  for (const raw of text.split('\n')) {
-    const match = /^(\d+)\s+(.*)$/.exec(raw);
-    if (!match) continue;
-    const pid = Number(match[1]);
-    let rest = match[2];
-    const resumed = /^<\.\.\. (\w+) resumed>(.*)$/.exec(rest);
-    if (resumed) {
-      const start = pending.get(`${pid}:${resumed[1]}`);
-      pending.delete(`${pid}:${resumed[1]}`);
-      rest = `${start ?? `${resumed[1]}(`}${resumed[2]}`;
-    } else if (rest.endsWith('<unfinished ...>')) {
-      const name = /^(\w+)\(/.exec(rest)?.[1] ?? '';
-      pending.set(`${pid}:${name}`, rest.slice(0, -'<unfinished ...>'.length));
-      continue;
-    }
-    const call = /^(\w+)\(/.exec(rest)?.[1];
-    if (call) calls.push({ pid, call, line: rest });
-  }
-  return calls;
-}
-
 const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-strace-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 

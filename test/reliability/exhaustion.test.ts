@@ -7,7 +7,6 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { reliabilityFixture } from '../fixtures/reliability/support.js';
-import { isSigchldMode } from '../helpers/mode.js';
 
 interface Step {
   what: string;

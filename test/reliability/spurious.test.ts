@@ -3,21 +3,13 @@
 // the right status, and only once it has really ended.
 import { execFileSync, spawn as spawnChild } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { onAnyExit } from '../../src/exits-hub.js';
+import { describe, expect, it } from 'vitest';
 import { type ExitStatus, type Subprocess, spawn, watch } from '../../src/index.js';
+import { recordExits } from '../helpers/exits.js';
 import { procStat, trackChildren, waitFor } from '../helpers/proc.js';
 
 const track = trackChildren();
-let seen: ExitStatus[] = [];
-let unsubscribe: () => void;
-
-beforeEach(() => {
-  seen = [];
-  unsubscribe = onAnyExit((status) => seen.push(status));
-});
-
-afterEach(() => unsubscribe());
+const seen = recordExits();
 
 function haveStrace(): boolean {
   try {

@@ -3,23 +3,15 @@
 // ends, never at the leader thread's own end.
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { onAnyExit } from '../../src/exits-hub.js';
-import { capabilities, type ExitStatus, spawn, watch } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { capabilities, spawn, watch } from '../../src/index.js';
 import { compileFixture, haveCompiler } from '../fixtures/reliability/support.js';
+import { recordExits } from '../helpers/exits.js';
 import { isSigchldMode } from '../helpers/mode.js';
 import { procStat, trackChildren, waitFor, waitForLine } from '../helpers/proc.js';
 
 const track = trackChildren();
-let seen: ExitStatus[] = [];
-let unsubscribe: () => void;
-
-beforeEach(() => {
-  seen = [];
-  unsubscribe = onAnyExit((status) => seen.push(status));
-});
-
-afterEach(() => unsubscribe());
+const seen = recordExits();
 
 async function settle(): Promise<void> {
   await track(spawn('/bin/true', [], { stdio: 'ignore' })).exited;
