@@ -57,7 +57,6 @@ struct ChildArgs {
   int* stdio;  // scratch copy of the request's stdio codes, child fd order
   int stdio_count;
   int keep_below;  // the child's own fd table keeps fds [0, keep_below) only
-  int fd_limit;    // RLIMIT_NOFILE: the end of the close loop on kernels without close_range
   bool setsid;
   bool set_uid, set_gid;
   uid_t uid;
@@ -86,7 +85,12 @@ bool unshare_fds(const ChildArgs* a) {
   // Before Linux 5.9: copy the whole table, then close what is above.
   if (unshare(CLONE_FILES) != 0) return false;
   if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
-    for (int fd = a->keep_below; fd < a->fd_limit; fd++) close(fd);
+    // Before 5.9 (no close_range either): every fd below RLIMIT_NOFILE.
+    struct rlimit nofile;
+    int limit = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 1u << 20
+                    ? static_cast<int>(nofile.rlim_cur)
+                    : 1 << 20;
+    for (int fd = a->keep_below; fd < limit; fd++) close(fd);
   }
   return true;
 }
@@ -283,10 +287,6 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.stdio_count = static_cast<int>(child_src.size());
   args.keep_below = args.stdio_count;
   for (int src : child_src) args.keep_below = std::max(args.keep_below, src + 1);
-  struct rlimit nofile;
-  args.fd_limit = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 1u << 20
-                      ? static_cast<int>(nofile.rlim_cur)
-                      : 1 << 20;
   args.setsid = req.setsid;
   args.set_uid = req.set_uid;
   args.set_gid = req.set_gid;
