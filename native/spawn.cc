@@ -158,6 +158,12 @@ int child_main(void* arg) {
     }
   }
 
+  // The sources placed above (a parent's fd passed in stdio, say) go too: the
+  // child keeps its stdio fds and nothing else, with or without FD_CLOEXEC.
+  if (a->keep_below > n && syscall(SYS_close_range, n, a->keep_below - 1, 0) != 0) {
+    for (int fd = n; fd < a->keep_below; fd++) close(fd);
+  }
+
   if (a->cwd && chdir(a->cwd) < 0) child_fail(a, kStepChdir);
 
   // Raw syscalls: glibc's setuid() would signal every thread of the parent.

@@ -1,6 +1,6 @@
 // stdio: pipes as Node streams, inherit, ignore, fd numbers, streams with an fd, extra
 // fds, large outputs and back-pressure.
-import { spawn as cpSpawn } from 'node:child_process';
+import { spawn as cpSpawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import {
@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from '../src/index.js';
+import { haveCompiler } from './fixtures/reliability/support.js';
 import {
   fixture,
   readAll,
@@ -324,19 +325,26 @@ describe('fds and streams', () => {
     }
   });
 
-  it('closes an inherited fd without FD_CLOEXEC unless stdio lists it', async () => {
-    // node gets a pipe on fd 3 without FD_CLOEXEC, as make hands down its jobserver fds
-    const child = cpSpawn(process.execPath, [fixture('inherited-fd.mjs')], {
+  it.skipIf(!haveCompiler())('closes an fd without FD_CLOEXEC unless stdio lists it', async () => {
+    // node gets a pipe on fd 3, and native code takes FD_CLOEXEC off it
+    const library = join(scratch, 'clear-cloexec.so');
+    execFileSync('cc', ['-shared', '-fPIC', '-o', library, fixture('clear-cloexec.c')]);
+    const child = cpSpawn(process.execPath, [fixture('inherited-fd.mjs'), library], {
       stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
     });
     const [out] = await Promise.all([readAll(child.stdout!), once(child, 'exit')]);
     const report = JSON.parse(out.toString()) as {
       own: string;
+      ownCloexec: boolean;
       plain: Record<string, string>;
+      piped: Record<string, string>;
       passed: Record<string, string>;
     };
     expect(report.own).toMatch(/^(pipe|socket):/);
+    expect(report.ownCloexec).toBe(false);
     expect(report.plain).toEqual({ 0: '/dev/null', 1: '/dev/null', 2: '/dev/null' });
+    expect(Object.keys(report.piped)).toEqual(['0', '1', '2']);
+    expect(Object.values(report.piped)).not.toContain(report.own);
     expect(report.passed).toEqual({
       0: '/dev/null',
       1: '/dev/null',

@@ -47,6 +47,9 @@
 #ifndef __NR_pidfd_getfd
 #define __NR_pidfd_getfd 438
 #endif
+#ifndef __NR_close_range
+#define __NR_close_range 436
+#endif
 
 #define P_PIDFD_IDTYPE 3            // waitid(P_PIDFD, ...), Linux >= 5.4
 #define CLONE_ARGS_SIZE_VER0 64     // struct clone_args up to tls
@@ -69,6 +72,8 @@ static const struct syscall_name syscalls[] = {
     {"prctl", __NR_prctl},
     {"setsid", __NR_setsid},
     {"rt_sigaction", __NR_rt_sigaction},
+    {"close_range", __NR_close_range},
+    {"unshare", __NR_unshare},
 };
 
 // A qualifier narrows a rule to the calls whose argument `arg` equals `value`:
@@ -121,13 +126,14 @@ static void usage(FILE *out) {
       "  waitid:P_PIDFD=EINVAL                  waitid(P_PIDFD, ...) only, as before 5.4\n"
       "  clone3:v0=EPERM                        clone3 with the 64-byte v0 struct only\n"
       "  ioctl:PIDFD_GET_INFO=ENOTTY            the PIDFD_GET_INFO ioctl only\n"
+      "  close_range=ENOSYS                     a kernel before 5.9\n"
       "\n"
       "clone3:v0 exists because glibc's pthread_create uses clone3 itself (88-byte\n"
       "struct) and falls back to clone only on ENOSYS: a blanket clone3=EPERM, as in\n"
       "Docker's old default profile, would stop Node from starting any thread.\n"
       "\n"
       "System calls: clone3 clone pidfd_open pidfd_send_signal pidfd_getfd waitid\n"
-      "  wait4 ioctl prctl setsid rt_sigaction\n"
+      "  wait4 ioctl prctl setsid rt_sigaction close_range unshare\n"
       "Errnos: ENOSYS EPERM EINVAL EACCES ENOMEM EAGAIN ENOTTY ESRCH\n"
       "Exit status: COMMAND's; 2 on bad usage; 1 if the filter cannot be installed;\n"
       "127 if COMMAND cannot be run.\n",
