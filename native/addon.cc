@@ -142,6 +142,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (!caps.pidfd_mode() && !data->sigchld.Ensure(data->loop))
     return ThrowErrno(env, EAGAIN, "uv_signal_init", "");
   SpawnResult result;
+  uint64_t started_ns = uv_hrtime();
   spawn_process(req, caps.tier(), &result);
   if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
 
@@ -152,7 +153,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     AbandonChild(result);
     return env.Undefined();
   }
-  handle->Start(data, result.pid, result.pidfd, true, info[10].As<Napi::Function>());
+  handle->Start(data, result.pid, result.pidfd, true, started_ns, info[10].As<Napi::Function>());
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
   return Napi::Value(env, object);
 }
@@ -176,7 +177,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
     close(pidfd);
     return env.Undefined();
   }
-  handle->Start(data, pid, pidfd, false, info[1].As<Napi::Function>());
+  handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Function>());
   return Napi::Value(env, object);
 }
 
@@ -219,10 +220,28 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
     uv_close(h, OnTeardownClosed);
   }
   data->sigchld.Detach();
+  data->exit_slots = nullptr;
+  if (data->exit_info) napi_delete_reference(data->env, data->exit_info);
+  data->exit_info = nullptr;
   if (data->async_context) napi_async_destroy(data->env, data->async_context);
   data->async_context = nullptr;
   t->armed = true;
   if (t->pending == 0) FinishTeardown(t);
+}
+
+// The Float64Array exits are reported through (see ExitSlot). Its backing store
+// never moves, and the reference keeps it alive for the life of the environment.
+Napi::Value ExitInfoArray(Napi::Env env, AddonData* data) {
+  void* store = nullptr;
+  napi_value buffer, array;
+  NAPI_THROW_IF_FAILED(env, napi_create_arraybuffer(env, kExitSlots * sizeof(double), &store,
+                                                    &buffer), Napi::Value());
+  NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_float64_array, kExitSlots, buffer, 0,
+                                                   &array), Napi::Value());
+  NAPI_THROW_IF_FAILED(env, napi_create_reference(env, array, 1, &data->exit_info),
+                       Napi::Value());
+  data->exit_slots = static_cast<double*>(store);
+  return Napi::Value(env, array);
 }
 
 }  // namespace
@@ -239,6 +258,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
   napi_add_async_cleanup_hook(env, OnEnvCleanup, data, nullptr);
 
+  exports.Set("exitInfo", ExitInfoArray(env, data));
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));

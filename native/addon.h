@@ -47,10 +47,25 @@ class SigchldWatcher {
   int refs_ = 0;
 };
 
+// An exit is reported to JS through exports.exitInfo, a Float64Array the
+// callback reads at once: no JS values are made per exit. The indices are
+// mirrored by ExitSlot in src/native.ts.
+enum ExitSlot {
+  kSlotCode,  // -1: none (killed by a signal, or unknown)
+  kSlotSignal,
+  kSlotCoreDumped,
+  kSlotDurationMs,
+  kSlotHasUsage,
+  kSlotUsage,  // 7 values, in the order of ExitStatus.resourceUsage
+  kExitSlots = kSlotUsage + 7,
+};
+
 struct AddonData {
   napi_env env = nullptr;
   uv_loop_t* loop = nullptr;
   napi_async_context async_context = nullptr;
+  double* exit_slots = nullptr;  // kExitSlots doubles, the backing store of exitInfo
+  napi_ref exit_info = nullptr;
   Napi::FunctionReference process_ctor;
   SigchldWatcher sigchld;
   std::unordered_set<ProcessHandle*> live;

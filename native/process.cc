@@ -79,9 +79,10 @@ ProcessHandle::~ProcessHandle() {
 }
 
 void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
-                          Napi::Function on_exit) {
+                          uint64_t started_ns, Napi::Function on_exit) {
   data_ = data;
   pid_ = pid;
+  started_ns_ = started_ns;
   pidfd_ = pidfd;
   is_child_ = is_child;
   done_ = false;
@@ -168,37 +169,39 @@ void ProcessHandle::StopHandles() {
 
 void ProcessHandle::Finish(const ExitInfo& info) {
   if (done_) return;
+  double duration_ms = static_cast<double>(uv_hrtime() - started_ns_) / 1e6;
   Release();
+
+  double* slots = data_ ? data_->exit_slots : nullptr;
+  Napi::FunctionReference cb = std::move(on_exit_);
+  if (!slots) {  // the environment is going away
+    Unref();
+    return;
+  }
+  slots[kSlotCode] = info.known && info.signal == 0 ? info.code : -1;
+  slots[kSlotSignal] = info.known ? info.signal : 0;
+  slots[kSlotCoreDumped] = info.core_dumped ? 1 : 0;
+  slots[kSlotDurationMs] = duration_ms;
+  slots[kSlotHasUsage] = info.has_rusage ? 1 : 0;
+  if (info.has_rusage) {
+    const struct rusage& ru = info.usage;
+    double* usage = slots + kSlotUsage;
+    usage[0] = timeval_us(ru.ru_utime);
+    usage[1] = timeval_us(ru.ru_stime);
+    usage[2] = static_cast<double>(ru.ru_maxrss);
+    usage[3] = static_cast<double>(ru.ru_minflt);
+    usage[4] = static_cast<double>(ru.ru_majflt);
+    usage[5] = static_cast<double>(ru.ru_nvcsw);
+    usage[6] = static_cast<double>(ru.ru_nivcsw);
+  }
 
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  Napi::Value code = info.known && info.signal == 0 ? Napi::Number::New(env, info.code)
-                                                     : env.Null();
-  // Raw calls that may fail (the environment may be terminating): no aborts.
-  napi_value usage = env.Null();
-  if (info.has_rusage) {
-    const struct rusage& ru = info.usage;
-    const double values[] = {timeval_us(ru.ru_utime), timeval_us(ru.ru_stime),
-                             static_cast<double>(ru.ru_maxrss), static_cast<double>(ru.ru_minflt),
-                             static_cast<double>(ru.ru_majflt), static_cast<double>(ru.ru_nvcsw),
-                             static_cast<double>(ru.ru_nivcsw)};
-    napi_value array, value;
-    if (napi_create_array_with_length(env, 7, &array) == napi_ok) {
-      for (uint32_t i = 0; i < 7; i++) {
-        if (napi_create_double(env, values[i], &value) == napi_ok)
-          napi_set_element(env, array, i, value);
-      }
-      usage = array;
-    }
-  }
-  Napi::FunctionReference cb = std::move(on_exit_);
-  napi_value argv[] = {code, Napi::Number::New(env, info.known ? info.signal : 0),
-                       Napi::Boolean::New(env, info.core_dumped), usage};
   napi_value result;
   // The JS callback never throws (it defers user errors to the next tick); an
   // exception here means the environment is going away: nothing to report.
-  napi_status st = napi_make_callback(env, data_->async_context, Value(), cb.Value(), 4, argv,
-                                      &result);
+  napi_status st =
+      napi_make_callback(env, data_->async_context, Value(), cb.Value(), 0, nullptr, &result);
   Unref();
   if (st == napi_pending_exception) {
     napi_value ignored;

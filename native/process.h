@@ -17,8 +17,10 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   explicit ProcessHandle(const Napi::CallbackInfo& info);
   ~ProcessHandle() override;
 
-  // Begins watching. pidfd may be -1 (sigchld mode, children only).
-  void Start(AddonData* data, pid_t pid, int pidfd, bool is_child, Napi::Function on_exit);
+  // Begins watching. pidfd may be -1 (sigchld mode, children only). started_ns
+  // (uv_hrtime) is when the process was started or the watch began.
+  void Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
+             Napi::Function on_exit);
   // sigchld mode: tries to reap without blocking; true when the child is gone.
   bool TryReap(ExitInfo* info);
   // Delivers the exit to JS and releases everything.
@@ -54,6 +56,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   uv_timer_t* timer_ = nullptr;
   unsigned waited_ms_ = 0;
   unsigned next_delay_ms_ = 1;
+  uint64_t started_ns_ = 0;
   Napi::FunctionReference on_exit_;
 };
 

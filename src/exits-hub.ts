@@ -12,5 +12,6 @@ export function onAnyExit(listener: Listener): () => void {
 
 /** Called once per observed exit, before `exited` resolves. */
 export function publishExit(status: ExitStatus): void {
+  if (listeners.size === 0) return;
   for (const listener of listeners) listener(status);
 }

@@ -4,13 +4,25 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Called once when the process has exited: code or signal number (0: none). */
-export type NativeExitCallback = (
-  code: number | null,
-  signal: number,
-  coreDumped: boolean,
-  usage: number[] | null,
-) => void;
+/**
+ * Called once when the process has exited. The exit is in `exitInfo` for the
+ * length of the call (read it first): no JS values are made for it per exit.
+ */
+export type NativeExitCallback = () => void;
+
+/** Indices into `exitInfo`, as in native/addon.h. */
+export const ExitSlot = {
+  /** The exit code, or -1 when there is none (killed by a signal, or unknown). */
+  code: 0,
+  /** The signal number, 0 when none. */
+  signal: 1,
+  coreDumped: 2,
+  /** From the start of the process (spawn) or of the watch, in milliseconds. */
+  durationMs: 3,
+  /** 1 when the 7 resource usage values follow. */
+  hasUsage: 4,
+  usage: 5,
+} as const;
 
 export interface NativeProcess {
   readonly pid: number;
@@ -45,6 +57,8 @@ export interface NativeError extends Error {
 }
 
 export interface NativeBinding {
+  /** The exit being reported by the current NativeExitCallback call (see ExitSlot). */
+  readonly exitInfo: Float64Array;
   capabilities(): NativeCapabilities;
   /**
    * `argv` and `env` are their strings each ended by a NUL, joined (`joinNul`). The

@@ -17,7 +17,6 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     args = undefined;
   }
   const request = normalizeSpawn(file, args, options);
-  const startedAt = performance.now();
   let proc: Subprocess | undefined;
   const fds = new Int32Array(request.stdio.length);
   let handle: ReturnType<typeof native.spawn> | undefined;
@@ -33,8 +32,7 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
       request.uid,
       request.gid,
       fds,
-      (code, signal, coreDumped, usage) =>
-        deliver(() => proc!.onExit(code, signal, coreDumped, usage, startedAt)),
+      () => deliver(() => proc!.onExit()),
     );
   } catch (error) {
     const e = error as NativeError;

@@ -3,7 +3,7 @@ import { liveChildren } from './children.js';
 import { publishExit } from './exits-hub.js';
 import type { NativeProcess } from './native.js';
 import { toSignalNumber } from './signals.js';
-import { toExitStatus } from './status.js';
+import { nativeExitStatus } from './status.js';
 import type { StdioStream } from './stdio.js';
 import type { ExitStatus } from './types.js';
 
@@ -103,29 +103,19 @@ export class Subprocess implements AsyncDisposable {
     }
   }
 
-  /** @internal Called by the native watcher, once. */
-  onExit(
-    code: number | null,
-    signal: number,
-    coreDumped: boolean,
-    usage: number[] | null,
-    startedAt: number,
-  ): void {
-    const status = toExitStatus({
-      pid: this.pid,
-      code,
-      signal,
-      coreDumped,
-      usage,
-      startedAt,
-      timedOut: this.#timedOut,
-      aborted: this.#aborted,
-    });
+  /**
+   * @internal Called by the native watcher, once. Kept lean: it runs between the
+   * exit and the code awaiting `exited`, so nothing here is done needlessly.
+   */
+  onExit(): void {
+    const status = nativeExitStatus(this.pid, this.#timedOut, this.#aborted);
     this.#status = status;
     liveChildren.delete(this.pid);
-    clearTimeout(this.#forceTimer);
-    for (const cleanup of this.#cleanups) cleanup();
-    this.#cleanups = [];
+    if (this.#forceTimer !== undefined) clearTimeout(this.#forceTimer);
+    if (this.#cleanups.length > 0) {
+      for (const cleanup of this.#cleanups) cleanup();
+      this.#cleanups = [];
+    }
     this.stdin?.destroy();
     publishExit(status);
     this.#resolve(status);

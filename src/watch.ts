@@ -6,7 +6,7 @@ import { abortError, invalidType, invalidValue, ProcessGoneError } from './error
 import { publishExit } from './exits-hub.js';
 import { deliver, type NativeError, native } from './native.js';
 import { toSignalNumber } from './signals.js';
-import { toExitStatus } from './status.js';
+import { nativeExitStatus, toExitStatus } from './status.js';
 import type { ExitStatus } from './types.js';
 
 /** Without pidfds, /proc/<pid>/stat is polled: first after this many ms... */
@@ -147,19 +147,11 @@ class ChildSource implements Source {
 /** A pidfd from pidfd_open, polled on the event loop. */
 class PidfdSource implements Source {
   #handle;
-  #startedAt = performance.now();
   #onExit: ((status: ExitStatus) => void) | undefined;
   constructor(pid: number) {
     try {
-      this.#handle = native.watch(pid, (code, signal, coreDumped) => {
-        const status = toExitStatus({
-          pid,
-          code,
-          signal,
-          coreDumped,
-          usage: null,
-          startedAt: this.#startedAt,
-        });
+      this.#handle = native.watch(pid, () => {
+        const status = nativeExitStatus(pid);
         deliver(() => {
           publishExit(status);
           this.#onExit?.(status);
@@ -295,7 +287,6 @@ class ProcSource implements Source {
         code,
         signal,
         coreDumped,
-        usage: null,
         startedAt: this.#startedAt,
       });
       publishExit(exit);
