@@ -208,9 +208,12 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   AddonData* data = static_cast<AddonData*>(arg);
   Teardown* t = new Teardown;
   t->hook = hook;
-  std::vector<ProcessHandle*> live(data->live.begin(), data->live.end());
-  data->live.clear();
-  for (ProcessHandle* handle : live) handle->Teardown(t, &t->pending, OnTeardownClosed);
+  ProcessHandle* next;
+  for (ProcessHandle* handle = data->live; handle; handle = next) {
+    next = handle->next_live();
+    handle->Teardown(t, &t->pending, OnTeardownClosed);
+  }
+  data->live = nullptr;
   uv_handle_t* watcher_handles[] = {reinterpret_cast<uv_handle_t*>(data->sigchld.handle()),
                                     reinterpret_cast<uv_handle_t*>(data->sigchld.ignored_check())};
   for (uv_handle_t* h : watcher_handles) {

@@ -6,7 +6,6 @@
 #include <uv.h>
 
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -68,7 +67,9 @@ struct AddonData {
   napi_ref exit_info = nullptr;
   Napi::FunctionReference process_ctor;
   SigchldWatcher sigchld;
-  std::unordered_set<ProcessHandle*> live;
+  // The handles still watching, for the environment's teardown: a list threaded
+  // through the handles, so a spawn or an exit neither allocates nor hashes.
+  ProcessHandle* live = nullptr;
 };
 
 }  // namespace pidwatch

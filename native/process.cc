@@ -73,7 +73,7 @@ Napi::Function ProcessHandle::Define(Napi::Env env) {
 ProcessHandle::ProcessHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessHandle>(info) {}
 
 ProcessHandle::~ProcessHandle() {
-  if (data_) data_->live.erase(this);
+  if (data_) UnlinkLive();
   if (on_sigchld_ && data_) data_->sigchld.Remove(this);
   StopHandles();
 }
@@ -87,7 +87,7 @@ void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
   is_child_ = is_child;
   done_ = false;
   on_exit_ = Napi::Persistent(on_exit);
-  data_->live.insert(this);
+  LinkLive();
   Ref();  // the running process keeps its handle alive, whatever JS drops
   if (pidfd_ >= 0) {
     poll_ = new uv_poll_t;
@@ -219,7 +219,24 @@ void ProcessHandle::Release() {
     on_sigchld_ = false;
   }
   StopHandles();
-  data_->live.erase(this);
+  UnlinkLive();
+}
+
+void ProcessHandle::LinkLive() {
+  live_prev_ = nullptr;
+  live_next_ = data_->live;
+  if (live_next_) live_next_->live_prev_ = this;
+  data_->live = this;
+  linked_ = true;
+}
+
+void ProcessHandle::UnlinkLive() {
+  if (!linked_) return;
+  if (live_prev_) live_prev_->live_next_ = live_next_;
+  else data_->live = live_next_;
+  if (live_next_) live_next_->live_prev_ = live_prev_;
+  live_prev_ = live_next_ = nullptr;
+  linked_ = false;
 }
 
 void ProcessHandle::ApplyRef() {
@@ -292,6 +309,8 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
   pidfd_ = -1;
   done_ = true;
   on_sigchld_ = false;
+  live_prev_ = live_next_ = nullptr;
+  linked_ = false;
   data_ = nullptr;
 }
 

@@ -29,6 +29,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   // `closure` as its data and counts in *pending until on_closed runs.
   void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));
   pid_t pid() const { return pid_; }
+  ProcessHandle* next_live() const { return live_next_; }
 
  private:
   Napi::Value Kill(const Napi::CallbackInfo& info);
@@ -44,6 +45,8 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   void StopHandles();
   void Release();
   void ApplyRef();
+  void LinkLive();
+  void UnlinkLive();
 
   AddonData* data_ = nullptr;
   pid_t pid_ = -1;
@@ -57,6 +60,9 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   unsigned waited_ms_ = 0;
   unsigned next_delay_ms_ = 1;
   uint64_t started_ns_ = 0;
+  ProcessHandle* live_prev_ = nullptr;  // AddonData::live
+  ProcessHandle* live_next_ = nullptr;
+  bool linked_ = false;
   Napi::FunctionReference on_exit_;
 };
 

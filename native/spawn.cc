@@ -17,6 +17,17 @@
 #include <algorithm>
 #include <atomic>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PIDWATCH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PIDWATCH_ASAN 1
+#endif
+#endif
+#ifdef PIDWATCH_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include "sys.h"
 
 extern char** environ;
@@ -27,6 +38,19 @@ namespace {
 // The child's stack: the parent thread is suspended (CLONE_VFORK) until the
 // child calls execve or exits, so a buffer in the parent's frame is safe.
 constexpr size_t kChildStackSize = 64 * 1024;
+
+// Under AddressSanitizer (the memcheck build) the child's frames poison their
+// redzones in the shadow memory it shares with the parent (CLONE_VM), and the
+// child never returns to clear them: the parent clears them once it resumes,
+// before its own stack reuses those bytes.
+void forget_child_frames(char* stack, size_t size) {
+#ifdef PIDWATCH_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(stack, size);
+#else
+  (void)stack;
+  (void)size;
+#endif
+}
 
 constexpr uint64_t kCloneClearSighand = 0x100000000ULL;  // CLONE_CLEAR_SIGHAND, Linux 5.5
 
@@ -336,6 +360,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
                 &args);
   }
   int clone_errno = errno;
+  forget_child_frames(stack, sizeof stack);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close_all(&child_fds);
 
