@@ -101,6 +101,28 @@ describe('exited', () => {
     expect(usage.minorPageFault).toBeGreaterThan(0);
   });
 
+  it('times durationMs from the spawn to the exit', async () => {
+    const before = performance.now();
+    const proc = track(spawn('sleep', ['0.2'], { stdio: 'ignore' }));
+    const status = await proc.exited;
+    const wall = performance.now() - before;
+    expect(status.code).toBe(0);
+    expect(status.durationMs).toBeGreaterThanOrEqual(200);
+    expect(status.durationMs).toBeLessThanOrEqual(wall);
+  });
+
+  it('gives each of many exits seen together its own status', async () => {
+    // Killed in one synchronous loop, the children die at once and their exits
+    // reach JS in one turn of the event loop, one after the other.
+    const signals = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGALRM'];
+    const procs = signals.map(() => track(spawn('sleep', ['60'], { stdio: 'ignore' })));
+    for (const [i, p] of procs.entries()) expect(p.kill(signals[i] as NodeJS.Signals)).toBe(true);
+    const statuses = await Promise.all(procs.map((p) => p.exited));
+    statuses.forEach((status, i) => {
+      expect(status).toMatchObject({ pid: procs[i].pid, code: null, signal: signals[i] });
+    });
+  });
+
   it('keeps exitCode and signalCode null while running, then sets them', async () => {
     const proc = track(spawn('/bin/cat', [], { stdio: ['pipe', 'ignore', 'ignore'] }));
     expect(proc.exitCode).toBeNull();
