@@ -2,6 +2,8 @@ import { ExitSlot, native } from './native.js';
 import { signalName } from './signals.js';
 import type { ExitStatus, ResourceUsage } from './types.js';
 
+const slots = native.exitInfo;
+
 function resourceUsageAt(values: Float64Array, at: number): ResourceUsage {
   return {
     userCPUTime: values[at],
@@ -19,7 +21,6 @@ function resourceUsageAt(values: Float64Array, at: number): ResourceUsage {
  * NativeExitCallback, before anything else can report another.
  */
 export function nativeExitStatus(pid: number, timedOut = false, aborted = false): ExitStatus {
-  const slots = native.exitInfo;
   const code = slots[ExitSlot.code];
   return {
     pid,

@@ -36,6 +36,8 @@ export class Subprocess implements AsyncDisposable {
   #aborted = false;
   #forceTimer: NodeJS.Timeout | undefined;
   #cleanups: Array<() => void> = [];
+  /** Some fd is piped to a Readable: unread output is drained after the exit. */
+  #hasReadable: boolean;
 
   /** @internal Use `spawn()`. */
   constructor(handle: NativeProcess, streams: StdioStream[], policy: TerminationPolicy) {
@@ -43,6 +45,7 @@ export class Subprocess implements AsyncDisposable {
     this.#handle = handle;
     this.#policy = policy;
     this.stdio = streams as Array<Readable | Writable | null>;
+    this.#hasReadable = streams.some((stream) => stream !== null && isReadable(stream));
     this.stdin = (streams[0] as Writable | null) ?? null;
     this.stdout = (streams[1] as Readable | null) ?? null;
     this.stderr = (streams[2] as Readable | null) ?? null;
@@ -121,9 +124,7 @@ export class Subprocess implements AsyncDisposable {
     this.#resolve(status);
     // Output nobody has started to read is drained, as child_process does, so
     // its fd closes; code right after `await exited` can still attach a reader.
-    if (this.stdio.some((stream) => stream && isReadable(stream))) {
-      setImmediate(() => drainUnread(this.stdio));
-    }
+    if (this.#hasReadable) setImmediate(() => drainUnread(this.stdio));
   }
 }
 

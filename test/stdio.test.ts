@@ -188,6 +188,24 @@ describe("'pipe'", () => {
     expect(out.length).toBe(size);
     expect(status.code).toBe(0);
   });
+
+  it('drains output nobody reads once the child has exited, so its pipe closes', async () => {
+    const proc = track(
+      spawn('/bin/sh', ['-c', 'echo unread'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    await proc.exited;
+    // A paused stream holding data never ends by itself; drained, it ends and closes.
+    await Promise.all([once(proc.stdout!, 'close'), once(proc.stderr!, 'close')]);
+    expect(proc.stdout!.destroyed).toBe(true);
+  });
+
+  it('keeps the output for a reader attached right after `await exited`', async () => {
+    const proc = track(
+      spawn('/bin/sh', ['-c', 'echo late'], { stdio: ['ignore', 'pipe', 'ignore'] }),
+    );
+    await proc.exited;
+    expect((await readAll(proc.stdout!)).toString()).toBe('late\n');
+  });
 });
 
 describe("'inherit' and 'ignore'", () => {
