@@ -17,14 +17,14 @@ export const COMPETITORS = [
  */
 export function scenarios({ quick }) {
   const size = (n, least = 1) => (quick ? Math.max(least, Math.round(n / 10)) : n);
-  const rounds = quick ? 5 : 7;
+  const rounds = quick ? 5 : 11;
   return [
     {
       id: '1',
       title: 'Sequential spawn+exit of /bin/true',
       kind: 'seq',
       floor: 'spawn',
-      params: { mode: 'seq', n: size(400), rounds, warmup: size(100) },
+      params: { mode: 'seq', n: size(300), rounds, warmup: size(100) },
       metric: 'usPerOp',
       unit: 'us/spawn',
       sigchld: true,
@@ -43,7 +43,7 @@ export function scenarios({ quick }) {
       title: `Sequential spawn+exit, ${size(2048)} MiB resident in the parent`,
       kind: 'seq',
       floor: 'spawn',
-      params: { mode: 'seq', n: size(30, 3), rounds, warmup: 5, resident: size(2048) },
+      params: { mode: 'seq', n: size(25, 3), rounds, warmup: 5, resident: size(2048) },
       metric: 'usPerOp',
       unit: 'us/spawn',
     },
@@ -52,7 +52,7 @@ export function scenarios({ quick }) {
       title: `Sequential spawn+exit, ${size(2000).toLocaleString('en')} idle children alive`,
       kind: 'seq',
       floor: 'spawn',
-      params: { mode: 'seq', n: size(200), rounds, warmup: size(50), idle: size(2000) },
+      params: { mode: 'seq', n: size(150), rounds, warmup: size(50), idle: size(2000) },
       metric: 'usPerOp',
       unit: 'us/spawn',
       sigchld: true,
@@ -62,7 +62,7 @@ export function scenarios({ quick }) {
       title: 'Exit latency, kill(SIGKILL) to exit seen, no idle children',
       kind: 'latency',
       floor: 'latency',
-      params: { samples: size(200), rounds, idle: 0, settle_ms: 2 },
+      params: { samples: size(150), rounds, idle: 0, settle_ms: 2 },
       metric: 'p50',
       unit: 'us p50',
       sigchld: true,
@@ -72,7 +72,7 @@ export function scenarios({ quick }) {
       title: `Exit latency, kill(SIGKILL) to exit seen, ${size(2000).toLocaleString('en')} idle children`,
       kind: 'latency',
       floor: 'latency',
-      params: { samples: size(200), rounds, idle: size(2000), settle_ms: 2 },
+      params: { samples: size(150), rounds, idle: size(2000), settle_ms: 2 },
       metric: 'p50',
       unit: 'us p50',
       sigchld: true,
