@@ -4,6 +4,7 @@
       "target_name": "pidwatch",
       "sources": [
         "native/addon.cc",
+        "native/exits.cc",
         "native/sys.cc",
         "native/spawn.cc",
         "native/process.cc",

@@ -101,13 +101,13 @@ void AbandonChild(SpawnResult& result) {
 }
 
 // spawn(file, argv, env | null, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
-//       fds: Int32Array, onExit) -> handle. argv and env are NUL-terminated strings joined;
-// fds receives the parent's end of each child fd, or -1.
+//       fds: Int32Array, id) -> handle. argv and env are NUL-terminated strings joined;
+// fds receives the parent's end of each child fd, or -1; id is what the exit's row carries.
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
   if (info.Length() < 11 || !info[0].IsString() || !info[1].IsString() ||
-      !info[5].IsTypedArray() || !info[9].IsTypedArray() || !info[10].IsFunction()) {
+      !info[5].IsTypedArray() || !info[9].IsTypedArray() || !info[10].IsNumber()) {
     return ThrowTypeError(env, "pidwatch native spawn: bad arguments");
   }
   SpawnRequest req;
@@ -139,7 +139,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   req.gid = info[8].As<Napi::Number>().Uint32Value();
 
   const pidwatch::Capabilities& caps = capabilities();
-  if (!caps.pidfd_mode() && !data->sigchld.Ensure(data->loop))
+  if (!caps.pidfd_mode() && !data->sigchld.Ensure(data->loop, &data->exits))
     return ThrowErrno(env, EAGAIN, "uv_signal_init", "");
   SpawnResult result;
   uint64_t started_ns = uv_hrtime();
@@ -153,16 +153,17 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     AbandonChild(result);
     return env.Undefined();
   }
-  handle->Start(data, result.pid, result.pidfd, true, started_ns, info[10].As<Napi::Function>());
+  handle->Start(data, result.pid, result.pidfd, true, started_ns,
+                info[10].As<Napi::Number>().DoubleValue());
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
   return Napi::Value(env, object);
 }
 
-// watch(pid, onExit) -> handle: a pidfd for any process, never reaped here.
+// watch(pid, id) -> handle: a pidfd for any process, never reaped here.
 Napi::Value Watch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
     return ThrowTypeError(env, "pidwatch native watch: bad arguments");
   }
   pid_t pid = info[0].As<Napi::Number>().Int32Value();
@@ -177,7 +178,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
     close(pidfd);
     return env.Undefined();
   }
-  handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Function>());
+  handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Number>().DoubleValue());
   return Napi::Value(env, object);
 }
 
@@ -223,28 +224,17 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
     uv_close(h, OnTeardownClosed);
   }
   data->sigchld.Detach();
-  data->exit_slots = nullptr;
-  if (data->exit_info) napi_delete_reference(data->env, data->exit_info);
-  data->exit_info = nullptr;
-  if (data->async_context) napi_async_destroy(data->env, data->async_context);
-  data->async_context = nullptr;
+  data->exits.Teardown(t, &t->pending, OnTeardownClosed);
   t->armed = true;
   if (t->pending == 0) FinishTeardown(t);
 }
 
-// The Float64Array exits are reported through (see ExitSlot). Its backing store
-// never moves, and the reference keeps it alive for the life of the environment.
-Napi::Value ExitInfoArray(Napi::Env env, AddonData* data) {
-  void* store = nullptr;
-  napi_value buffer, array;
-  NAPI_THROW_IF_FAILED(env, napi_create_arraybuffer(env, kExitSlots * sizeof(double), &store,
-                                                    &buffer), Napi::Value());
-  NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_float64_array, kExitSlots, buffer, 0,
-                                                   &array), Napi::Value());
-  NAPI_THROW_IF_FAILED(env, napi_create_reference(env, array, 1, &data->exit_info),
-                       Napi::Value());
-  data->exit_slots = static_cast<double*>(store);
-  return Napi::Value(env, array);
+// onExits(handler): handler(count) receives each batch of exits (exitRows).
+Napi::Value OnExits(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction())
+    return ThrowTypeError(info.Env(), "pidwatch native onExits: bad arguments");
+  info.Env().GetInstanceData<AddonData>()->exits.SetHandler(info.Env(), info[0]);
+  return info.Env().Undefined();
 }
 
 }  // namespace
@@ -256,12 +246,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddonData* data = new AddonData;
   data->env = env;
   napi_get_uv_event_loop(env, &data->loop);
-  napi_async_init(env, nullptr, Napi::String::New(env, "pidwatch:exit"), &data->async_context);
   data->process_ctor = Napi::Persistent(ProcessHandle::Define(env));
   env.SetInstanceData<AddonData>(data);
   napi_add_async_cleanup_hook(env, OnEnvCleanup, data, nullptr);
+  if (!data->exits.Init(env, data->loop, exports)) return exports;
 
-  exports.Set("exitInfo", ExitInfoArray(env, data));
+  exports.Set("onExits", Napi::Function::New<OnExits>(env, "onExits"));
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "exits.h"
 #include "sys.h"
 
 namespace pidwatch {
@@ -22,7 +23,7 @@ class ProcessHandle;
 class SigchldWatcher {
  public:
   // Starts the signal handle; must run before the child is created.
-  bool Ensure(uv_loop_t* loop);
+  bool Ensure(uv_loop_t* loop, ExitQueue* exits);
   void Add(ProcessHandle* child);
   void Remove(ProcessHandle* child);
   void AddRef();
@@ -42,30 +43,16 @@ class SigchldWatcher {
   void ReapAll(std::vector<std::pair<ProcessHandle*, ExitInfo>> exited = {});
   uv_signal_t* handle_ = nullptr;
   uv_timer_t* ignored_check_ = nullptr;
+  ExitQueue* exits_ = nullptr;
   std::unordered_map<pid_t, ProcessHandle*> children_;
   int refs_ = 0;
-};
-
-// An exit is reported to JS through exports.exitInfo, a Float64Array the
-// callback reads at once: no JS values are made per exit. The indices are
-// mirrored by ExitSlot in src/native.ts.
-enum ExitSlot {
-  kSlotCode,  // -1: none (killed by a signal, or unknown)
-  kSlotSignal,
-  kSlotCoreDumped,
-  kSlotDurationMs,
-  kSlotHasUsage,
-  kSlotUsage,  // 7 values, in the order of ExitStatus.resourceUsage
-  kExitSlots = kSlotUsage + 7,
 };
 
 struct AddonData {
   napi_env env = nullptr;
   uv_loop_t* loop = nullptr;
-  napi_async_context async_context = nullptr;
-  double* exit_slots = nullptr;  // kExitSlots doubles, the backing store of exitInfo
-  napi_ref exit_info = nullptr;
   Napi::FunctionReference process_ctor;
+  ExitQueue exits;
   SigchldWatcher sigchld;
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.

@@ -25,10 +25,7 @@ constexpr unsigned kZombieProcAfterMs = 100;
 constexpr unsigned kZombieWaitMs = 2000;
 constexpr unsigned kMaxDelayMs = 100;
 
-void delete_handle(uv_handle_t* handle) {
-  if (handle->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(handle);
-  else delete reinterpret_cast<uv_timer_t*>(handle);
-}
+void delete_timer(uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); }
 
 // Reads the wait status of a zombie from /proc/<pid>/stat (field 52, exit_code).
 bool read_zombie_status(pid_t pid, ExitInfo* info) {
@@ -53,10 +50,6 @@ bool read_zombie_status(pid_t pid, ExitInfo* info) {
   return info->known;
 }
 
-double timeval_us(const struct timeval& tv) {
-  return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
-}
-
 }  // namespace
 
 Napi::Function ProcessHandle::Define(Napi::Env env) {
@@ -73,27 +66,26 @@ Napi::Function ProcessHandle::Define(Napi::Env env) {
 ProcessHandle::ProcessHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessHandle>(info) {}
 
 ProcessHandle::~ProcessHandle() {
-  if (data_) UnlinkLive();
-  if (on_sigchld_ && data_) data_->sigchld.Remove(this);
+  if (!done_) Release();
   StopHandles();
 }
 
 void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
-                          uint64_t started_ns, Napi::Function on_exit) {
+                          uint64_t started_ns, double id) {
   data_ = data;
   pid_ = pid;
   started_ns_ = started_ns;
   pidfd_ = pidfd;
   is_child_ = is_child;
+  id_ = id;
   done_ = false;
-  on_exit_ = Napi::Persistent(on_exit);
   LinkLive();
   Ref();  // the running process keeps its handle alive, whatever JS drops
   if (pidfd_ >= 0) {
-    poll_ = new uv_poll_t;
-    uv_poll_init(data_->loop, poll_, pidfd_);
-    poll_->data = this;
-    uv_poll_start(poll_, UV_READABLE, OnPoll);
+    // Only a full kernel table (ENOMEM, ENOSPC at max_user_watches) refuses:
+    // then a timer polls the pidfd instead.
+    armed_ = data_->exits.Add(pidfd_, this) == 0;
+    if (!armed_) Backoff(1);
   } else {
     on_sigchld_ = true;
     data_->sigchld.Add(this);
@@ -102,12 +94,16 @@ void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
   ApplyRef();
 }
 
-void ProcessHandle::OnPoll(uv_poll_t* handle, int status, int events) {
-  static_cast<ProcessHandle*>(handle->data)->OnExitReady();
+void ProcessHandle::OnReadable() {
+  armed_ = false;  // EPOLLONESHOT: the kernel reports this pidfd no more
+  OnExitReady();
 }
 
 void ProcessHandle::OnTimer(uv_timer_t* handle) {
-  static_cast<ProcessHandle*>(handle->data)->OnExitReady();
+  ProcessHandle* self = static_cast<ProcessHandle*>(handle->data);
+  ExitQueue& exits = self->data_->exits;
+  self->OnExitReady();
+  exits.Flush();
 }
 
 void ProcessHandle::OnExitReady() {
@@ -144,9 +140,9 @@ bool ProcessHandle::TryReap(ExitInfo* info) {
   return true;
 }
 
-// Stops polling a fd that stays readable and tries again after delay_ms.
+// Tries again after delay_ms: the pidfd, reported once (EPOLLONESHOT), is
+// readable but the exit cannot be learnt yet.
 void ProcessHandle::Backoff(unsigned delay_ms) {
-  if (poll_) uv_poll_stop(poll_);
   if (!timer_) {
     timer_ = new uv_timer_t;
     uv_timer_init(data_->loop, timer_);
@@ -159,54 +155,21 @@ void ProcessHandle::Backoff(unsigned delay_ms) {
 }
 
 void ProcessHandle::StopHandles() {
-  if (poll_) uv_close(reinterpret_cast<uv_handle_t*>(poll_), delete_handle);
-  if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), delete_handle);
-  poll_ = nullptr;
+  if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), delete_timer);
   timer_ = nullptr;
-  if (pidfd_ >= 0) close(pidfd_);  // uv_close has already taken it off epoll
+  // Once reported (EPOLLONESHOT) the kernel never reports it again, and the
+  // close takes it off the epoll set; one not reported yet was removed first.
+  if (pidfd_ >= 0) close(pidfd_);
   pidfd_ = -1;
 }
 
 void ProcessHandle::Finish(const ExitInfo& info) {
   if (done_) return;
   double duration_ms = static_cast<double>(uv_hrtime() - started_ns_) / 1e6;
+  AddonData* data = data_;
   Release();
-
-  double* slots = data_ ? data_->exit_slots : nullptr;
-  Napi::FunctionReference cb = std::move(on_exit_);
-  if (!slots) {  // the environment is going away
-    Unref();
-    return;
-  }
-  slots[kSlotCode] = info.known && info.signal == 0 ? info.code : -1;
-  slots[kSlotSignal] = info.known ? info.signal : 0;
-  slots[kSlotCoreDumped] = info.core_dumped ? 1 : 0;
-  slots[kSlotDurationMs] = duration_ms;
-  slots[kSlotHasUsage] = info.has_rusage ? 1 : 0;
-  if (info.has_rusage) {
-    const struct rusage& ru = info.usage;
-    double* usage = slots + kSlotUsage;
-    usage[0] = timeval_us(ru.ru_utime);
-    usage[1] = timeval_us(ru.ru_stime);
-    usage[2] = static_cast<double>(ru.ru_maxrss);
-    usage[3] = static_cast<double>(ru.ru_minflt);
-    usage[4] = static_cast<double>(ru.ru_majflt);
-    usage[5] = static_cast<double>(ru.ru_nvcsw);
-    usage[6] = static_cast<double>(ru.ru_nivcsw);
-  }
-
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  napi_value result;
-  // The JS callback never throws (it defers user errors to the next tick); an
-  // exception here means the environment is going away: nothing to report.
-  napi_status st =
-      napi_make_callback(env, data_->async_context, Value(), cb.Value(), 0, nullptr, &result);
+  if (data) data->exits.Record(id_, info, duration_ms);
   Unref();
-  if (st == napi_pending_exception) {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(env, &ignored);
-  }
 }
 
 // Stops watching: off the SIGCHLD watcher, handles closed, pidfd released.
@@ -218,6 +181,9 @@ void ProcessHandle::Release() {
     data_->sigchld.Remove(this);
     on_sigchld_ = false;
   }
+  if (armed_) data_->exits.Remove(pidfd_);
+  armed_ = false;
+  ApplyRef();
   StopHandles();
   UnlinkLive();
 }
@@ -240,8 +206,11 @@ void ProcessHandle::UnlinkLive() {
 }
 
 void ProcessHandle::ApplyRef() {
-  if (poll_) refed_ ? uv_ref(reinterpret_cast<uv_handle_t*>(poll_))
-                    : uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  bool hold = refed_ && !done_ && pidfd_ >= 0;
+  if (hold != holds_ref_) {
+    hold ? data_->exits.AddRef() : data_->exits.RemoveRef();
+    holds_ref_ = hold;
+  }
   if (timer_) refed_ ? uv_ref(reinterpret_cast<uv_handle_t*>(timer_))
                      : uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
 }
@@ -277,13 +246,15 @@ Napi::Value ProcessHandle::Kill(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
+// Returns true when the process was still watched (no exit row will come),
+// false when its exit has already been recorded.
 Napi::Value ProcessHandle::Close(const Napi::CallbackInfo& info) {
-  if (!done_) {
+  bool watching = !done_;
+  if (watching) {
     Release();
-    on_exit_.Reset();
     Unref();
   }
-  return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), watching);
 }
 
 Napi::Value ProcessHandle::GetPid(const Napi::CallbackInfo& info) {
@@ -295,20 +266,18 @@ Napi::Value ProcessHandle::GetPidfd(const Napi::CallbackInfo& info) {
 }
 
 void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*)) {
-  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(poll_),
-                            reinterpret_cast<uv_handle_t*>(timer_)};
-  for (uv_handle_t* h : handles) {
-    if (!h) continue;
-    h->data = closure;
+  if (timer_) {
+    timer_->data = closure;
     ++*pending;
-    uv_close(h, on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_closed);
   }
-  poll_ = nullptr;
   timer_ = nullptr;
   if (pidfd_ >= 0) close(pidfd_);
   pidfd_ = -1;
   done_ = true;
   on_sigchld_ = false;
+  armed_ = false;
+  holds_ref_ = false;
   live_prev_ = live_next_ = nullptr;
   linked_ = false;
   data_ = nullptr;
@@ -316,8 +285,9 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
 
 // ---- sigchld mode ----
 
-bool SigchldWatcher::Ensure(uv_loop_t* loop) {
+bool SigchldWatcher::Ensure(uv_loop_t* loop, ExitQueue* exits) {
   if (handle_) return true;
+  exits_ = exits;
   handle_ = new uv_signal_t;
   if (uv_signal_init(loop, handle_) != 0) {
     delete handle_;
@@ -353,8 +323,11 @@ void SigchldWatcher::Remove(ProcessHandle* child) {
 void SigchldWatcher::OnIgnoredCheck(uv_timer_t* timer) {
   struct sigaction current;
   if (sigaction(SIGCHLD, nullptr, &current) != 0) return;
-  if (current.sa_handler == SIG_IGN || (current.sa_flags & SA_NOCLDWAIT))
-    static_cast<SigchldWatcher*>(timer->data)->ReapAll();
+  SigchldWatcher* self = static_cast<SigchldWatcher*>(timer->data);
+  if (current.sa_handler == SIG_IGN || (current.sa_flags & SA_NOCLDWAIT)) {
+    self->ReapAll();
+    self->exits_->Flush();
+  }
 }
 
 void SigchldWatcher::AddRef() {
@@ -366,7 +339,9 @@ void SigchldWatcher::RemoveRef() {
 }
 
 void SigchldWatcher::OnSignal(uv_signal_t* handle, int) {
-  static_cast<SigchldWatcher*>(handle->data)->ReapExited();
+  SigchldWatcher* self = static_cast<SigchldWatcher*>(handle->data);
+  self->ReapExited();
+  self->exits_->Flush();
 }
 
 // Asks the kernel which children have exited, without reaping (WNOWAIT), and

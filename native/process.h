@@ -1,6 +1,8 @@
 // A process pidwatch watches: its own child (reaped here) or any other process
-// (watched, never reaped). In pidfd mode the pidfd is polled with uv_poll and
-// readable means exited; in sigchld mode the child is on the SIGCHLD watcher.
+// (watched, never reaped). In pidfd mode the pidfd is on the environment's exit
+// queue (one epoll set) and readable means exited; in sigchld mode the child is
+// on the SIGCHLD watcher. Either way the exit is recorded on the exit queue,
+// which hands it to JS with the others of the same loop iteration.
 #pragma once
 
 #include <napi.h>
@@ -18,12 +20,16 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   ~ProcessHandle() override;
 
   // Begins watching. pidfd may be -1 (sigchld mode, children only). started_ns
-  // (uv_hrtime) is when the process was started or the watch began.
+  // (uv_hrtime) is when the process was started or the watch began; id is what
+  // the exit's row carries to JS.
   void Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
-             Napi::Function on_exit);
+             double id);
+  // The pidfd turned readable (the exit queue calls this).
+  void OnReadable();
   // sigchld mode: tries to reap without blocking; true when the child is gone.
   bool TryReap(ExitInfo* info);
-  // Delivers the exit to JS and releases everything.
+  // Releases everything and records the exit on the exit queue; the caller
+  // flushes the queue before returning to the loop.
   void Finish(const ExitInfo& info);
   // Environment teardown: closes the handles, no JS. Each closed handle gets
   // `closure` as its data and counts in *pending until on_closed runs.
@@ -38,7 +44,6 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   Napi::Value GetPid(const Napi::CallbackInfo& info);
   Napi::Value GetPidfd(const Napi::CallbackInfo& info);
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnTimer(uv_timer_t* handle);
   void OnExitReady();
   void Backoff(unsigned delay_ms);
@@ -55,7 +60,8 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   bool done_ = true;
   bool refed_ = true;
   bool on_sigchld_ = false;
-  uv_poll_t* poll_ = nullptr;
+  bool armed_ = false;      // on the exit queue's epoll set, not yet readable
+  bool holds_ref_ = false;  // counted in the exit queue's refs
   uv_timer_t* timer_ = nullptr;
   unsigned waited_ms_ = 0;
   unsigned next_delay_ms_ = 1;
@@ -63,7 +69,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   ProcessHandle* live_prev_ = nullptr;  // AddonData::live
   ProcessHandle* live_next_ = nullptr;
   bool linked_ = false;
-  Napi::FunctionReference on_exit_;
+  double id_ = 0;
 };
 
 }  // namespace pidwatch

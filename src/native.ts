@@ -5,23 +5,27 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Called once when the process has exited. The exit is in `exitInfo` for the
- * length of the call (read it first): no JS values are made for it per exit.
+ * Receives the exits seen in one loop iteration: rows 0..count-1 of `exitRows`,
+ * valid for the length of the call. No JS values are made per exit.
  */
-export type NativeExitCallback = () => void;
+export type NativeExitsHandler = (count: number) => void;
 
-/** Indices into `exitInfo`, as in native/addon.h. */
+/** Offsets within one row of `exitRows`, as in native/exits.h. */
 export const ExitSlot = {
+  /** The id given to `spawn` or `watch`. */
+  id: 0,
   /** The exit code, or -1 when there is none (killed by a signal, or unknown). */
-  code: 0,
+  code: 1,
   /** The signal number, 0 when none. */
-  signal: 1,
-  coreDumped: 2,
+  signal: 2,
+  coreDumped: 3,
   /** From the start of the process (spawn) or of the watch, in milliseconds. */
-  durationMs: 3,
+  durationMs: 4,
   /** 1 when the 7 resource usage values follow. */
-  hasUsage: 4,
-  usage: 5,
+  hasUsage: 5,
+  usage: 6,
+  /** The length of a row. */
+  size: 13,
 } as const;
 
 export interface NativeProcess {
@@ -31,8 +35,11 @@ export interface NativeProcess {
   /** 0 when sent, or -errno (-ESRCH once reaped or closed: nothing was signalled). */
   kill(signal: number): number;
   setRef(ref: boolean): void;
-  /** Stops watching and releases the pidfd; the exit callback never runs. */
-  close(): void;
+  /**
+   * Stops watching and releases the pidfd. True when it was still watched (no exit
+   * will be reported); false when its exit has already been recorded.
+   */
+  close(): boolean;
 }
 
 export interface NativeCapabilities {
@@ -57,12 +64,15 @@ export interface NativeError extends Error {
 }
 
 export interface NativeBinding {
-  /** The exit being reported by the current NativeExitCallback call (see ExitSlot). */
-  readonly exitInfo: Float64Array;
+  /** The exits being reported by the current NativeExitsHandler call (see ExitSlot). */
+  readonly exitRows: Float64Array;
+  /** Sets the function every batch of exits is handed to (once per thread). */
+  onExits(handler: NativeExitsHandler): void;
   capabilities(): NativeCapabilities;
   /**
    * `argv` and `env` are their strings each ended by a NUL, joined (`joinNul`). The
-   * parent's end of each child fd is written to `fds` (-1 where none).
+   * parent's end of each child fd is written to `fds` (-1 where none). `id` is
+   * what the exit's row carries (see exit-queue.ts).
    */
   spawn(
     file: string,
@@ -75,9 +85,9 @@ export interface NativeBinding {
     uid: number,
     gid: number,
     fds: Int32Array,
-    onExit: NativeExitCallback,
+    id: number,
   ): NativeProcess;
-  watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  watch(pid: number, id: number): NativeProcess;
 }
 
 function load(): NativeBinding {
@@ -101,19 +111,4 @@ export const native: NativeBinding = load();
 /** Joins strings that hold no NUL, each ended by one, for `spawn`. */
 export function joinNul(strings: readonly string[]): string {
   return strings.length === 0 ? '' : `${strings.join('\0')}\0`;
-}
-
-/**
- * Runs an exit callback from the native layer. An error thrown by user code (an
- * exit listener) is rethrown on the next tick, as an uncaught exception of its
- * own, so the native caller never sees a JS exception.
- */
-export function deliver(callback: () => void): void {
-  try {
-    callback();
-  } catch (error) {
-    process.nextTick(() => {
-      throw error;
-    });
-  }
 }

@@ -1,5 +1,6 @@
 import { SpawnError } from './errors.js';
-import { deliver, joinNul, type NativeError, native } from './native.js';
+import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
+import { joinNul, type NativeError, native } from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
@@ -17,8 +18,8 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     args = undefined;
   }
   const request = normalizeSpawn(file, args, options);
-  let proc: Subprocess | undefined;
   const fds = new Int32Array(request.stdio.length);
+  const id = reserveExitId();
   let handle: ReturnType<typeof native.spawn> | undefined;
   try {
     handle = native.spawn(
@@ -32,9 +33,10 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
       request.uid,
       request.gid,
       fds,
-      () => deliver(() => proc!.onExit()),
+      id,
     );
   } catch (error) {
+    dropExitId(id, true);
     const e = error as NativeError;
     if (typeof e.errno !== 'number') throw error;
     // The path the failed step was about: the directory for chdir, else the program.
@@ -42,8 +44,12 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     throw new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
   }
   // No handle: the environment (a terminating worker) can no longer run JS.
-  if (!handle) throw new Error('pidwatch: spawn() while the environment is shutting down');
-  proc = new Subprocess(handle, openStreams(request.stdio, Array.from(fds)), request);
+  if (!handle) {
+    dropExitId(id, true);
+    throw new Error('pidwatch: spawn() while the environment is shutting down');
+  }
+  const proc = new Subprocess(handle, openStreams(request.stdio, Array.from(fds)), request);
+  setExitTarget(id, proc);
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }
