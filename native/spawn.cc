@@ -182,6 +182,12 @@ int child_main(void* arg) {
     }
   }
 
+  // A slot with nothing in it ('ignore' or null above fd 2) still holds the
+  // parent's fd of that number: close it, or it leaks into the program.
+  for (int fd = 0; fd < n; fd++) {
+    if (src[fd] == kStdioNone) close(fd);
+  }
+
   // The sources placed above (a parent's fd passed in stdio, say) go too: the
   // child keeps its stdio fds and nothing else, with or without FD_CLOEXEC.
   if (a->keep_below > n && syscall(SYS_close_range, n, a->keep_below - 1, 0) != 0) {
