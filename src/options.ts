@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { invalidType, invalidValue } from './errors.js';
 import { SpawnFlag } from './native.js';
+import { checkShell, shellArgs } from './shell.js';
 import { toSignalNumber } from './signals.js';
 import { stdioCodes } from './stdio.js';
 import type { SpawnOptions } from './types.js';
@@ -116,10 +117,15 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
   if ((file as string).length === 0) throw invalidValue('file', 'cannot be empty', file);
   if (args === undefined || args === null) args = [];
   if (!Array.isArray(args)) throw invalidType('args', 'an instance of Array', args);
-  const argList = (args as unknown[]).map((arg, i) => checkString(arg, `args[${i}]`));
+  let argList = (args as unknown[]).map((arg, i) => checkString(arg, `args[${i}]`));
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalidType('options', 'of type object', options);
   const o = options as SpawnOptions;
+  const shell = checkShell(o.shell);
+  if (shell !== null) {
+    argList = shellArgs(shell, file as string, argList);
+    file = shell;
+  }
 
   const argv0 = o.argv0 === undefined ? (file as string) : checkString(o.argv0, 'options.argv0');
   const { env, path } = checkEnv(o.env);
