@@ -29,8 +29,6 @@
 
 #include "sys.h"
 
-extern char** environ;
-
 namespace pidwatch {
 namespace {
 
@@ -310,13 +308,12 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     return;
   }
   std::vector<char*> argv = pointers(req.argv);
-  std::vector<char*> envp;
-  if (!req.use_environ) envp = pointers(req.env);
+  std::vector<char*> envp = pointers(req.env);
 
   ChildArgs args;
   args.path = out->path.c_str();
   args.argv = argv.data();
-  args.envp = req.use_environ ? environ : envp.data();
+  args.envp = envp.data();
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());
