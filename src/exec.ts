@@ -1,12 +1,9 @@
 import { ExitError, invalidType, invalidValue } from './errors.js';
+import { commandText } from './shell.js';
 import { spawn } from './spawn.js';
 import type { ExecOptions, Output, SpawnOptions } from './types.js';
 
 const DEFAULT_MAX_BUFFER = 100 * 1024 * 1024;
-
-function quote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
 
 function checkExecOptions(options: ExecOptions) {
   const { input, encoding = 'utf8', maxBuffer = DEFAULT_MAX_BUFFER, reject = true } = options;
@@ -71,7 +68,7 @@ export async function exec(file: string, args?: unknown, options?: unknown): Pro
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   };
   const proc = spawn(file, args as readonly string[] | undefined, spawnOptions);
-  const command = [file, ...((args as string[] | undefined) ?? [])].map(quote).join(' ');
+  const command = commandText(file, (args as string[] | undefined) ?? [], o.shell);
 
   let isMaxBuffer = false;
   const onOverflow = () => {

@@ -24,7 +24,7 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     handle = native.spawn(
       request.file,
       joinNul(request.argv),
-      request.env && joinNul(request.env),
+      joinNul(request.env),
       request.path,
       request.cwd,
       request.stdio,
