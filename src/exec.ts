@@ -1,6 +1,7 @@
 import { spawnCaptured } from './capture.js';
 import { ExitError } from './errors.js';
-import { commandLine, hasFailed, splitExecOptions, toOutput } from './output.js';
+import { hasFailed, splitExecOptions, toOutput } from './output.js';
+import { commandText } from './shell.js';
 import type { ExecOptions, Output } from './types.js';
 
 /**
@@ -26,10 +27,11 @@ export async function exec(file: string, args?: unknown, options?: unknown): Pro
     maxBuffer: settings.maxBuffer,
     all: settings.all,
   });
+  const command = commandText(file, argv ?? [], spawnOptions.shell);
   const { status, ...collected } = await result;
   const output = toOutput(status, collected, settings);
   if (settings.reject && hasFailed(output)) {
-    throw new ExitError(commandLine(file, argv), status, output, output.isMaxBuffer);
+    throw new ExitError(command, status, output, output.isMaxBuffer);
   }
   return output;
 }

@@ -99,7 +99,7 @@ export interface NativeBinding {
   spawn(
     file: string,
     argv: string,
-    env: string | null,
+    env: string,
     path: string | null,
     cwd: string | null,
     stdio: Int32Array,

@@ -103,12 +103,3 @@ export function toOutput(
 export function hasFailed(output: Output): boolean {
   return output.code !== 0 || output.timedOut || output.aborted || output.isMaxBuffer;
 }
-
-function quote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
-/** The command as a shell would read it, for error messages. */
-export function commandLine(file: string, args: readonly string[] | undefined): string {
-  return [file, ...(args ?? [])].map(quote).join(' ');
-}

@@ -40,7 +40,7 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
     handle = native.spawn(
       request.file,
       joinNul(request.argv),
-      request.env && joinNul(request.env),
+      joinNul(request.env),
       request.path,
       request.cwd,
       request.stdio,

@@ -43,6 +43,11 @@ export interface SpawnOptions {
   killSignal?: NodeJS.Signals | number;
   forceKillAfter?: number | false;
   killOnParentExit?: boolean;
+  /**
+   * Runs `file` as a command line through `/bin/sh -c` (`true`) or the given
+   * shell, with `args` as `$1`...
+   */
+  shell?: boolean | string;
 }
 
 export interface ExecOptions extends Omit<SpawnOptions, 'stdio'> {
