@@ -32,7 +32,13 @@ export function invalidValue(name: string, reason: string, value: unknown): Type
   );
 }
 
-/** The kernel refused to start the process. */
+/** The steps whose failure is about a path (the program, the cwd): the message names it. */
+const STEPS_ON_A_PATH = new Set(['execve', 'chdir']);
+
+/**
+ * The kernel refused to start the process. The message names the command, the
+ * step and what it was about: `spawn ls: chdir '/nope' failed: ENOENT`.
+ */
 export class SpawnError extends Error {
   /** The errno name, e.g. 'ENOENT'. */
   readonly code: string;
@@ -45,7 +51,8 @@ export class SpawnError extends Error {
 
   constructor(errno: number, syscall: string, path: string, spawnargs: string[]) {
     const code = getSystemErrorName(-Math.abs(errno));
-    super(`spawn ${path} ${code} (${syscall} failed)`);
+    const about = STEPS_ON_A_PATH.has(syscall) ? ` '${path}'` : '';
+    super(`spawn ${spawnargs[0] ?? path}: ${syscall}${about} failed: ${code}`);
     this.name = 'SpawnError';
     this.code = code;
     this.errno = -Math.abs(errno);
