@@ -167,7 +167,7 @@ class Run<T extends string | Buffer> {
 
   private attemptDone(slot: Slot, attempt: AttemptResult): void {
     slot.attempt = null;
-    const ok = attempt.status.code === 0 && attempt.error === undefined;
+    const ok = attempt.status.code === 0 && !attempt.status.timedOut && attempt.error === undefined;
     if (!ok && !slot.killed && !this.stopped && slot.attempts <= this.settings.retries) {
       this.attempt(slot);
       return;
@@ -230,6 +230,7 @@ class Run<T extends string | Buffer> {
         slot.killed = true;
         const proc = slot.attempt?.proc;
         if (proc == null) continue;
+        slot.attempt!.stop();
         const own = slot.job.options ?? {};
         terminate(
           proc,
