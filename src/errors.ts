@@ -32,7 +32,13 @@ export function invalidValue(name: string, reason: string, value: unknown): Type
   );
 }
 
-/** The kernel refused to start the process. */
+/** The steps whose failure is about a path (the program, the cwd): the message names it. */
+const STEPS_ON_A_PATH = new Set(['execve', 'chdir']);
+
+/**
+ * The kernel refused to start the process. The message names the command, the
+ * step and what it was about: `spawn ls: chdir '/nope' failed: ENOENT`.
+ */
 export class SpawnError extends Error {
   /** The errno name, e.g. 'ENOENT'. */
   readonly code: string;
@@ -45,7 +51,8 @@ export class SpawnError extends Error {
 
   constructor(errno: number, syscall: string, path: string, spawnargs: string[]) {
     const code = getSystemErrorName(-Math.abs(errno));
-    super(`spawn ${path} ${code} (${syscall} failed)`);
+    const about = STEPS_ON_A_PATH.has(syscall) ? ` '${path}'` : '';
+    super(`spawn ${spawnargs[0] ?? path}: ${syscall}${about} failed: ${code}`);
     this.name = 'SpawnError';
     this.code = code;
     this.errno = -Math.abs(errno);
@@ -109,6 +116,8 @@ export class ExitError extends Error implements ExitStatus {
   readonly resourceUsage: ResourceUsage | null;
   readonly stdout: string | Buffer;
   readonly stderr: string | Buffer;
+  /** With `all: true`: stdout and stderr interleaved. */
+  readonly all?: string | Buffer;
   readonly command: string;
   readonly isMaxBuffer: boolean;
   /** The message without the stderr tail: `Command failed with exit code 1: cmd`. */
@@ -117,7 +126,7 @@ export class ExitError extends Error implements ExitStatus {
   constructor(
     command: string,
     status: ExitStatus,
-    output: { stdout: string | Buffer; stderr: string | Buffer },
+    output: { stdout: string | Buffer; stderr: string | Buffer; all?: string | Buffer },
     isMaxBuffer = false,
   ) {
     const shortMessage = `Command ${failure(status, isMaxBuffer)}: ${command}`;
@@ -135,6 +144,7 @@ export class ExitError extends Error implements ExitStatus {
     this.resourceUsage = status.resourceUsage;
     this.stdout = output.stdout;
     this.stderr = output.stderr;
+    if (output.all !== undefined) this.all = output.all;
     this.command = command;
     this.isMaxBuffer = isMaxBuffer;
   }

@@ -49,6 +49,38 @@ export const StdioCode = { null: -1, none: -2, pipeIn: -3, pipeOut: -4, socketPa
 
 export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8 } as const;
 
+/**
+ * The parent's ends of a child's stdin, stdout and stderr pipes, written and read on the
+ * event loop (native/capture.cc). It owns the fds given to it (-1: none).
+ */
+export interface NativeCapture {
+  /** Reads what the pipes hold now, closes them, and calls onDone if it has not run. */
+  close(): void;
+  /** Stops writing the input and closes the child's stdin. */
+  endInput(): void;
+}
+
+export interface NativeCaptureConstructor {
+  new (
+    fds: Int32Array,
+    input: Uint8Array | null,
+    maxBuffer: number,
+    flags: number,
+    onOverflow: (() => void) | null,
+    onDone: NativeCaptureDone,
+  ): NativeCapture;
+}
+
+/** Once every output pipe has ended; an empty stream is undefined. */
+export type NativeCaptureDone = (
+  stdout: Buffer | undefined,
+  stderr: Buffer | undefined,
+  all: Buffer | undefined,
+  overflowed: boolean,
+) => void;
+
+export const CaptureFlag = { all: 1, discard: 2 } as const;
+
 /** Errors thrown by the native layer carry the positive errno and the failed step. */
 export interface NativeError extends Error {
   errno: number;
@@ -78,6 +110,7 @@ export interface NativeBinding {
     onExit: NativeExitCallback,
   ): NativeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  Capture: NativeCaptureConstructor;
 }
 
 function load(): NativeBinding {

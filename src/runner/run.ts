@@ -1,3 +1,4 @@
+import type { Subprocess } from '../subprocess.js';
 import { type Attempt, type AttemptResult, startAttempt } from './attempt.js';
 import { terminate } from './terminate.js';
 import type {
@@ -17,6 +18,8 @@ export type JobSource = Iterable<JobInput> | AsyncIterable<JobInput>;
 export interface RunHooks<T extends string | Buffer> {
   retainResults: boolean;
   onResult?: (result: JobResult<T>) => void;
+  /** Called with each attempt's process as it starts (the CLI reads --line-buffer output). */
+  onStart?: (index: number, proc: Subprocess) => void;
 }
 
 export interface RunHandle<T extends string | Buffer> {
@@ -150,6 +153,7 @@ class Run<T extends string | Buffer> {
     slot.attempts++;
     try {
       slot.attempt = startAttempt(slot.job, this.settings);
+      if (slot.attempt.proc !== null) this.hooks.onStart?.(slot.index, slot.attempt.proc);
     } catch (error) {
       this.running.delete(slot);
       this.fail(error);
@@ -163,7 +167,7 @@ class Run<T extends string | Buffer> {
 
   private attemptDone(slot: Slot, attempt: AttemptResult): void {
     slot.attempt = null;
-    const ok = attempt.status.code === 0 && attempt.error === undefined;
+    const ok = attempt.status.code === 0 && !attempt.status.timedOut && attempt.error === undefined;
     if (!ok && !slot.killed && !this.stopped && slot.attempts <= this.settings.retries) {
       this.attempt(slot);
       return;
@@ -226,6 +230,7 @@ class Run<T extends string | Buffer> {
         slot.killed = true;
         const proc = slot.attempt?.proc;
         if (proc == null) continue;
+        slot.attempt!.stop();
         const own = slot.job.options ?? {};
         terminate(
           proc,
