@@ -7,16 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
-
 // _IOWR(PIDFS_IOCTL_MAGIC = 0xFF, 11, struct pidfd_info)
 #define PIDWATCH_PIDFD_GET_INFO _IOWR(0xFF, 11, pidwatch::PidfdInfo)
 
