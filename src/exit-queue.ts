@@ -2,7 +2,7 @@
 // iteration arrives in one call, as rows of `exitRows`, each naming the id its
 // process was given here. Each id leads to the callback that turns the row into
 // that process's ExitStatus.
-import { ExitSlot, native } from './native.js';
+import { deliver, ExitSlot, native } from './native.js';
 
 /** What an exit is handed to: `at` is the offset of its row in `exitRows`. */
 export interface ExitTarget {
@@ -39,16 +39,8 @@ function onExits(count: number): void {
     const target = targets[id];
     targets[id] = undefined;
     freeIds.push(id);
-    if (target === undefined) continue;
-    // An error thrown by user code (an exit listener) is rethrown on the next tick,
-    // as an uncaught exception of its own; the other exits are still delivered.
-    try {
-      target.onExit(at);
-    } catch (error) {
-      process.nextTick(() => {
-        throw error;
-      });
-    }
+    // An error thrown by user code (an exit listener) does not stop the others.
+    if (target !== undefined) deliver(() => target.onExit(at));
   }
 }
 

@@ -126,3 +126,18 @@ export const native: NativeBinding = loadBinary<NativeBinding>();
 export function joinNul(strings: readonly string[]): string {
   return strings.length === 0 ? '' : `${strings.join('\0')}\0`;
 }
+
+/**
+ * Runs a callback from the native layer. An error thrown by user code (an exit
+ * listener) is rethrown on the next tick, as an uncaught exception of its own,
+ * so the native caller never sees a JS exception.
+ */
+export function deliver(callback: () => void): void {
+  try {
+    callback();
+  } catch (error) {
+    process.nextTick(() => {
+      throw error;
+    });
+  }
+}
