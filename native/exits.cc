@@ -30,10 +30,11 @@ bool ExitQueue::Init(napi_env env, uv_loop_t* loop, napi_value exports) {
     return false;
   rows_ = static_cast<double*>(store);  // an ArrayBuffer's store never moves
   loop_ = loop;
+  Open();  // at load, so a process's fd count does not change at its first spawn
   return true;
 }
 
-// The epoll set is made at the first pidfd: loading the addon opens no fd.
+// Made at load; where that failed (at the fd limit, say), at the next pidfd.
 int ExitQueue::Open() {
   if (epfd_ >= 0) return 0;
   if (!loop_) return -EINVAL;  // torn down
