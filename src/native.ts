@@ -107,6 +107,11 @@ export interface NativeBinding {
     onExit: NativeExitCallback,
   ): NativeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  /**
+   * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
+   * ended it), or null when it is no zombie or this process may not see its status.
+   */
+  zombieStatus(pid: number): [code: number, signal: number, coreDumped: boolean] | null;
   Capture: NativeCaptureConstructor;
 }
 
