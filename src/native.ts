@@ -1,8 +1,5 @@
-// The raw native surface, typed once. Nothing else loads the .node file.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// The raw native surface, typed once. Only ./binary.ts loads the .node file.
+import { loadBinary } from './binary.js';
 
 /**
  * Called once when the process has exited. The exit is in `exitInfo` for the
@@ -113,23 +110,7 @@ export interface NativeBinding {
   Capture: NativeCaptureConstructor;
 }
 
-function load(): NativeBinding {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const candidates = [
-    join(root, 'build', 'Release', 'pidwatch.node'),
-    join(root, 'build', 'Debug', 'pidwatch.node'),
-    join(root, 'prebuilds', `linux-${process.arch}`, 'pidwatch.node'),
-  ];
-  const found = candidates.find((file) => existsSync(file));
-  if (!found) {
-    throw new Error(
-      `pidwatch: native addon not found (looked in ${candidates.join(', ')}); run \`npm run build\``,
-    );
-  }
-  return createRequire(import.meta.url)(found) as NativeBinding;
-}
-
-export const native: NativeBinding = load();
+export const native: NativeBinding = loadBinary<NativeBinding>();
 
 /** Joins strings that hold no NUL, each ended by one, for `spawn`. */
 export function joinNul(strings: readonly string[]): string {
