@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "addon.h"
+#include "capture.h"
 #include "probe.h"
 #include "process.h"
 #include "spawn.h"
@@ -107,24 +108,21 @@ void AbandonChild(SpawnResult& result) {
     if (fd >= 0) close(fd);
 }
 
-// spawn(file, argv, env | null, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
+// spawn(file, argv, env, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
 //       fds: Int32Array, onExit, leaf?: TreeLeaf) -> handle. argv and env are NUL-terminated
 // strings joined; fds receives the parent's end of each child fd, or -1. With a leaf the
 // child starts in that cgroup.
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
-  if (info.Length() < 11 || !info[0].IsString() || !info[1].IsString() ||
+  if (info.Length() < 11 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString() ||
       !info[5].IsTypedArray() || !info[9].IsTypedArray() || !info[10].IsFunction()) {
     return ThrowTypeError(env, "pidwatch native spawn: bad arguments");
   }
   SpawnRequest req;
   req.file = info[0].As<Napi::String>().Utf8Value();
   req.argv = SplitNul(info[1].As<Napi::String>().Utf8Value());
-  if (info[2].IsString()) {
-    req.use_environ = false;
-    req.env = SplitNul(info[2].As<Napi::String>().Utf8Value());
-  }
+  req.env = SplitNul(info[2].As<Napi::String>().Utf8Value());
   if (info[3].IsString()) {
     req.has_path_env = true;
     req.path_env = info[3].As<Napi::String>().Utf8Value();
@@ -289,6 +287,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));
   exports.Set("cgroupDirs", Napi::Function::New<CgroupDirs>(env, "cgroupDirs"));
   exports.Set("pgroupMembers", Napi::Function::New<PgroupMembers>(env, "pgroupMembers"));
+  InitCapture(env, exports);
   return exports;
 }
 

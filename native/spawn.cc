@@ -5,7 +5,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -29,8 +28,6 @@
 #endif
 
 #include "sys.h"
-
-extern char** environ;
 
 namespace pidwatch {
 namespace {
@@ -195,6 +192,12 @@ int child_main(void* arg) {
     }
   }
 
+  // A slot with nothing in it ('ignore' or null above fd 2) still holds the
+  // parent's fd of that number: close it, or it leaks into the program.
+  for (int fd = 0; fd < n; fd++) {
+    if (src[fd] == kStdioNone) close(fd);
+  }
+
   // The sources placed above (a parent's fd passed in stdio, say) go too: the
   // child keeps its stdio fds and nothing else, with or without FD_CLOEXEC.
   if (a->keep_below > n && syscall(SYS_close_range, n, a->keep_below - 1, 0) != 0) {
@@ -318,13 +321,12 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     return;
   }
   std::vector<char*> argv = pointers(req.argv);
-  std::vector<char*> envp;
-  if (!req.use_environ) envp = pointers(req.env);
+  std::vector<char*> envp = pointers(req.env);
 
   ChildArgs args;
   args.path = out->path.c_str();
   args.argv = argv.data();
-  args.envp = req.use_environ ? environ : envp.data();
+  args.envp = envp.data();
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());

@@ -28,7 +28,8 @@ enum class SpawnTier {
 struct SpawnRequest {
   std::string file;
   std::vector<std::string> argv;
-  bool use_environ = true;  // envp = this process's environ
+  // The child's environment, always given: a copy made under Node's lock, never
+  // the live environ, which another thread's setenv may free under the child.
   std::vector<std::string> env;
   std::string path_env;  // the PATH to search when file has no slash
   bool has_path_env = false;

@@ -9,20 +9,14 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "compat/linux.h"
+
 namespace pidwatch {
 
 #ifndef P_PIDFD
 constexpr int kPidfdIdType = 3;
 #else
 constexpr int kPidfdIdType = P_PIDFD;
-#endif
-
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
 // struct clone_args up to CLONE_ARGS_SIZE_VER2 (cgroup, Linux 5.7). Passed to

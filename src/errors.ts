@@ -32,7 +32,13 @@ export function invalidValue(name: string, reason: string, value: unknown): Type
   );
 }
 
-/** The kernel refused to start the process. */
+/** The steps whose failure is about a path (the program, the cwd): the message names it. */
+const STEPS_ON_A_PATH = new Set(['execve', 'chdir']);
+
+/**
+ * The kernel refused to start the process. The message names the command, the
+ * step and what it was about: `spawn ls: chdir '/nope' failed: ENOENT`.
+ */
 export class SpawnError extends Error {
   /** The errno name, e.g. 'ENOENT'. */
   readonly code: string;
@@ -45,7 +51,8 @@ export class SpawnError extends Error {
 
   constructor(errno: number, syscall: string, path: string, spawnargs: string[]) {
     const code = getSystemErrorName(-Math.abs(errno));
-    super(`spawn ${path} ${code} (${syscall} failed)`);
+    const about = STEPS_ON_A_PATH.has(syscall) ? ` '${path}'` : '';
+    super(`spawn ${spawnargs[0] ?? path}: ${syscall}${about} failed: ${code}`);
     this.name = 'SpawnError';
     this.code = code;
     this.errno = -Math.abs(errno);
@@ -55,7 +62,48 @@ export class SpawnError extends Error {
   }
 }
 
-/** `exec()` rejects with this when the command failed: non-zero code, signal or maxBuffer. */
+/** At most this many bytes of stderr end an ExitError's message. */
+export const STDERR_TAIL_BYTES = 1024;
+
+/**
+ * The last lines of `stderr` that fit in `limit` bytes, without the final
+ * newline. A last line longer than that is cut to its end, at a character
+ * boundary. Empty when stderr holds nothing but whitespace.
+ */
+export function stderrTail(stderr: string | Uint8Array, limit = STDERR_TAIL_BYTES): string {
+  let bytes = typeof stderr === 'string' ? Buffer.from(stderr) : Buffer.from(stderr);
+  let end = bytes.length;
+  while (end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d)) end--;
+  bytes = bytes.subarray(0, end);
+  if (bytes.length > limit) {
+    let start = bytes.length - limit;
+    const newline = bytes.indexOf(0x0a, start - 1);
+    if (newline !== -1 && newline < bytes.length - 1) start = newline + 1;
+    // Not inside a UTF-8 sequence: skip continuation bytes (10xxxxxx).
+    while (start < bytes.length && (bytes[start] & 0xc0) === 0x80) start++;
+    bytes = bytes.subarray(start);
+  }
+  const text = bytes.toString('utf8');
+  return text.trim() === '' ? '' : text;
+}
+
+/** Why a command failed, in the words of an ExitError's message. */
+function failure(status: ExitStatus, isMaxBuffer: boolean): string {
+  const how = status.signal ?? `exit code ${status.code}`;
+  if (isMaxBuffer) return 'exceeded maxBuffer';
+  if (status.timedOut) return `timed out (${how})`;
+  if (status.aborted) return `was aborted (${how})`;
+  if (status.signal) return `was killed with ${status.signal}`;
+  if (status.code === null) return 'ended with an unknown status';
+  return `failed with exit code ${status.code}`;
+}
+
+/**
+ * `exec()` rejects with this, and `execSync()` throws it, when the command failed:
+ * non-zero code, signal or maxBuffer. The message names the command and the code
+ * or signal, then (after a blank line) the last lines of stderr, at most 1 KiB;
+ * `shortMessage` is the message without them.
+ */
 export class ExitError extends Error implements ExitStatus {
   readonly pid: number;
   /** The exit code, as in ExitStatus (null when killed by a signal). */
@@ -69,24 +117,24 @@ export class ExitError extends Error implements ExitStatus {
   readonly tree: TreeStatus | null;
   readonly stdout: string | Buffer;
   readonly stderr: string | Buffer;
+  /** With `all: true`: stdout and stderr interleaved. */
+  readonly all?: string | Buffer;
   readonly command: string;
   readonly isMaxBuffer: boolean;
+  /** The message without the stderr tail: `Command failed with exit code 1: cmd`. */
+  readonly shortMessage: string;
 
   constructor(
     command: string,
     status: ExitStatus,
-    output: { stdout: string | Buffer; stderr: string | Buffer },
+    output: { stdout: string | Buffer; stderr: string | Buffer; all?: string | Buffer },
     isMaxBuffer = false,
   ) {
-    let why: string;
-    if (isMaxBuffer) why = 'exceeded maxBuffer';
-    else if (status.timedOut) why = `timed out (${status.signal ?? `exit code ${status.code}`})`;
-    else if (status.aborted) why = `was aborted (${status.signal ?? `exit code ${status.code}`})`;
-    else if (status.signal) why = `was killed with ${status.signal}`;
-    else if (status.code === null) why = 'ended with an unknown status';
-    else why = `failed with exit code ${status.code}`;
-    super(`Command ${why}: ${command}`);
+    const shortMessage = `Command ${failure(status, isMaxBuffer)}: ${command}`;
+    const tail = stderrTail(output.stderr);
+    super(tail === '' ? shortMessage : `${shortMessage}\n\n${tail}`);
     this.name = 'ExitError';
+    this.shortMessage = shortMessage;
     this.pid = status.pid;
     this.code = status.code;
     this.signal = status.signal;
@@ -98,6 +146,7 @@ export class ExitError extends Error implements ExitStatus {
     this.tree = status.tree;
     this.stdout = output.stdout;
     this.stderr = output.stderr;
+    if (output.all !== undefined) this.all = output.all;
     this.command = command;
     this.isMaxBuffer = isMaxBuffer;
   }

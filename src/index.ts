@@ -12,6 +12,7 @@ export {
   type RunSummary,
   runJobs,
 } from './runner/index.js';
+export { type ShTag, sh } from './sh.js';
 export { spawn } from './spawn.js';
 export { Subprocess } from './subprocess.js';
 export type {

@@ -1,9 +1,9 @@
 // Validation and normalisation of spawn options, before anything is created.
 
 import { fileURLToPath } from 'node:url';
-import { isMainThread } from 'node:worker_threads';
 import { invalidType, invalidValue } from './errors.js';
 import { SpawnFlag } from './native.js';
+import { checkShell, shellArgs } from './shell.js';
 import { toSignalNumber } from './signals.js';
 import { stdioCodes } from './stdio.js';
 import type { SpawnOptions } from './types.js';
@@ -12,7 +12,7 @@ export interface NormalizedSpawn {
   file: string;
   args: string[];
   argv: string[];
-  env: string[] | null;
+  env: string[];
   path: string | null;
   cwd: string | null;
   stdio: Int32Array;
@@ -61,12 +61,27 @@ function checkCwd(cwd: unknown): string | null {
   return checkString(cwd, 'options.cwd');
 }
 
-function checkEnv(env: unknown): { env: string[] | null; path: string | null } {
-  if (env === undefined || env === null) {
-    // The main thread's process.env is the real environment; a worker has a copy.
-    if (isMainThread) return { env: null, path: process.env.PATH ?? null };
-    env = process.env;
+/**
+ * The environment as it is now, taken through process.env: Node reads the real
+ * environment under its own lock, so a Worker sharing it (SHARE_ENV) that calls
+ * setenv meanwhile cannot free the array under the child, as it could if the
+ * child were handed the live `environ`.
+ */
+function snapshotEnv(): { env: string[]; path: string | null } {
+  const pairs: string[] = [];
+  let path: string | null = null;
+  const live = process.env;
+  for (const key in live) {
+    const value = live[key];
+    if (value === undefined) continue; // deleted meanwhile by another thread
+    if (key === 'PATH') path = value;
+    pairs.push(`${key}=${value}`);
   }
+  return { env: pairs, path };
+}
+
+function checkEnv(env: unknown): { env: string[]; path: string | null } {
+  if (env === undefined || env === null) return snapshotEnv();
   if (typeof env !== 'object') throw invalidType('options.env', 'of type object', env);
   const pairs: string[] = [];
   let path: string | null = null;
@@ -103,10 +118,15 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
   if ((file as string).length === 0) throw invalidValue('file', 'cannot be empty', file);
   if (args === undefined || args === null) args = [];
   if (!Array.isArray(args)) throw invalidType('args', 'an instance of Array', args);
-  const argList = (args as unknown[]).map((arg, i) => checkString(arg, `args[${i}]`));
+  let argList = (args as unknown[]).map((arg, i) => checkString(arg, `args[${i}]`));
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalidType('options', 'of type object', options);
   const o = options as SpawnOptions;
+  const shell = checkShell(o.shell);
+  if (shell !== null) {
+    argList = shellArgs(shell, file as string, argList);
+    file = shell;
+  }
 
   const argv0 = o.argv0 === undefined ? (file as string) : checkString(o.argv0, 'options.argv0');
   const { env, path } = checkEnv(o.env);

@@ -17,7 +17,23 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     options = args;
     args = undefined;
   }
-  const request = normalizeSpawn(file, args, options);
+  return launch(normalizeSpawn(file, args, options), null);
+}
+
+/**
+ * @internal `spawn()` for a Capture: the parent's ends of fds 0-2 are not wrapped in
+ * streams but written to `raw` (-1 where not piped); other piped fds get streams.
+ */
+export function spawnRaw(
+  file: string,
+  args: readonly string[] | undefined,
+  options: SpawnOptions | undefined,
+  raw: Int32Array,
+): Subprocess {
+  return launch(normalizeSpawn(file, args, options), raw);
+}
+
+function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | null): Subprocess {
   let proc: Subprocess | undefined;
   const fds = new Int32Array(request.stdio.length);
   let handle: ReturnType<typeof native.spawn> | undefined;
@@ -27,7 +43,7 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     handle = native.spawn(
       request.file,
       joinNul(request.argv),
-      request.env && joinNul(request.env),
+      joinNul(request.env),
       request.path,
       request.cwd,
       request.stdio,
@@ -51,8 +67,15 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     leaf?.release();
     throw new Error('pidwatch: spawn() while the environment is shutting down');
   }
+  const parentFds = Array.from(fds);
+  if (raw !== null) {
+    for (let fd = 0; fd < 3; fd++) {
+      raw[fd] = parentFds[fd] ?? -1;
+      parentFds[fd] = -1;
+    }
+  }
   const tree = request.tree ? ownTree(handle, leaf) : null;
-  proc = new Subprocess(handle, openStreams(request.stdio, Array.from(fds)), request, tree);
+  proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }

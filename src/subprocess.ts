@@ -1,6 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
 import { liveChildren } from './children.js';
+import { invalidValue } from './errors.js';
 import { publishExit } from './exits-hub.js';
+import { readLines } from './lines.js';
 import type { NativeProcess } from './native.js';
 import { toSignalNumber } from './signals.js';
 import { nativeExitStatus } from './status.js';
@@ -87,6 +89,24 @@ export class Subprocess implements AsyncDisposable {
     const number = toSignalNumber(signal);
     if (this.#status) return false;
     return this.#handle.kill(number) === 0;
+  }
+
+  /**
+   * The lines of piped stdout or stderr, without their terminators (`\n`, `\r\n`),
+   * ending with the stream; a last line without a newline is yielded too. The pipe
+   * is read only as fast as the loop consumes (memory bounded by the longest line).
+   * Leaving the loop early closes pidwatch's end of the pipe and discards what is
+   * unread, without signalling the process: a process that writes again gets EPIPE
+   * or SIGPIPE, as in `cmd | head -1`.
+   */
+  lines(stream: 'stdout' | 'stderr' = 'stdout'): AsyncIterable<string> {
+    if (stream !== 'stdout' && stream !== 'stderr')
+      throw invalidValue('stream', "must be 'stdout' or 'stderr'", stream);
+    const readable = this[stream];
+    if (!readable) throw invalidValue('stream', 'must be piped (stdio: "pipe")', stream);
+    // Claimed now, not when the loop starts: unread output is then kept for it.
+    readable.pause();
+    return readLines(readable);
   }
 
   ref(): void {

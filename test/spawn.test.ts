@@ -122,7 +122,9 @@ describe('refusals come back as a synchronous SpawnError', () => {
     });
     expect(error.errno).toBe(-2);
     expect(error.spawnargs.slice(-2)).toEqual(['a', 'b']);
-    expect(error.message).toContain('ENOENT');
+    expect(error.message).toBe(
+      "spawn /nonexistent/pidwatch-missing: execve '/nonexistent/pidwatch-missing' failed: ENOENT",
+    );
   });
 
   it('exec of a directory: EACCES', () => {
@@ -167,10 +169,12 @@ describe('refusals come back as a synchronous SpawnError', () => {
     });
   });
 
-  it('a missing cwd: ENOENT from chdir', () => {
-    const error = spawnFailure('/bin/true', [], { cwd: join(scratch, 'no-such-dir') });
+  it('a missing cwd: ENOENT from chdir, and the message names command and directory', () => {
+    const cwd = join(scratch, 'no-such-dir');
+    const error = spawnFailure('ls', ['-l'], { cwd });
     expect(error).toBeInstanceOf(SpawnError);
-    expect(error).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'chdir' });
+    expect(error).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'chdir', path: cwd });
+    expect(error.message).toBe(`spawn ls: chdir '${cwd}' failed: ENOENT`);
   });
 
   it('a cwd that is a file: ENOTDIR from chdir', () => {
@@ -182,6 +186,9 @@ describe('refusals come back as a synchronous SpawnError', () => {
     const error = spawnFailure('pidwatch-no-such-command', [], { env: { PATH: scratch } });
     expect(error).toBeInstanceOf(SpawnError);
     expect(error).toMatchObject({ code: 'ENOENT', errno: -2 });
+    expect(error.message).toBe(
+      "spawn pidwatch-no-such-command: execve 'pidwatch-no-such-command' failed: ENOENT",
+    );
   });
 });
 

@@ -356,23 +356,32 @@ describe('fds and streams', () => {
       stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
     });
     const [out] = await Promise.all([readAll(child.stdout!), once(child, 'exit')]);
-    const report = JSON.parse(out.toString()) as {
+    const report = JSON.parse(out.toString()) as Record<string, Record<string, string>> & {
       own: string;
       ownCloexec: boolean;
-      plain: Record<string, string>;
-      piped: Record<string, string>;
-      passed: Record<string, string>;
+      asNobody: boolean;
     };
-    expect(report.own).toMatch(/^(pipe|socket):/);
+    const { own } = report;
+    expect(own).toMatch(/^(pipe|socket):/);
     expect(report.ownCloexec).toBe(false);
     expect(report.plain).toEqual({ 0: '/dev/null', 1: '/dev/null', 2: '/dev/null' });
     expect(Object.keys(report.piped)).toEqual(['0', '1', '2']);
-    expect(Object.values(report.piped)).not.toContain(report.own);
-    expect(report.passed).toEqual({
+    expect(Object.values(report.piped)).not.toContain(own);
+    expect(report.passed).toEqual({ 0: '/dev/null', 1: '/dev/null', 2: '/dev/null', 3: own });
+    expect(report.passedAbove).toEqual({
       0: '/dev/null',
       1: '/dev/null',
       2: '/dev/null',
-      3: report.own,
+      4: own,
     });
+    // A slot with nothing in it ('ignore', null, undefined) below a piped fd: the
+    // child has no fd of that number, under another uid and gid too.
+    for (const name of ['ignoreSlot', 'nullSlot', 'undefinedSlot', 'ignoreSlotAsNobody']) {
+      const fds = report[name];
+      expect({ name, fds: Object.keys(fds) }).toEqual({ name, fds: ['0', '1', '2', '4'] });
+      expect({ name, own: Object.values(fds).includes(own) }).toEqual({ name, own: false });
+      expect(fds[4]).toMatch(/^socket:/);
+    }
+    expect(report.asNobody).toBe(process.getuid?.() === 0);
   });
 });

@@ -73,7 +73,7 @@ describe.skipIf(testMode !== 'pidfd')('the packed tarball, installed into an emp
 
   it('ships the prebuilt addon, not the build directory', () => {
     const installed = join(app, 'node_modules', 'pidwatch');
-    expect(readdirSync(join(installed, 'prebuilds', `linux-${process.arch}`))).toContain(
+    expect(readdirSync(join(installed, 'prebuilds', `linux-${process.arch}-glibc`))).toContain(
       'pidwatch.node',
     );
     expect(readdirSync(installed)).not.toContain('build');

@@ -5,10 +5,14 @@ import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { capabilities, spawn, watch } from '../../src/index.js';
-import { compileFixture, haveCompiler } from '../fixtures/reliability/support.js';
+import {
+  compileFixture,
+  haveCompiler,
+  reliabilityFixture,
+} from '../fixtures/reliability/support.js';
 import { recordExits } from '../helpers/exits.js';
 import { isSigchldMode } from '../helpers/mode.js';
-import { procStat, trackChildren, waitFor, waitForLine } from '../helpers/proc.js';
+import { procStat, runNode, trackChildren, waitFor, waitForLine } from '../helpers/proc.js';
 
 const track = trackChildren();
 const seen = recordExits();
@@ -138,5 +142,18 @@ describe.skipIf(!haveCompiler())('a non-leader thread calls execve', () => {
     }
     await settle();
     expect(new Set(seen.map((s) => s.pid)).size).toBe(seen.length);
+  });
+});
+
+describe('another thread changes the environment while children are spawned', () => {
+  it('each child gets an intact copy of the environment (Worker with SHARE_ENV)', async () => {
+    // Handed the live environ, about half of these spawns failed with EFAULT from
+    // execve or crashed the parent: setenv in the worker freed the array under them.
+    const result = await runNode([reliabilityFixture('env-race.mjs'), '300'], {
+      timeout: 60_000,
+    });
+    expect(result.stderr).toBe('');
+    expect(result).toMatchObject({ code: 0, signal: null });
+    expect(JSON.parse(result.stdout)).toEqual({ spawns: 300, bad: 0, first: null });
   });
 });
