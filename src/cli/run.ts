@@ -39,7 +39,10 @@ Options:
       --results DIR        each job's seq, stdout and stderr under DIR/1/<input>/...
       --tag                prefix output lines with the input; --tagstring STR with STR
       --line-buffer        print whole lines as they come; -u, --ungroup: as they come
-      --dry-run            print the commands, run nothing
+      --dry-run            print the commands, run nothing; -v: print each before its output
+  -I STR                   STR stands for {} in the command
+      --link               link all input sources (shorter ones wrap around)
+  -r, --no-run-if-empty    skip blank inputs
   -0, --null               inputs end with NUL; -d, --delimiter D: with D
   -a, --arg-file FILE      an input source, like :::: FILE
   -C, --colsep REGEXP      split each input into columns {1} {2} ...
@@ -126,7 +129,13 @@ async function runJobsOf(
   const count: InputCount = { read: 0, total: null };
   let inputs: AsyncIterable<string[]> | string[][] = jobArguments(
     config.sources,
-    { delimiter: config.delimiter, colsep: config.colsep, stdin: process.stdin },
+    {
+      delimiter: config.delimiter,
+      colsep: config.colsep,
+      stdin: process.stdin,
+      link: config.link,
+      skipEmpty: config.skipEmpty,
+    },
     count,
   );
   // A percentage in --halt is of all jobs: GNU parallel reads every input first to know it.
@@ -180,6 +189,10 @@ async function runJobsOf(
       const slot = freeSlots.length > 0 ? freeSlots.shift()! : ++slotCount;
       const values: JobValues = { args, seq, slot };
       const command = template.expand(values);
+      if (config.verbose && config.output !== 'group' && config.results === null) {
+        beforeWrite();
+        process.stdout.write(`${command}\n`);
+      }
       const info: Started = { values, command, receive: null };
       started.set(startedJobs++, info);
       const run = direct
@@ -251,10 +264,11 @@ async function runJobsOf(
       grouped.add(null, result.index);
     } else if (config.output === 'group') {
       const tag = tagOf(job.values);
-      grouped.add(
-        { index: result.index, stdout: result.stdout, stderr: result.stderr, tag },
-        result.index,
-      );
+      // -v: the command line comes first, as part of the job's output.
+      const stdout = config.verbose
+        ? Buffer.concat([Buffer.from(`${job.command}\n`), result.stdout])
+        : result.stdout;
+      grouped.add({ index: result.index, stdout, stderr: result.stderr, tag }, result.index);
     }
     const verdict = halt.finish(outcome);
     if (verdict !== null && config.halt !== null) {
