@@ -4,15 +4,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type JobSource, startRun } from '../runner/run.js';
 import type { Job, JobResult, RunAbortError } from '../runner/types.js';
 import { UsageError } from './args.js';
-import { ProgressBar } from './run/bar.js';
 import { invocation } from './run/direct.js';
 import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
-import { JobLog, readDoneSeqs } from './run/joblog.js';
+import type { JobLog } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
 import { GroupedOutput } from './run/output.js';
-import { writeResult } from './run/results.js';
-import { streamedAttempt } from './run/streamed.js';
 import { CommandTemplate, expandTag, type JobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
@@ -101,6 +98,8 @@ export async function runRun(argv: string[]): Promise<number> {
     concurrency = jobSlots(config.jobs, availableParallelism());
     if (config.joblog !== null && !config.dryRun) {
       let append = config.joblog.append;
+      // Modules that only some options need are loaded only then: a lean start-up.
+      const { JobLog, readDoneSeqs } = await import('./run/joblog.js');
       if (config.resume !== 'no') {
         const read = readDoneSeqs(config.joblog.path, config.resume === 'failed');
         done = read.done;
@@ -166,7 +165,13 @@ async function runJobsOf(
   let lastStart = 0;
   let startedJobs = 0;
 
-  const bar = config.bar ? new ProgressBar(process.stderr, count) : null;
+  const bar = config.bar
+    ? new (await import('./run/bar.js')).ProgressBar(process.stderr, count)
+    : null;
+  const writeResult =
+    config.results === null ? null : (await import('./run/results.js')).writeResult;
+  const { streamedAttempt } =
+    config.output === 'line' ? await import('./run/streamed.js') : { streamedAttempt: null };
   const beforeWrite = () => bar?.clear();
   const grouped = new GroupedOutput(
     { stdout: process.stdout, stderr: process.stderr, beforeWrite },
@@ -224,7 +229,7 @@ async function runJobsOf(
   }
 
   const byJob = new WeakMap<Job, Started>();
-  const streamed = streamedAttempt({
+  const streamed = streamedAttempt?.({
     stdout: process.stdout,
     stderr: process.stderr,
     tag: (job) => tagOf(byJob.get(job)!.values),
@@ -259,7 +264,7 @@ async function runJobsOf(
     } else if (outcome.exitval === 0 && outcome.signal === 0) {
       runtimes.push(result.status.durationMs);
     }
-    if (config.results !== null) {
+    if (config.results !== null && writeResult !== null) {
       writeResult(config.results, job.values.args, job.values.seq, result.stdout, result.stderr);
       grouped.add(null, result.index);
     } else if (config.output === 'group') {
@@ -309,7 +314,7 @@ async function runJobsOf(
     {
       retainResults: false,
       onResult,
-      startAttempt: config.output === 'line' ? streamed : undefined,
+      startAttempt: output === 'ignore' ? streamed : undefined,
     },
   );
 
