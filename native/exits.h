@@ -51,6 +51,11 @@ class ExitQueue {
   // libuv callback that may have recorded some.
   void Flush();
 
+  // False once the environment is being torn down: no JS may be called then.
+  bool alive() const { return rows_ != nullptr; }
+  // The async context pidwatch's native callbacks into JS run in.
+  napi_async_context async_context() const { return async_context_; }
+
   // Environment teardown: closes the poll handle (counted in *pending until
   // on_closed runs with `closure` as its data) and the epoll set; no JS.
   void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));

@@ -35,6 +35,10 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   // `closure` as its data and counts in *pending until on_closed runs.
   void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));
   pid_t pid() const { return pid_; }
+  // The child leads a process group that is its tree ('pgroup'): when it exits,
+  // before it is reaped (so the group ID cannot be reused), what is left of the
+  // group is killed and counted.
+  void SetGroupLeader() { group_leader_ = true; }
   ProcessHandle* next_live() const { return live_next_; }
 
  private:
@@ -43,6 +47,9 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetPid(const Napi::CallbackInfo& info);
   Napi::Value GetPidfd(const Napi::CallbackInfo& info);
+  Napi::Value KillGroup(const Napi::CallbackInfo& info);
+  Napi::Value GetLeftovers(const Napi::CallbackInfo& info);
+  bool EndGroup();
 
   static void OnTimer(uv_timer_t* handle);
   void OnExitReady();
@@ -58,10 +65,13 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   int pidfd_ = -1;
   bool is_child_ = true;
   bool done_ = true;
+  bool reaped_ = false;  // waited for: its PID is no longer ours, even before Finish
   bool refed_ = true;
   bool on_sigchld_ = false;
   bool armed_ = false;      // on the exit queue's epoll set, not yet readable
   bool holds_ref_ = false;  // counted in the exit queue's refs
+  bool group_leader_ = false;
+  int group_leftovers_ = 0;
   uv_timer_t* timer_ = nullptr;
   unsigned waited_ms_ = 0;
   unsigned next_delay_ms_ = 1;

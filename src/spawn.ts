@@ -1,9 +1,10 @@
 import { SpawnError } from './errors.js';
 import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
-import { joinNul, type NativeError, native } from './native.js';
+import { joinNul, type NativeError, native, SpawnFlag } from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
+import { acquireLeaf, ownTree } from './tree.js';
 import type { SpawnOptions } from './types.js';
 
 /**
@@ -37,6 +38,8 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   const fds = new Int32Array(request.stdio.length);
   const id = reserveExitId();
   let handle: ReturnType<typeof native.spawn> | undefined;
+  const leaf = request.tree ? acquireLeaf() : null;
+  const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
   try {
     handle = native.spawn(
       request.file,
@@ -45,14 +48,16 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
       request.path,
       request.cwd,
       request.stdio,
-      request.flags,
+      flags,
       request.uid,
       request.gid,
       fds,
       id,
+      leaf ?? undefined,
     );
   } catch (error) {
     dropExitId(id, true);
+    leaf?.release();
     const e = error as NativeError;
     if (typeof e.errno !== 'number') throw error;
     // The path the failed step was about: the directory for chdir, else the program.
@@ -62,6 +67,7 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   // No handle: the environment (a terminating worker) can no longer run JS.
   if (!handle) {
     dropExitId(id, true);
+    leaf?.release();
     throw new Error('pidwatch: spawn() while the environment is shutting down');
   }
   const parentFds = Array.from(fds);
@@ -71,7 +77,8 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
       parentFds[fd] = -1;
     }
   }
-  const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request);
+  const tree = request.tree ? ownTree(handle, leaf) : null;
+  const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
   setExitTarget(id, proc);
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;

@@ -37,6 +37,7 @@ export function nativeExitStatus(
     durationMs: rows[at + ExitSlot.durationMs],
     resourceUsage:
       rows[at + ExitSlot.hasUsage] === 1 ? resourceUsageAt(rows, at + ExitSlot.usage) : null,
+    tree: null,
   };
 }
 
@@ -59,5 +60,6 @@ export function toExitStatus(facts: StatusFacts): ExitStatus {
     aborted: false,
     durationMs: performance.now() - facts.startedAt,
     resourceUsage: null,
+    tree: null,
   };
 }
