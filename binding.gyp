@@ -19,6 +19,7 @@
         "native/exits.cc",
         "native/sys.cc",
         "native/spawn.cc",
+        "native/spawner.cc",
         "native/process.cc",
         "native/probe.cc",
         "native/capture.cc",

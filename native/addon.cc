@@ -11,6 +11,7 @@
 #include "probe.h"
 #include "process.h"
 #include "spawn.h"
+#include "spawner.h"
 #include "tree.h"
 
 namespace pidwatch {
@@ -26,8 +27,8 @@ enum SpawnFlags {
 
 // Raw napi calls, each allowed to fail: while a worker is being terminated no
 // error can be created, and node-addon-api's Error::New would then abort.
-napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
-                 const std::string& path, bool type_error = false) {
+napi_value MakeError(napi_env env, const char* message, int err, const char* syscall,
+                     const std::string& path, bool type_error = false) {
   napi_value text, error, value;
   if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text) != napi_ok) return nullptr;
   napi_status st = type_error ? napi_create_type_error(env, nullptr, text, &error)
@@ -41,7 +42,13 @@ napi_value Throw(napi_env env, const char* message, int err, const char* syscall
   }
   if (!path.empty() && napi_create_string_utf8(env, path.c_str(), path.size(), &value) == napi_ok)
     napi_set_named_property(env, error, "path", value);
-  napi_throw(env, error);
+  return error;
+}
+
+napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
+                 const std::string& path, bool type_error = false) {
+  napi_value error = MakeError(env, message, err, syscall, path, type_error);
+  if (error) napi_throw(env, error);
   return nullptr;
 }
 
@@ -108,72 +115,197 @@ void AbandonChild(SpawnResult& result) {
     if (fd >= 0) close(fd);
 }
 
-// spawn(file, argv, env, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
-//       fds: Int32Array, id, leaf?: TreeLeaf) -> handle. argv and env are NUL-terminated
-// strings joined; fds receives the parent's end of each child fd, or -1; id is what the
-// exit's row carries. With a leaf the child starts in that cgroup.
-Napi::Value Spawn(const Napi::CallbackInfo& info) {
+// Reads the arguments spawn and spawnAsync share: (file, argv, env, path | null,
+// cwd | null, stdio: Int32Array, flags, uid, gid, fds: Int32Array, id, leaf?).
+// argv and env are NUL-terminated strings joined. False with a TypeError thrown.
+bool ReadRequest(const Napi::CallbackInfo& info, SpawnRequest* req, TreeLeaf** leaf) {
   Napi::Env env = info.Env();
-  AddonData* data = env.GetInstanceData<AddonData>();
   if (info.Length() < 11 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString() ||
       !info[5].IsTypedArray() || !info[9].IsTypedArray() || !info[10].IsNumber()) {
-    return ThrowTypeError(env, "pidwatch native spawn: bad arguments");
+    ThrowTypeError(env, "pidwatch native spawn: bad arguments");
+    return false;
   }
-  SpawnRequest req;
-  req.file = info[0].As<Napi::String>().Utf8Value();
-  req.argv = SplitNul(info[1].As<Napi::String>().Utf8Value());
-  req.env = SplitNul(info[2].As<Napi::String>().Utf8Value());
+  req->file = info[0].As<Napi::String>().Utf8Value();
+  req->argv = SplitNul(info[1].As<Napi::String>().Utf8Value());
+  req->env = SplitNul(info[2].As<Napi::String>().Utf8Value());
   if (info[3].IsString()) {
-    req.has_path_env = true;
-    req.path_env = info[3].As<Napi::String>().Utf8Value();
+    req->has_path_env = true;
+    req->path_env = info[3].As<Napi::String>().Utf8Value();
   }
   if (info[4].IsString()) {
-    req.has_cwd = true;
-    req.cwd = info[4].As<Napi::String>().Utf8Value();
+    req->has_cwd = true;
+    req->cwd = info[4].As<Napi::String>().Utf8Value();
   }
   Napi::Int32Array stdio = info[5].As<Napi::Int32Array>();
-  Napi::Int32Array fds = info[9].As<Napi::Int32Array>();
-  if (fds.ElementLength() < stdio.ElementLength())
-    return ThrowTypeError(env, "pidwatch native spawn: fds shorter than stdio");
-  req.stdio.assign(stdio.Data(), stdio.Data() + stdio.ElementLength());
+  if (info[9].As<Napi::Int32Array>().ElementLength() < stdio.ElementLength()) {
+    ThrowTypeError(env, "pidwatch native spawn: fds shorter than stdio");
+    return false;
+  }
+  req->stdio.assign(stdio.Data(), stdio.Data() + stdio.ElementLength());
   uint32_t flags = info[6].As<Napi::Number>().Uint32Value();
-  req.setsid = flags & kFlagSetsid;
-  req.pdeathsig = flags & kFlagPdeathsig;
-  req.set_uid = flags & kFlagUid;
-  req.set_gid = flags & kFlagGid;
-  req.uid = info[7].As<Napi::Number>().Uint32Value();
-  req.gid = info[8].As<Napi::Number>().Uint32Value();
-  req.setpgid = flags & kFlagProcessGroup;
-  TreeLeaf* leaf = nullptr;
+  req->setsid = flags & kFlagSetsid;
+  req->pdeathsig = flags & kFlagPdeathsig;
+  req->set_uid = flags & kFlagUid;
+  req->set_gid = flags & kFlagGid;
+  req->uid = info[7].As<Napi::Number>().Uint32Value();
+  req->gid = info[8].As<Napi::Number>().Uint32Value();
+  req->setpgid = flags & kFlagProcessGroup;
+  *leaf = nullptr;
   if (info.Length() > 11 && info[11].IsObject()) {
     void* native = nullptr;
-    if (napi_unwrap(env, info[11], &native) == napi_ok) leaf = static_cast<TreeLeaf*>(native);
-    if (!leaf || !leaf->dir()) return ThrowTypeError(env, "pidwatch native spawn: bad leaf");
-    req.cgroup_fd = leaf->dir()->dir_fd;
-    req.cgroup_procs = leaf->dir()->procs_path.c_str();
+    if (napi_unwrap(env, info[11], &native) == napi_ok) *leaf = static_cast<TreeLeaf*>(native);
+    if (!*leaf || !(*leaf)->dir()) {
+      ThrowTypeError(env, "pidwatch native spawn: bad leaf");
+      return false;
+    }
+    req->cgroup_fd = (*leaf)->dir()->dir_fd;
+    req->cgroup_procs = (*leaf)->dir()->procs_path.c_str();
   }
+  // sigchld mode: the watcher must be up before the child can exit.
+  AddonData* data = env.GetInstanceData<AddonData>();
+  if (!capabilities().pidfd_mode() && !data->sigchld.Ensure(data->loop, &data->exits)) {
+    ThrowErrno(env, EAGAIN, "uv_signal_init", "");
+    return false;
+  }
+  return true;
+}
 
-  const pidwatch::Capabilities& caps = capabilities();
-  if (!caps.pidfd_mode() && !data->sigchld.Ensure(data->loop, &data->exits))
-    return ThrowErrno(env, EAGAIN, "uv_signal_init", "");
-  SpawnResult result;
-  uint64_t started_ns = uv_hrtime();
-  spawn_process(req, caps.tier(), &result);
-  if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
-
+// Starts watching a child just spawned, writes the parent's ends to fds, and
+// returns its handle object; nullptr when the environment is terminating (the
+// child is then ended rather than lost track of).
+napi_value Adopt(napi_env env, AddonData* data, const SpawnRequest& req, SpawnResult& result,
+                 TreeLeaf* leaf, uint64_t started_ns, double id, int32_t* fds) {
   napi_value object;
   ProcessHandle* handle = NewHandle(env, data, &object);
   if (!handle) {
-    // The environment is terminating: end the child rather than lose track of it.
     AbandonChild(result);
-    return env.Undefined();
+    return nullptr;
   }
   if (req.setpgid) handle->SetGroupLeader();
   if (leaf && req.setsid) leaf->SetDetached();
-  handle->Start(data, result.pid, result.pidfd, true, started_ns, 
-                info[10].As<Napi::Number>().DoubleValue());
+  handle->Start(data, result.pid, result.pidfd, true, started_ns, id);
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
-  return Napi::Value(env, object);
+  return object;
+}
+
+// spawn(...) -> handle (see ReadRequest): spawns on this thread. fds receives the
+// parent's end of each child fd, or -1; id is what the exit's row carries. With a
+// leaf the child starts in that cgroup.
+Napi::Value Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData* data = env.GetInstanceData<AddonData>();
+  SpawnRequest req;
+  TreeLeaf* leaf;
+  if (!ReadRequest(info, &req, &leaf)) return env.Undefined();
+  SpawnResult result;
+  uint64_t started_ns = uv_hrtime();
+  spawn_process(req, capabilities().tier(), &result);
+  if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
+  napi_value object = Adopt(env, data, req, result, leaf, started_ns,
+                            info[10].As<Napi::Number>().DoubleValue(),
+                            info[9].As<Napi::Int32Array>().Data());
+  return object ? Napi::Value(env, object) : env.Undefined();
+}
+
+napi_value RefValue(napi_env env, napi_ref ref) {
+  napi_value value = nullptr;
+  if (ref) napi_get_reference_value(env, ref, &value);
+  return value;
+}
+
+void DeleteJob(napi_env env, SpawnJob* job) {
+  if (job->fds) napi_delete_reference(env, job->fds);
+  if (job->leaf) napi_delete_reference(env, job->leaf);
+  delete job;
+}
+
+// On the loop thread, for the jobs the spawner thread has done: each promise is
+// settled, then (once the callback scope closes) the JS reactions run, which name
+// each exit's target before any exit can be delivered: the rows recorded here
+// (a sigchld-mode child that exited before it was watched) are flushed after.
+void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
+  AddonData* data = static_cast<AddonData*>(context);
+  napi_env env = data->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value resource;
+  napi_callback_scope callback_scope = nullptr;
+  if (napi_create_object(env, &resource) == napi_ok)
+    napi_open_callback_scope(env, resource, data->exits.async_context(), &callback_scope);
+  for (SpawnJob* job : jobs) {
+    SpawnResult& result = job->result;
+    if (result.err) {
+      napi_value error = MakeError(env, strerror(result.err), result.err, result.syscall,
+                                   result.path);
+      if (error) napi_reject_deferred(env, job->deferred, error);
+      DeleteJob(env, job);
+      continue;
+    }
+    napi_value fds = RefValue(env, job->fds), leaf_object = RefValue(env, job->leaf);
+    void* buffer = nullptr;
+    void* leaf = nullptr;
+    if (leaf_object) napi_unwrap(env, leaf_object, &leaf);
+    napi_value object = nullptr;
+    if (fds && napi_get_typedarray_info(env, fds, nullptr, nullptr, &buffer, nullptr, nullptr) ==
+                   napi_ok)
+      object = Adopt(env, data, job->req, result, static_cast<TreeLeaf*>(leaf), job->started_ns,
+                     job->id, static_cast<int32_t*>(buffer));
+    else
+      AbandonChild(result);
+    if (object) {
+      napi_resolve_deferred(env, job->deferred, object);
+      if (!capabilities().pidfd_mode()) {
+        // Its SIGCHLD may have come and gone before it was watched.
+        ProcessHandle* handle = nullptr;
+        napi_unwrap(env, object, reinterpret_cast<void**>(&handle));
+        ExitInfo exit;
+        if (handle && handle->TryReap(&exit)) handle->Finish(exit);
+      }
+    } else {
+      napi_value undefined;
+      napi_get_undefined(env, &undefined);
+      napi_resolve_deferred(env, job->deferred, undefined);
+    }
+    DeleteJob(env, job);
+  }
+  if (callback_scope) napi_close_callback_scope(env, callback_scope);
+  napi_close_handle_scope(env, scope);
+  data->exits.Flush();
+}
+
+// spawnAsync(...) -> Promise<handle | undefined> (see ReadRequest): the same as
+// spawn, the clone and the wait for execve on the environment's spawner thread.
+// A failure rejects with the error spawn would throw; undefined: the environment
+// is terminating.
+Napi::Value SpawnAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData* data = env.GetInstanceData<AddonData>();
+  SpawnJob* job = new SpawnJob;
+  TreeLeaf* leaf;
+  if (!ReadRequest(info, &job->req, &leaf)) {
+    delete job;
+    return env.Undefined();
+  }
+  job->id = info[10].As<Napi::Number>().DoubleValue();
+  napi_value promise;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_reference(env, info[9], 1, &job->fds) != napi_ok ||
+      (leaf && napi_create_reference(env, info[11], 1, &job->leaf) != napi_ok)) {
+    DeleteJob(env, job);
+    return env.Undefined();
+  }
+  if (int err = data->spawner.Submit(data->loop, job, OnSpawned, data)) {
+    napi_value error = MakeError(env, strerror(err), err, "pthread_create", "");
+    if (error) napi_reject_deferred(env, job->deferred, error);
+    DeleteJob(env, job);
+  }
+  return Napi::Value(env, promise);
+}
+
+// Teardown: a job the thread had not handed back; its child, if any, is ended.
+void AbandonJob(SpawnJob* job) {
+  if (job->result.pid > 0) AbandonChild(job->result);
+  delete job;  // its references go with the environment
 }
 
 // watch(pid, id) -> handle: a pidfd for any process, never reaped here.
@@ -232,6 +364,7 @@ void OnTeardownClosed(uv_handle_t* handle) {
   Teardown* t = static_cast<Teardown*>(handle->data);
   if (handle->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(handle);
   else if (handle->type == UV_SIGNAL) delete reinterpret_cast<uv_signal_t*>(handle);
+  else if (handle->type == UV_ASYNC) delete reinterpret_cast<uv_async_t*>(handle);
   else delete reinterpret_cast<uv_timer_t*>(handle);
   if (--t->pending == 0 && t->armed) FinishTeardown(t);
 }
@@ -242,6 +375,8 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   AddonData* data = static_cast<AddonData*>(arg);
   Teardown* t = new Teardown;
   t->hook = hook;
+  // First, so that no child is handed over while the handles close.
+  data->spawner.Teardown(AbandonJob, t, &t->pending, OnTeardownClosed);
   ProcessHandle* next;
   for (ProcessHandle* handle = data->live; handle; handle = next) {
     next = handle->next_live();
@@ -289,6 +424,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("onExits", Napi::Function::New<OnExits>(env, "onExits"));
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
+  exports.Set("spawnAsync", Napi::Function::New<SpawnAsync>(env, "spawnAsync"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));
   exports.Set("zombieStatus", Napi::Function::New<ZombieStatus>(env, "zombieStatus"));
   exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));

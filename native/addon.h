@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "exits.h"
+#include "spawner.h"
 #include "sys.h"
 
 namespace pidwatch {
@@ -55,6 +56,7 @@ struct AddonData {
   Napi::FunctionReference process_ctor;
   ExitQueue exits;
   SigchldWatcher sigchld;
+  Spawner spawner;
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.
   ProcessHandle* live = nullptr;

@@ -141,6 +141,11 @@ export interface NativeBinding {
     id: number,
     leaf?: NativeLeaf,
   ): NativeTreeProcess;
+  /**
+   * `spawn` with the clone and the wait for execve on a thread of the addon's own.
+   * Rejects as `spawn` throws; undefined when the environment is shutting down.
+   */
+  spawnAsync(...args: Parameters<NativeBinding['spawn']>): Promise<NativeTreeProcess | undefined>;
   watch(pid: number, id: number): NativeProcess;
   /**
    * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal

@@ -1,6 +1,14 @@
 import { SpawnError } from './errors.js';
 import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
-import { joinNul, type NativeError, native, SpawnFlag } from './native.js';
+import {
+  joinNul,
+  type NativeBinding,
+  type NativeError,
+  type NativeLeaf,
+  type NativeTreeProcess,
+  native,
+  SpawnFlag,
+} from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
@@ -22,6 +30,29 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
 }
 
 /**
+ * As `spawn()`, but the clone and the wait for `execve` happen on a thread of
+ * pidwatch's own, off the event loop; resolves once the child runs. Rejects with
+ * the TypeError or SpawnError `spawn()` would throw.
+ */
+export function spawnAsync(file: string, options?: SpawnOptions): Promise<Subprocess>;
+export function spawnAsync(
+  file: string,
+  args?: readonly string[],
+  options?: SpawnOptions,
+): Promise<Subprocess>;
+export function spawnAsync(file: unknown, args?: unknown, options?: unknown): Promise<Subprocess> {
+  if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
+    options = args;
+    args = undefined;
+  }
+  try {
+    return launchAsync(normalizeSpawn(file, args, options), null);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
  * @internal `spawn()` for a Capture: the parent's ends of fds 0-2 are not wrapped in
  * streams but written to `raw` (-1 where not piped); other piped fds get streams.
  */
@@ -34,14 +65,38 @@ export function spawnRaw(
   return launch(normalizeSpawn(file, args, options), raw);
 }
 
-function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | null): Subprocess {
-  const fds = new Int32Array(request.stdio.length);
-  const id = reserveExitId();
-  let handle: ReturnType<typeof native.spawn> | undefined;
-  const leaf = request.tree ? acquireLeaf() : null;
-  const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
+/** @internal `spawnAsync()` for a Capture, as `spawnRaw`. */
+export function spawnRawAsync(
+  file: string,
+  args: readonly string[] | undefined,
+  options: SpawnOptions | undefined,
+  raw: Int32Array,
+): Promise<Subprocess> {
   try {
-    handle = native.spawn(
+    return launchAsync(normalizeSpawn(file, args, options), raw);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+type Request = ReturnType<typeof normalizeSpawn>;
+
+/** One spawn on its way: what the native call is given, and what undoes it. */
+class Launch {
+  readonly fds: Int32Array;
+  readonly id = reserveExitId();
+  readonly leaf: NativeLeaf | null;
+  readonly args: Parameters<NativeBinding['spawn']>;
+
+  constructor(
+    readonly request: Request,
+    readonly raw: Int32Array | null,
+  ) {
+    this.fds = new Int32Array(request.stdio.length);
+    this.leaf = request.tree ? acquireLeaf() : null;
+    const flags =
+      request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
+    this.args = [
       request.file,
       joinNul(request.argv),
       joinNul(request.env),
@@ -51,37 +106,73 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
       flags,
       request.uid,
       request.gid,
-      fds,
-      id,
-      leaf ?? undefined,
-    );
-  } catch (error) {
-    dropExitId(id, true);
-    leaf?.release();
+      this.fds,
+      this.id,
+      this.leaf ?? undefined,
+    ];
+  }
+
+  /** The spawn failed: gives back what it held; returns the error to throw. */
+  failed(error: unknown): unknown {
+    this.release();
     const e = error as NativeError;
-    if (typeof e.errno !== 'number') throw error;
+    if (typeof e.errno !== 'number') return error;
     // The path the failed step was about: the directory for chdir, else the program.
+    const { request } = this;
     const path = e.syscall === 'chdir' ? request.cwd! : (e.path ?? request.file);
-    throw new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
+    return new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
   }
-  // No handle: the environment (a terminating worker) can no longer run JS.
-  if (!handle) {
-    dropExitId(id, true);
-    leaf?.release();
-    throw new Error('pidwatch: spawn() while the environment is shutting down');
-  }
-  const parentFds = Array.from(fds);
-  if (raw !== null) {
-    for (let fd = 0; fd < 3; fd++) {
-      raw[fd] = parentFds[fd] ?? -1;
-      parentFds[fd] = -1;
+
+  /** The child runs: wraps its handle and fds in a Subprocess. */
+  adopt(handle: NativeTreeProcess | undefined): Subprocess {
+    // No handle: the environment (a terminating worker) can no longer run JS.
+    if (!handle) {
+      this.release();
+      throw new Error('pidwatch: spawn() while the environment is shutting down');
     }
+    const { request, raw } = this;
+    const parentFds = Array.from(this.fds);
+    if (raw !== null) {
+      for (let fd = 0; fd < 3; fd++) {
+        raw[fd] = parentFds[fd] ?? -1;
+        parentFds[fd] = -1;
+      }
+    }
+    const tree = request.tree ? ownTree(handle, this.leaf) : null;
+    const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
+    setExitTarget(this.id, proc);
+    watchDeadlines(proc, request.timeout, request.signal);
+    return proc;
   }
-  const tree = request.tree ? ownTree(handle, leaf) : null;
-  const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
-  setExitTarget(id, proc);
-  watchDeadlines(proc, request.timeout, request.signal);
-  return proc;
+
+  private release(): void {
+    dropExitId(this.id, true);
+    this.leaf?.release();
+  }
+}
+
+function launch(request: Request, raw: Int32Array | null): Subprocess {
+  const launching = new Launch(request, raw);
+  let handle: NativeTreeProcess | undefined;
+  try {
+    handle = native.spawn(...launching.args);
+  } catch (error) {
+    throw launching.failed(error);
+  }
+  return launching.adopt(handle);
+}
+
+function launchAsync(request: Request, raw: Int32Array | null): Promise<Subprocess> {
+  const launching = new Launch(request, raw);
+  // The exit of the child is delivered to the Subprocess that adopt() names for
+  // it, so adopt() is the first reaction to the native promise: it runs before
+  // any exit can be.
+  return native.spawnAsync(...launching.args).then(
+    (handle) => launching.adopt(handle),
+    (error) => {
+      throw launching.failed(error);
+    },
+  );
 }
 
 function watchDeadlines(proc: Subprocess, timeout: number, signal: AbortSignal | undefined): void {
