@@ -17,6 +17,12 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-fvisibility=hidden"]
     },
     {
+      "target_name": "pidwatch-guardian",
+      "type": "executable",
+      "sources": ["native/guardian.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-O2"]
+    },
+    {
       "target_name": "seccomp-launch",
       "type": "executable",
       "sources": ["native/tools/seccomp-launch.c"],

@@ -80,13 +80,23 @@ export interface NativeBinding {
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
 }
 
-function load(): NativeBinding {
+/** Where a built file may be: the local build, else the prebuilds shipped in the package. */
+function builtCandidates(name: string): string[] {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const candidates = [
-    join(root, 'build', 'Release', 'pidwatch.node'),
-    join(root, 'build', 'Debug', 'pidwatch.node'),
-    join(root, 'prebuilds', `linux-${process.arch}`, 'pidwatch.node'),
+  return [
+    join(root, 'build', 'Release', name),
+    join(root, 'build', 'Debug', name),
+    join(root, 'prebuilds', `linux-${process.arch}`, name),
   ];
+}
+
+/** The path of a program built beside the addon (the guardian), or null when none is. */
+export function builtProgram(name: string): string | null {
+  return builtCandidates(name).find((file) => existsSync(file)) ?? null;
+}
+
+function load(): NativeBinding {
+  const candidates = builtCandidates('pidwatch.node');
   const found = candidates.find((file) => existsSync(file));
   if (!found) {
     throw new Error(

@@ -1,7 +1,8 @@
 import { availableParallelism, constants } from 'node:os';
-import { type JobSource, startRun } from '../runner/run.js';
-import type { HaltPolicy, Job, JobResult, RunAbortError } from '../runner/types.js';
+import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
+import type { HaltPolicy, Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
 import { parseArgs, parseCount, parseSeconds, UsageError } from './args.js';
+import { startQueueRun } from './queue.js';
 import { ProgressBar } from './run/bar.js';
 import { type InputCount, listArguments, readLines } from './run/input.js';
 import { JobLog } from './run/joblog.js';
@@ -26,6 +27,8 @@ Options:
   -k, --keep-order         print outputs in input order rather than completion order
       --tag                prefix each output line with the input and a tab
       --bar                draw the progress bar even when stderr is not a terminal
+      --queue URL          run the jobs on 'pidwatch worker --queue URL' workers (BullMQ):
+                           redis://HOST[:PORT]/NAME or redis+unix:///SOCKET?queue=NAME
   -h, --help               show this help
 
 Each job's output is buffered and written whole when the job ends, so outputs never
@@ -44,6 +47,7 @@ const OPTIONS = {
   'keep-order': { short: 'k' },
   tag: {},
   bar: {},
+  queue: { value: true },
   help: { short: 'h' },
 } as const;
 
@@ -62,6 +66,7 @@ interface RunCommand {
   keepOrder: boolean;
   tag: boolean;
   bar: boolean;
+  queue: string | null;
 }
 
 function parseHalt(text: string): HaltPolicy {
@@ -100,6 +105,7 @@ function parseCommand(argv: readonly string[]): RunCommand | 'help' {
     keepOrder: options.has('keep-order'),
     tag: options.has('tag'),
     bar: options.has('bar') || process.stderr.isTTY === true,
+    queue: text('queue') ?? null,
   };
 }
 
@@ -164,27 +170,35 @@ export async function runRun(argv: string[]): Promise<number> {
     stderr: process.stderr,
   });
 
-  const run = startRun<Buffer>(
-    jobs,
-    {
-      concurrency: config.concurrency,
-      timeout: config.timeout,
-      retries: config.retries,
-      halt: config.halt,
-      output: 'buffer',
-      encoding: 'buffer',
-      killSignal: 'SIGTERM',
-      forceKillAfter: GRACE_MS,
-      onProgress: bar === null ? undefined : (progress) => bar.update(progress),
+  const runOptions: RunOptions<Buffer> = {
+    concurrency: config.concurrency,
+    timeout: config.timeout,
+    retries: config.retries,
+    halt: config.halt,
+    output: 'buffer',
+    encoding: 'buffer',
+    killSignal: 'SIGTERM',
+    forceKillAfter: GRACE_MS,
+    onProgress: bar === null ? undefined : (progress) => bar.update(progress),
+  };
+  const hooks = {
+    retainResults: false,
+    onResult: (result: JobResult<Buffer>) => {
+      joblog?.write(result);
+      writer.add(result);
     },
-    {
-      retainResults: false,
-      onResult: (result: JobResult<Buffer>) => {
-        joblog?.write(result);
-        writer.add(result);
-      },
-    },
-  );
+  };
+  let run: RunHandle<Buffer>;
+  try {
+    run =
+      config.queue === null
+        ? startRun<Buffer>(jobs, runOptions, hooks)
+        : await startQueueRun(config.queue, jobs, runOptions, hooks);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`pidwatch run: ${error.message}\n`);
+    return 2;
+  }
 
   let stoppedBy: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
