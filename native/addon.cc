@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "addon.h"
+#include "capture.h"
 #include "probe.h"
 #include "process.h"
 #include "spawn.h"
@@ -262,6 +263,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));
+  InitCapture(env, exports);
   return exports;
 }
 

@@ -9,16 +9,14 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "compat/linux.h"
+
 namespace pidwatch {
 
 #ifndef P_PIDFD
 constexpr int kPidfdIdType = 3;
 #else
 constexpr int kPidfdIdType = P_PIDFD;
-#endif
-
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
 #endif
 
 // struct clone_args up to CLONE_ARGS_SIZE_VER0: all that pidwatch needs.

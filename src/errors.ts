@@ -116,6 +116,8 @@ export class ExitError extends Error implements ExitStatus {
   readonly resourceUsage: ResourceUsage | null;
   readonly stdout: string | Buffer;
   readonly stderr: string | Buffer;
+  /** With `all: true`: stdout and stderr interleaved. */
+  readonly all?: string | Buffer;
   readonly command: string;
   readonly isMaxBuffer: boolean;
   /** The message without the stderr tail: `Command failed with exit code 1: cmd`. */
@@ -124,7 +126,7 @@ export class ExitError extends Error implements ExitStatus {
   constructor(
     command: string,
     status: ExitStatus,
-    output: { stdout: string | Buffer; stderr: string | Buffer },
+    output: { stdout: string | Buffer; stderr: string | Buffer; all?: string | Buffer },
     isMaxBuffer = false,
   ) {
     const shortMessage = `Command ${failure(status, isMaxBuffer)}: ${command}`;
@@ -142,6 +144,7 @@ export class ExitError extends Error implements ExitStatus {
     this.resourceUsage = status.resourceUsage;
     this.stdout = output.stdout;
     this.stderr = output.stderr;
+    if (output.all !== undefined) this.all = output.all;
     this.command = command;
     this.isMaxBuffer = isMaxBuffer;
   }

@@ -3,7 +3,7 @@
 // SIGKILL, which no code of ours survives to handle. It is started on first use,
 // in a session of its own, and told over a pipe which trees to kill.
 import type { Socket } from 'node:net';
-import { builtProgram } from './native.js';
+import { builtProgram } from './binary.js';
 import { spawn } from './spawn.js';
 
 /** What the guardian needs to know of a tree. */

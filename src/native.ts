@@ -1,8 +1,5 @@
-// The raw native surface, typed once. Nothing else loads the .node file.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// The raw native surface, typed once. Only ./binary.ts loads the .node file.
+import { loadBinary } from './binary.js';
 
 /**
  * Called once when the process has exited. The exit is in `exitInfo` for the
@@ -49,6 +46,38 @@ export const StdioCode = { null: -1, none: -2, pipeIn: -3, pipeOut: -4, socketPa
 
 export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8 } as const;
 
+/**
+ * The parent's ends of a child's stdin, stdout and stderr pipes, written and read on the
+ * event loop (native/capture.cc). It owns the fds given to it (-1: none).
+ */
+export interface NativeCapture {
+  /** Reads what the pipes hold now, closes them, and calls onDone if it has not run. */
+  close(): void;
+  /** Stops writing the input and closes the child's stdin. */
+  endInput(): void;
+}
+
+export interface NativeCaptureConstructor {
+  new (
+    fds: Int32Array,
+    input: Uint8Array | null,
+    maxBuffer: number,
+    flags: number,
+    onOverflow: (() => void) | null,
+    onDone: NativeCaptureDone,
+  ): NativeCapture;
+}
+
+/** Once every output pipe has ended; an empty stream is undefined. */
+export type NativeCaptureDone = (
+  stdout: Buffer | undefined,
+  stderr: Buffer | undefined,
+  all: Buffer | undefined,
+  overflowed: boolean,
+) => void;
+
+export const CaptureFlag = { all: 1, discard: 2 } as const;
+
 /** Errors thrown by the native layer carry the positive errno and the failed step. */
 export interface NativeError extends Error {
   errno: number;
@@ -78,35 +107,10 @@ export interface NativeBinding {
     onExit: NativeExitCallback,
   ): NativeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  Capture: NativeCaptureConstructor;
 }
 
-/** Where a built file may be: the local build, else the prebuilds shipped in the package. */
-function builtCandidates(name: string): string[] {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  return [
-    join(root, 'build', 'Release', name),
-    join(root, 'build', 'Debug', name),
-    join(root, 'prebuilds', `linux-${process.arch}`, name),
-  ];
-}
-
-/** The path of a program built beside the addon (the guardian), or null when none is. */
-export function builtProgram(name: string): string | null {
-  return builtCandidates(name).find((file) => existsSync(file)) ?? null;
-}
-
-function load(): NativeBinding {
-  const candidates = builtCandidates('pidwatch.node');
-  const found = candidates.find((file) => existsSync(file));
-  if (!found) {
-    throw new Error(
-      `pidwatch: native addon not found (looked in ${candidates.join(', ')}); run \`npm run build\``,
-    );
-  }
-  return createRequire(import.meta.url)(found) as NativeBinding;
-}
-
-export const native: NativeBinding = load();
+export const native: NativeBinding = loadBinary<NativeBinding>();
 
 /** Joins strings that hold no NUL, each ended by one, for `spawn`. */
 export function joinNul(strings: readonly string[]): string {

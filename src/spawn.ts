@@ -16,7 +16,23 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
     options = args;
     args = undefined;
   }
-  const request = normalizeSpawn(file, args, options);
+  return launch(normalizeSpawn(file, args, options), null);
+}
+
+/**
+ * @internal `spawn()` for a Capture: the parent's ends of fds 0-2 are not wrapped in
+ * streams but written to `raw` (-1 where not piped); other piped fds get streams.
+ */
+export function spawnRaw(
+  file: string,
+  args: readonly string[] | undefined,
+  options: SpawnOptions | undefined,
+  raw: Int32Array,
+): Subprocess {
+  return launch(normalizeSpawn(file, args, options), raw);
+}
+
+function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | null): Subprocess {
   let proc: Subprocess | undefined;
   const fds = new Int32Array(request.stdio.length);
   let handle: ReturnType<typeof native.spawn> | undefined;
@@ -43,7 +59,14 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
   }
   // No handle: the environment (a terminating worker) can no longer run JS.
   if (!handle) throw new Error('pidwatch: spawn() while the environment is shutting down');
-  proc = new Subprocess(handle, openStreams(request.stdio, Array.from(fds)), request);
+  const parentFds = Array.from(fds);
+  if (raw !== null) {
+    for (let fd = 0; fd < 3; fd++) {
+      raw[fd] = parentFds[fd] ?? -1;
+      parentFds[fd] = -1;
+    }
+  }
+  proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request);
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }

@@ -55,11 +55,19 @@ export interface ExecOptions extends Omit<SpawnOptions, 'stdio'> {
   encoding?: 'utf8' | 'buffer';
   maxBuffer?: number;
   reject?: boolean;
+  /** Also collect stdout and stderr interleaved, in arrival order, in `output.all`. */
+  all?: boolean;
+  /** Remove one final newline (`\n` or `\r\n`) from stdout, stderr and all. */
+  stripFinalNewline?: boolean;
 }
 
 export type Output<T extends string | Buffer = string | Buffer> = ExitStatus & {
   stdout: T;
   stderr: T;
+  /** With `all: true`: stdout and stderr interleaved in arrival order. */
+  all?: T;
+  /** A stream went past maxBuffer: the process was stopped and its output cut there. */
+  isMaxBuffer: boolean;
 };
 
 export interface Capabilities {

@@ -5,8 +5,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseArgs, UsageError } from '../src/cli/args.js';
+import { invocation, splitWords } from '../src/cli/run/direct.js';
+import { HaltTracker, parseHalt } from '../src/cli/run/halt.js';
+import { formatRow } from '../src/cli/run/joblog.js';
+import { jobSlots, parseRunArgs, unescapeDelimiter } from '../src/cli/run/options.js';
 import { tagLines } from '../src/cli/run/output.js';
-import { CommandTemplate, shellQuote } from '../src/cli/run/template.js';
+import { escapeName, resultDir } from '../src/cli/run/results.js';
+import { CommandTemplate, expandTag, shellQuote } from '../src/cli/run/template.js';
+import { parseDuration } from '../src/cli/run/time.js';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixture = (name: string) =>
@@ -63,7 +69,7 @@ async function waitFor<T>(probe: () => T | undefined, what: string): Promise<T> 
 }
 
 describe('command lines', () => {
-  it('expands the replacement strings of GNU parallel', () => {
+  it('expands the replacement strings of GNU parallel, shell-quoted', () => {
     const template = new CommandTemplate([
       'cp',
       '{}',
@@ -71,44 +77,160 @@ describe('command lines', () => {
       '{//}',
       '{/}',
       '{.}',
-      '#{#}',
+      '#{#}-{%}',
     ]);
-    expect(template.expand('src/a.b/file.tar.gz', 7)).toEqual([
-      'cp',
-      'src/a.b/file.tar.gz',
-      'out/file.tar.bak',
-      'src/a.b',
-      'file.tar.gz',
-      'src/a.b/file.tar',
-      '#7',
-    ]);
-    expect(new CommandTemplate(['echo', '-n']).expand('x y', 1)).toEqual(['echo', '-n', 'x y']);
-    expect(new CommandTemplate(['echo', '{.}']).expand('.hidden', 1)).toEqual(['echo', '.hidden']);
+    expect(template.expand({ args: ['src/a.b/file.tar.gz'], seq: 7, slot: 2 })).toBe(
+      'cp src/a.b/file.tar.gz out/file.tar.bak src/a.b file.tar.gz src/a.b/file.tar #7-2',
+    );
+    const echo = new CommandTemplate(['echo {}']);
+    expect(echo.expand({ args: ["it's $x"], seq: 1, slot: 1 })).toBe(`echo 'it'"'"'s $x'`);
+    expect(new CommandTemplate(['echo', '-n']).expand({ args: ['x y', ''], seq: 1, slot: 1 })).toBe(
+      "echo -n 'x y' ''",
+    );
+    const positional = new CommandTemplate(['echo {2} {1.} {-1/} {3}']);
+    expect(positional.expand({ args: ['a.b', 'c/d'], seq: 1, slot: 1 })).toBe('echo c/d a d ');
+    // With no command, each input is a command line of its own.
+    expect(new CommandTemplate([]).expand({ args: ['echo a; echo b'], seq: 1, slot: 1 })).toBe(
+      'echo a; echo b',
+    );
+    expect(expandTag('<{}:{#}>', { args: ['a b'], seq: 3, slot: 1 })).toBe('<a b:3>');
   });
 
-  it('quotes a command for the joblog as a shell would read it back', () => {
-    expect(shellQuote(['sh', '-c', "echo 'hi' $x", 'a/b.c'])).toBe(
-      `sh -c 'echo '\\''hi'\\'' $x' a/b.c`,
-    );
+  it('quotes as GNU parallel does', () => {
+    expect(['abc', 'a/b-c_d.e+f', '', 'a b', "'", "a'b", 'ü', '$x'].map(shellQuote)).toEqual([
+      'abc',
+      'a/b-c_d.e+f',
+      "''",
+      "'a b'",
+      `"'"`,
+      `'a'"'"'b'`,
+      "'ü'",
+      "'$x'",
+    ]);
+  });
+
+  it('runs a line without shell syntax directly, anything else through sh', () => {
+    expect(splitWords(`cp 'a b' "c d" e'f'g`)).toEqual(['cp', 'a b', 'c d', 'efg']);
+    for (const line of [
+      'a | b',
+      'a; b',
+      'a > f',
+      'echo $x',
+      'echo "$x"',
+      'a && b',
+      'ls *',
+      '~/x',
+      'a\\ b',
+      'a\nb',
+    ]) {
+      expect(splitWords(line), line).toBeNull();
+    }
+    expect(invocation("cat 'a b'", '/bin/sh')).toMatchObject({ args: ['a b'], argv0: 'cat' });
+    expect(invocation('true', '/bin/sh').file).toMatch(/\/true$/);
+    expect(invocation('echo a b', '/bin/sh')).toMatchObject({ args: ['a', 'b'], argv0: 'echo' });
+    for (const line of [
+      'echo -e x',
+      "echo 'a\\nb'",
+      'cd /',
+      'X=1 env',
+      'exit 3',
+      'no-such-command-here x',
+      'for',
+    ]) {
+      expect(invocation(line, '/bin/sh'), line).toEqual({ file: '/bin/sh', args: ['-c', line] });
+    }
+  });
+
+  it('reads options the way GNU parallel does', () => {
+    const config = parseRunArgs([
+      '-kj4',
+      '--tag',
+      '--halt=now,fail=1',
+      'echo',
+      '-n',
+      '--tag',
+      ':::',
+      'a',
+      ':::+',
+      'b',
+    ]);
+    expect(config).toMatchObject({
+      command: ['echo', '-n', '--tag'],
+      jobs: '4',
+      keepOrder: true,
+      tagstring: '{}',
+      halt: { when: 'now', on: 'fail', count: 1 },
+      sources: [
+        { kind: 'args', values: ['a'], linked: false },
+        { kind: 'args', values: ['b'], linked: true },
+      ],
+    });
+    expect(parseRunArgs(['echo'])).toMatchObject({ sources: [{ kind: 'file', path: '-' }] });
+    expect(() => parseRunArgs(['--nope'])).toThrow(UsageError);
+    expect(() => parseRunArgs(['-j'])).toThrow(UsageError);
+    expect([
+      jobSlots('3', 8),
+      jobSlots('50%', 8),
+      jobSlots('+1', 8),
+      jobSlots('-2', 8),
+      jobSlots('10%', 2),
+    ]).toEqual([3, 4, 9, 6, 1]);
+    expect(() => jobSlots('-8', 8)).toThrow(UsageError);
+    expect(() => jobSlots('1.5', 8)).toThrow(UsageError);
+    expect([
+      parseDuration('t', '1.5'),
+      parseDuration('t', '1h30m'),
+      parseDuration('t', '2d'),
+    ]).toEqual([1.5, 5400, 172800]);
+    expect(() => parseDuration('t', '1x')).toThrow(UsageError);
+    expect(['\\t', '\\0', '\\x41', ','].map(unescapeDelimiter)).toEqual(['\t', '\0', 'A', ',']);
+  });
+
+  it('computes --halt and its exit status as GNU parallel does', () => {
+    const failOne = new HaltTracker(parseHalt('now,fail=1'), () => 3);
+    expect(failOne.finish({ exitval: 0, signal: 0 })).toBeNull();
+    expect(failOne.finish({ exitval: 0, signal: 9 })).toBe('now');
+    expect(failOne.exitStatus(2)).toBe(137);
+    const timedOut = new HaltTracker(parseHalt('2'), () => 1);
+    timedOut.finish({ exitval: -1, signal: 15 });
+    expect(timedOut.exitStatus(1)).toBe(255);
+    const percent = new HaltTracker(parseHalt('soon,fail=30%'), () => 10);
+    for (const exitval of [0, 0, 2, 0]) expect(percent.finish({ exitval, signal: 0 })).toBeNull();
+    expect(percent.finish({ exitval: 4, signal: 0 })).toBeNull();
+    expect(percent.finish({ exitval: 1, signal: 0 })).toBe('soon');
+    expect(percent.exitStatus(6)).toBe(30);
+    const success = new HaltTracker(parseHalt('now,success=1'), () => 3);
+    expect(success.finish({ exitval: 3, signal: 0 })).toBeNull();
+    expect(success.finish({ exitval: 0, signal: 0 })).toBe('now');
+    expect(success.exitStatus(2)).toBe(0);
+    expect(parseHalt('never')).toBeNull();
+    expect(() => parseHalt('later,fail=1')).toThrow(UsageError);
+    expect(() => parseHalt('now,oops=1')).toThrow(UsageError);
+  });
+
+  it('writes joblog rows and --results paths in GNU parallel format', () => {
+    const row = {
+      seq: 3,
+      startTime: 1_700_000_000_123,
+      runtime: 1500,
+      receive: 4,
+      exitval: -1,
+      signal: 15,
+      command: 'echo a\nb',
+    };
+    expect(formatRow(row)).toBe('3\t:\t1700000000.123\t     1.500\t0\t4\t-1\t15\techo a\0b\n');
+    expect(escapeName('a/b\\c\td')).toBe('a\\_b\\\\c\\td');
+    expect(resultDir('out', ['x', ''])).toBe(join('out', '1', 'x', '2'));
   });
 
   it('tags every line, including a last one without a newline', () => {
     expect(tagLines(Buffer.from('a\nb\n\nc'), 'in\t').toString()).toBe('in\ta\nin\tb\nin\t\nin\tc');
   });
 
-  it('parses option clusters, inline values and stops at the command', () => {
-    const spec = { jobs: { short: 'j', value: true }, 'keep-order': { short: 'k' }, tag: {} };
-    const parsed = parseArgs(['-kj4', '--tag', 'echo', '-n', '--tag'], spec, {
-      stopAtPositional: true,
-    });
-    expect(Object.fromEntries(parsed.options)).toEqual({
-      'keep-order': true,
-      jobs: '4',
-      tag: true,
-    });
-    expect(parsed.positionals).toEqual(['echo', '-n', '--tag']);
-    expect(parseArgs(['--jobs=2', '--', '-x'], spec).positionals).toEqual(['-x']);
-    expect(() => parseArgs(['--tag=1'], spec)).toThrow(UsageError);
+  it('parses option clusters for pidwatch wait', () => {
+    const spec = { timeout: { short: 't', value: true }, exited: { short: 'e' } };
+    const parsed = parseArgs(['-et5', '1'], spec);
+    expect(Object.fromEntries(parsed.options)).toEqual({ exited: true, timeout: '5' });
     expect(() => parseArgs(['-x'], spec)).toThrow('unknown option -x');
   });
 });
@@ -137,36 +259,38 @@ describe('pidwatch run', () => {
   });
 
   it.each([
-    [['run'], 'no command given'],
-    [['run', '-j', '0', 'true'], '--jobs'],
-    [['run', '-j'], 'needs a value'],
+    [['run', '-j', 'x', 'true'], '-j'],
+    [['run', '-j'], 'requires an argument'],
     [['run', '--timeout', 'soon', 'true'], '--timeout'],
     [['run', '--halt', 'later', 'true'], '--halt'],
     [['run', '--retries', '-1', 'true'], '--retries'],
-    [['run', '--nope', 'true'], 'unknown option --nope'],
-    [['run', 'echo', ':::', 'a', ':::', 'b'], ':::'],
+    [['run', '--nope', 'true'], 'unknown option: nope'],
+    [['run', '--resume', 'true'], '--joblog'],
     [['run', '--joblog', '/nonexistent-dir/log', 'true', ':::', 'a'], 'joblog'],
-  ])('bad usage %j exits 2 with a one-line reason', async (args, reason) => {
+  ])('bad usage %j exits 255 (as GNU parallel) with a one-line reason', async (args, reason) => {
     const outcome = await cli(args);
-    expect(outcome.code).toBe(2);
+    expect(outcome.code).toBe(255);
     expect(lines(outcome.stderr)).toHaveLength(1);
     expect(outcome.stderr).toContain(reason);
   });
 
-  it('runs one job per stdin line, replacing {} in the arguments', async () => {
-    const outcome = await cli(['run', '-k', '--', 'echo', 'pre-{}-post', '{.}'], {
-      input: 'a.txt\nb\n',
+  it('runs one job per stdin line as one shell command line, the input quoted in it', async () => {
+    const outcome = await cli(['run', '-k', 'echo pre-{}-post {.}; echo ok'], {
+      input: 'a.txt\nb c; echo INJECTED\n',
     });
-    expect(outcome).toMatchObject({ code: 0, stdout: 'pre-a.txt-post a\npre-b-post b\n' });
+    expect(outcome).toMatchObject({
+      code: 0,
+      stdout: 'pre-a.txt-post a\nok\npre-b c; echo INJECTED-post b c; echo INJECTED\nok\n',
+    });
   });
 
   it('appends the input when no replacement string appears, and takes ::: arguments', async () => {
-    const outcome = await cli(['run', '-k', 'echo', 'hi', ':::', 'a', 'b', 'c']);
-    expect(outcome).toMatchObject({ code: 0, stdout: 'hi a\nhi b\nhi c\n' });
+    const outcome = await cli(['run', '-k', 'echo', 'hi', ':::', 'a', 'b c', '$HOME']);
+    expect(outcome).toMatchObject({ code: 0, stdout: 'hi a\nhi b c\nhi $HOME\n' });
   });
 
   it('--keep-order prints in input order, otherwise outputs come as jobs finish', async () => {
-    const args = ['-j', '3', '--', 'sh', '-c', 'sleep {}; echo {}', ':::', '0.4', '0', '0.2'];
+    const args = ['-j', '3', 'sleep {}; echo {}', ':::', '0.4', '0', '0.2'];
     const kept = await cli(['run', '-k', ...args]);
     expect(kept.stdout).toBe('0.4\n0\n0.2\n');
     const loose = await cli(['run', ...args]);
@@ -174,37 +298,14 @@ describe('pidwatch run', () => {
   });
 
   it('--tag prefixes every output line with the input and a tab', async () => {
-    const outcome = await cli([
-      'run',
-      '-k',
-      '--tag',
-      '--',
-      'sh',
-      '-c',
-      'echo 1; echo 2 >&2',
-      ':::',
-      'x',
-    ]);
+    const outcome = await cli(['run', '-k', '--tag', 'echo 1; echo {} >&2', ':::', 'x']);
     expect(outcome.stdout).toBe('x\t1\n');
-    expect(outcome.stderr).toBe('x\t2\n');
+    expect(outcome.stderr).toBe('x\tx\n');
   });
 
   it('never interleaves the outputs of parallel jobs', async () => {
     const script = 'i=0; while [ $i -lt 3000 ]; do echo {}-$i; i=$((i+1)); done';
-    const outcome = await cli([
-      'run',
-      '-j',
-      '4',
-      '--',
-      'sh',
-      '-c',
-      script,
-      ':::',
-      'a',
-      'b',
-      'c',
-      'd',
-    ]);
+    const outcome = await cli(['run', '-j', '4', script, ':::', 'a', 'b', 'c', 'd']);
     expect(outcome.code).toBe(0);
     const prefixes = lines(outcome.stdout).map((line) => line.split('-')[0]);
     expect(prefixes).toHaveLength(12_000);
@@ -218,21 +319,25 @@ describe('pidwatch run', () => {
     }
   });
 
-  it('exits with the number of failed jobs', async () => {
-    const outcome = await cli(['run', '--', 'sh', '-c', 'exit {}', ':::', '0', '1', '2', '3', '0']);
-    expect(outcome.code).toBe(3);
+  it('--line-buffer never splits a line between jobs', async () => {
+    const script = 'i=0; while [ $i -lt 2000 ]; do echo {}-$i; i=$((i+1)); done';
+    const outcome = await cli(['run', '--line-buffer', '-j', '3', script, ':::', 'a', 'b', 'c']);
+    expect(outcome.code).toBe(0);
+    const all = lines(outcome.stdout);
+    expect(all).toHaveLength(6000);
+    for (const line of all) expect(line).toMatch(/^[abc]-\d+$/);
   });
 
-  it('caps the exit status at 101', async () => {
+  it('exits with the number of failed jobs, at most 101', async () => {
+    expect((await cli(['run', 'exit {}', ':::', '0', '1', '2', '3', '0'])).code).toBe(3);
     const inputs = Array.from({ length: 105 }, (_, i) => String(i));
-    const outcome = await cli(['run', '-j', '16', '--', 'false', ':::', ...inputs]);
-    expect(outcome.code).toBe(101);
+    expect((await cli(['run', '-j', '16', 'false', ':::', ...inputs])).code).toBe(101);
   });
 
-  it('reports a command that cannot be run as a failed job', async () => {
-    const outcome = await cli(['run', '--', 'pidwatch-no-such-command-here', ':::', 'a']);
+  it('reports a command that cannot be found as the shell does', async () => {
+    const outcome = await cli(['run', 'pidwatch-no-such-command-here', ':::', 'a']);
     expect(outcome.code).toBe(1);
-    expect(outcome.stderr).toContain('ENOENT');
+    expect(outcome.stderr).toContain('pidwatch-no-such-command-here: not found');
   });
 
   it('writes a joblog with GNU parallel columns', async () => {
@@ -243,9 +348,6 @@ describe('pidwatch run', () => {
       '2',
       '--joblog',
       log,
-      '--',
-      'sh',
-      '-c',
       'printf %s {}; exit {}',
       ':::',
       '0',
@@ -268,16 +370,17 @@ describe('pidwatch run', () => {
       expect(host).toBe(':');
       expect(start).toMatch(/^\d{10}\.\d{3}$/);
       expect(Math.abs(Number(start) - Date.now() / 1000)).toBeLessThan(600);
-      expect(runtime).toMatch(/^\d+\.\d{3}$/);
+      expect(runtime).toMatch(/^ *\d+\.\d{3}$/);
+      expect(runtime).toHaveLength(10);
       expect(send).toBe('0');
       expect(receive).toBe('1');
       expect(exitval).toBe(input);
       expect(signal).toBe('0');
-      expect(command).toBe(`sh -c 'printf %s ${input}; exit ${input}'`);
+      expect(command).toBe(`printf %s ${input}; exit ${input}`);
     }
   });
 
-  it('logs a timed-out job with its signal', async () => {
+  it('logs a timed-out job with exit value -1 and its signal', async () => {
     const log = scratchFile('joblog');
     const outcome = await cli(['run', '--timeout', '0.2', '--joblog', log, 'sleep', ':::', '30']);
     expect(outcome.code).toBe(1);
@@ -285,24 +388,22 @@ describe('pidwatch run', () => {
     expect(fields.slice(6)).toEqual(['-1', '15', 'sleep 30']);
   });
 
-  it('--retries runs a failed job again', async () => {
+  it('--retries N tries a failing job N times in all', async () => {
     const counter = scratchFile('counter');
     const outcome = await cli([
       'run',
       '--retries',
-      '2',
-      'sh',
-      fixture('flaky.sh'),
-      counter,
+      '3',
+      `sh ${fixture('flaky.sh')} ${counter}`,
       ':::',
       '3',
     ]);
     expect(outcome).toMatchObject({ code: 0, stdout: 'attempt 3\n' });
   });
 
-  it('--halt now,fail=1 kills the running jobs and starts no more', async () => {
+  it('--halt now,fail=1 kills the running jobs, starts no more, exits with the job status', async () => {
     const log = scratchFile('joblog');
-    const script = 'if [ {} = 1 ]; then exit 1; fi; exec sleep 30';
+    const script = 'if [ {} = 1 ]; then exit 7; fi; exec sleep 30';
     const inputs = ['1', '2', '3', '4', '5', '6'];
     const outcome = await cli([
       'run',
@@ -312,23 +413,21 @@ describe('pidwatch run', () => {
       'now,fail=1',
       '--joblog',
       log,
-      '--',
-      'sh',
-      '-c',
       script,
       ':::',
       ...inputs,
     ]);
     const rows = lines(readFileSync(log, 'utf8')).slice(1);
-    expect(rows.length).toBeLessThan(inputs.length);
-    expect(outcome.code).toBe(rows.length);
+    expect(rows).toHaveLength(1);
+    expect(outcome.code).toBe(7);
   });
 
-  it('--bar draws counts on stderr and clears the line at the end', async () => {
+  it('--bar draws counts on stderr and clears the line at the end; no bar unless asked', async () => {
     const outcome = await cli(['run', '--bar', 'sleep', ':::', '0.3']);
     expect(outcome.code).toBe(0);
     expect(outcome.stderr).toContain('/1 done');
     expect(outcome.stderr.endsWith('\r\x1b[K')).toBe(true);
+    expect((await cli(['run', 'sleep', ':::', '0.1'])).stderr).toBe('');
   });
 
   it('SIGINT stops the run, kills every job (SIGKILL after the grace), and exits 130', async () => {
@@ -339,11 +438,7 @@ describe('pidwatch run', () => {
         'run',
         '-j',
         '3',
-        '--',
-        'sh',
-        fixture('pid-then-sleep.sh'),
-        pidLog,
-        '{}',
+        `sh ${fixture('pid-then-sleep.sh')} ${pidLog} {}`,
         ':::',
         '',
         '',

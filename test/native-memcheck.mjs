@@ -20,6 +20,7 @@ import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNodeGyp, runNodeGyp } from '../scripts/node-gyp.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const keep = process.argv.includes('--keep');
@@ -27,35 +28,6 @@ const keep = process.argv.includes('--keep');
 function fail(message) {
   process.stderr.write(`native-memcheck: ${message}\n`);
   process.exit(1);
-}
-
-function findNodeGyp() {
-  const candidates = [
-    process.env.npm_config_node_gyp,
-    join(
-      dirname(process.execPath),
-      '..',
-      'lib',
-      'node_modules',
-      'npm',
-      'node_modules',
-      'node-gyp',
-      'bin',
-      'node-gyp.js',
-    ),
-  ];
-  return candidates.find((file) => file && existsSync(file));
-}
-
-/** Where node-gyp finds Node's headers: npm's `nodedir` setting, as `npm run` passes it. */
-function nodeDir() {
-  if (process.env.npm_config_nodedir) return process.env.npm_config_nodedir;
-  try {
-    const dir = execFileSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' }).trim();
-    return dir && dir !== 'undefined' && dir !== 'null' ? dir : null;
-  } catch {
-    return null;
-  }
 }
 
 function sanitizerRuntime() {
@@ -69,8 +41,7 @@ function sanitizerRuntime() {
 
 if (!existsSync(join(root, 'dist', 'index.js')))
   fail('dist/ is missing: run `npm run build` first');
-const nodeGyp = findNodeGyp();
-if (!nodeGyp) fail("cannot find npm's node-gyp");
+if (!findNodeGyp()) fail("cannot find npm's node-gyp");
 const libasan = sanitizerRuntime();
 if (!libasan) fail("cc has no libasan.so (install the compiler's sanitizer runtime)");
 
@@ -86,9 +57,7 @@ try {
   const flags =
     '-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1';
   process.stdout.write('native-memcheck: building the addon with ASan and UBSan...\n');
-  const dir = nodeDir();
-  const gypArgs = [nodeGyp, 'rebuild', '--loglevel=error', ...(dir ? [`--nodedir=${dir}`] : [])];
-  const build = spawnSync(process.execPath, gypArgs, {
+  const build = runNodeGyp(['rebuild', '--loglevel=error'], {
     cwd: work,
     stdio: ['ignore', 'inherit', 'inherit'],
     env: {

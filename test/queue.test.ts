@@ -378,12 +378,15 @@ describe.runIf(runs)('pidwatch worker', () => {
     },
   );
 
-  it.runIf(testMode === 'pidfd')('bad usage exits 2 with a reason', async () => {
-    const missing = await startCli(['worker']).done;
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/--queue URL is required/);
-    const bad = await startCli(['run', '--queue', 'http://x/q', 'echo', ':::', 'a']).done;
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/redis:\/\//);
-  });
+  it.runIf(testMode === 'pidfd')(
+    'bad usage: worker exits 2, run 255 (as GNU parallel), with a reason',
+    async () => {
+      const missing = await startCli(['worker']).done;
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/--queue URL is required/);
+      const bad = await startCli(['run', '--queue', 'http://x/q', 'echo', ':::', 'a']).done;
+      expect(bad.code).toBe(255);
+      expect(bad.stderr).toMatch(/--queue: .*redis:\/\//);
+    },
+  );
 });

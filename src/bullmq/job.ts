@@ -4,7 +4,10 @@ import { invalidType, invalidValue } from '../errors.js';
 import { commandText } from '../shell.js';
 import type { SpawnOptions } from '../types.js';
 
-/** Spawn options that survive JSON: no streams, signals or fds. */
+/**
+ * Spawn options that survive JSON: no streams, signals or fds. `env` is added to
+ * the worker's environment (the producer's is not the worker's to replace).
+ */
 export type QueuedSpawnOptions = Pick<
   SpawnOptions,
   'cwd' | 'env' | 'argv0' | 'timeout' | 'killSignal' | 'forceKillAfter'

@@ -159,6 +159,7 @@ export function processor(
       proc = spawn(command.file, command.args, {
         ...base,
         ...command.options,
+        env: command.options.env && { ...process.env, ...command.options.env },
         shell: command.shell,
         signal,
         tree: true,

@@ -39,6 +39,11 @@ function toQueued(job: Job, options: RunOptions<Buffer>): QueuedJob {
   if (killSignal !== undefined) queued.killSignal = killSignal;
   const forceKillAfter = own.forceKillAfter ?? options.forceKillAfter;
   if (forceKillAfter !== undefined) queued.forceKillAfter = forceKillAfter;
+  // Only what the job sets on purpose travels: the worker has an environment of its own.
+  if (own.env) {
+    const env = Object.entries(own.env).filter(([name, value]) => process.env[name] !== value);
+    if (env.length > 0) queued.env = Object.fromEntries(env);
+  }
   if (typeof own.cwd === 'string') queued.cwd = own.cwd;
   if (own.argv0 !== undefined) queued.argv0 = own.argv0;
   return { file: job.file, args: [...(job.args ?? [])], options: queued };

@@ -1,203 +1,315 @@
+// `pidwatch run`: GNU parallel's command line (see its man page), on pidwatch's runner.
 import { availableParallelism, constants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
-import type { HaltPolicy, Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
-import { parseArgs, parseCount, parseSeconds, UsageError } from './args.js';
+import type { Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
+import { UsageError } from './args.js';
 import { startQueueRun } from './queue.js';
 import { ProgressBar } from './run/bar.js';
-import { type InputCount, listArguments, readLines } from './run/input.js';
-import { JobLog } from './run/joblog.js';
-import { OutputWriter } from './run/output.js';
-import { CommandTemplate } from './run/template.js';
+import { invocation } from './run/direct.js';
+import { HaltTracker, type Outcome } from './run/halt.js';
+import { type InputCount, jobArguments } from './run/input.js';
+import { JobLog, readDoneSeqs } from './run/joblog.js';
+import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
+import { GroupedOutput } from './run/output.js';
+import { writeResult } from './run/results.js';
+import { streamedAttempt } from './run/streamed.js';
+import { CommandTemplate, expandTag, type JobValues } from './run/template.js';
 
-const USAGE = `Usage: pidwatch run [options] [--] COMMAND [ARG...] [::: INPUT...]
+const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
 
-Runs COMMAND once per line of stdin (or per INPUT after :::), N at a time. In the
-arguments, {} is replaced by the input ({.} without extension, {/} basename, {//}
-dirname, {/.} basename without extension, {#} job number); without any of them the
-input is appended as the last argument. COMMAND is run directly, not through a shell:
-use 'sh -c "..."' for pipes and redirections.
+GNU parallel's command line: COMMAND and its ARGs form one shell command line, run once per
+input with {} and the other replacement strings replaced by the input, shell-quoted (without
+any, the input is appended). Inputs: the ARGS after each ::: (every combination of them;
+:::+ links a list to the one before), the lines of each FILE after :::: or -a, else stdin.
+A line with no shell syntax runs without the shell. Jobs run as process trees.
+
+Replacement strings: {} input, {.} without extension, {/} basename, {//} dirname,
+{/.} basename without extension, {#} job number, {%} job slot, {n} {n.} {n/} {n//} {n/.}
+the n-th input (or --colsep column).
 
 Options:
-  -j, --jobs N             run N jobs at once (default: ${availableParallelism()}, the CPU count)
-      --timeout SEC        kill a job (SIGTERM, then SIGKILL 2 s later) after SEC seconds
-      --retries N          run a failed job up to N more times
-      --halt WHEN,fail=N   stop starting jobs after N failures: 'soon' lets the running
-                           jobs finish, 'now' kills them ('never' is the default)
-      --joblog FILE        write a GNU parallel joblog to FILE
-  -k, --keep-order         print outputs in input order rather than completion order
-      --tag                prefix each output line with the input and a tab
-      --bar                draw the progress bar even when stderr is not a terminal
-      --queue URL          run the jobs on 'pidwatch worker --queue URL' workers (BullMQ):
+  -j, --jobs N|N%|+N|-N|0  jobs at once (default 100%: one per CPU thread; 0: as many as possible)
+  -k, --keep-order         print outputs in input order
+      --halt WHEN,WHAT=N   WHEN now|soon, WHAT fail|success|done, N a count or a percentage
+      --retries N          try a failing job up to N times in all
+      --timeout SEC|N%     kill a job after SEC seconds (or N% of the median runtime)
+      --delay SEC          wait SEC between starting jobs
+      --joblog [+]FILE     log each job (+: append)
+      --resume             skip the jobs the joblog has; --resume-failed reruns its failed ones
+      --results DIR        each job's seq, stdout and stderr under DIR/1/<input>/...
+      --tag                prefix output lines with the input; --tagstring STR with STR
+      --line-buffer        print whole lines as they come; -u, --ungroup: as they come
+      --dry-run            print the commands, run nothing
+  -0, --null               inputs end with NUL; -d, --delimiter D: with D
+  -a, --arg-file FILE      an input source, like :::: FILE
+  -C, --colsep REGEXP      split each input into columns {1} {2} ...
+      --bar                show a progress bar on stderr
+      --no-tree            run each job as a single process, not as a process tree
+      --queue URL          run the jobs on 'pidwatch worker --queue URL' processes (BullMQ):
                            redis://HOST[:PORT]/NAME or redis+unix:///SOCKET?queue=NAME
   -h, --help               show this help
 
-Each job's output is buffered and written whole when the job ends, so outputs never
-interleave. Exit status: the number of failed jobs (at most 101); 2 on bad usage;
-130 after SIGINT and 143 after SIGTERM, which stop starting jobs, send the running
-ones SIGTERM (SIGKILL 2 s later, or at a second SIGINT) and exit once all of them
-are reaped.
+Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more; with --halt, GNU
+parallel's; 255 on bad usage.
 `;
 
-const OPTIONS = {
-  jobs: { short: 'j', value: true },
-  timeout: { value: true },
-  retries: { value: true },
-  halt: { value: true },
-  joblog: { value: true },
-  'keep-order': { short: 'k' },
-  tag: {},
-  bar: {},
-  queue: { value: true },
-  help: { short: 'h' },
-} as const;
-
+/** GNU parallel's status for an error before any job runs. */
+const USAGE_STATUS = 255;
 /** Grace between SIGTERM and SIGKILL for jobs stopped by a signal, a halt or a timeout. */
 const GRACE_MS = 2000;
-const MAX_STATUS = 101;
 
-interface RunCommand {
-  command: string[];
-  inputs: string[] | null;
-  concurrency: number;
-  timeout: number | undefined;
-  retries: number;
-  halt: HaltPolicy;
-  joblog: string | null;
-  keepOrder: boolean;
-  tag: boolean;
-  bar: boolean;
-  queue: string | null;
+/** What the CLI keeps about a started job until its result arrives. */
+interface Started {
+  values: JobValues;
+  command: string;
+  /** Bytes written to stdout, when streamed (grouped output counts its buffer). */
+  receive: number | null;
 }
 
-function parseHalt(text: string): HaltPolicy {
-  if (text === 'never') return 'never';
-  const match = /^(now|soon),fail=(\d+)$/.exec(text);
-  if (match === null || Number(match[2]) < 1) {
-    throw new UsageError(`--halt expects now,fail=N or soon,fail=N (N >= 1), got '${text}'`);
-  }
-  return { when: match[1] as 'now' | 'soon', fail: Number(match[2]) };
+function signalNumber(name: NodeJS.Signals | null): number {
+  return name === null ? 0 : (constants.signals[name] ?? 0);
 }
 
-function parseCommand(argv: readonly string[]): RunCommand | 'help' {
-  const { options, positionals } = parseArgs(argv, OPTIONS, { stopAtPositional: true });
-  if (options.has('help')) return 'help';
-  const text = (name: keyof typeof OPTIONS) => {
-    const value = options.get(name);
-    return typeof value === 'string' ? value : undefined;
-  };
-  const separator = positionals.indexOf(':::');
-  const command = separator === -1 ? positionals : positionals.slice(0, separator);
-  const inputs = separator === -1 ? null : positionals.slice(separator + 1);
-  if (command.length === 0) throw new UsageError('no command given');
-  if (inputs?.includes(':::')) throw new UsageError('only one ::: input source is supported');
-  const jobs = text('jobs');
-  const timeout = text('timeout');
-  const retries = text('retries');
-  const halt = text('halt');
-  return {
-    command,
-    inputs,
-    concurrency: jobs === undefined ? availableParallelism() : parseCount('jobs', jobs, 1),
-    timeout: timeout === undefined ? undefined : parseSeconds('timeout', timeout),
-    retries: retries === undefined ? 0 : parseCount('retries', retries, 0),
-    halt: halt === undefined ? 'never' : parseHalt(halt),
-    joblog: text('joblog') ?? null,
-    keepOrder: options.has('keep-order'),
-    tag: options.has('tag'),
-    bar: options.has('bar') || process.stderr.isTTY === true,
-    queue: text('queue') ?? null,
-  };
+/** How a job ended in GNU parallel's terms: killed on timeout is exit value -1. */
+function outcomeOf(result: JobResult<Buffer>): Outcome {
+  const { status } = result;
+  if (result.error !== undefined) return { exitval: 127, signal: 0 };
+  if (status.timedOut) return { exitval: -1, signal: signalNumber(status.signal) };
+  if (status.signal !== null) return { exitval: 0, signal: signalNumber(status.signal) };
+  return { exitval: status.code ?? 0, signal: 0 };
 }
 
-/** The jobs for each input, made as the runner asks for them. */
-async function* toJobs(
-  inputs: AsyncIterable<string> | Iterable<string>,
-  template: CommandTemplate,
-  remember: ((index: number, input: string) => void) | null,
-): AsyncGenerator<Job> {
-  let index = 0;
-  for await (const input of inputs) {
-    remember?.(index, input);
-    const [file, ...args] = template.expand(input, ++index);
-    yield { file, args, options: { killOnParentExit: true } };
-  }
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** `pidwatch run`: returns the exit status. */
 export async function runRun(argv: string[]): Promise<number> {
-  let config: RunCommand | 'help';
+  let config: RunConfig | 'help';
+  let concurrency: number;
+  let done = new Set<number>();
   let joblog: JobLog | null = null;
   try {
-    config = parseCommand(argv);
-    if (config !== 'help' && config.joblog !== null) {
-      try {
-        joblog = new JobLog(config.joblog);
-      } catch (error) {
-        throw new UsageError(`cannot write joblog ${config.joblog}: ${(error as Error).message}`);
+    config = parseRunArgs(argv);
+    if (config === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    concurrency = jobSlots(config.jobs, availableParallelism());
+    if (config.joblog !== null && !config.dryRun) {
+      let append = config.joblog.append;
+      if (config.resume !== 'no') {
+        const read = readDoneSeqs(config.joblog.path, config.resume === 'failed');
+        done = read.done;
+        append ||= read.hasHeader;
       }
+      joblog = new JobLog(config.joblog.path, append);
     }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`pidwatch run: ${error.message}\n`);
-    return 2;
+    return USAGE_STATUS;
   }
-  if (config === 'help') {
-    process.stdout.write(USAGE);
+  try {
+    return await runJobsOf(config, concurrency, done, joblog);
+  } finally {
+    joblog?.close();
+  }
+}
+
+async function runJobsOf(
+  config: RunConfig,
+  concurrency: number,
+  done: ReadonlySet<number>,
+  joblog: JobLog | null,
+): Promise<number> {
+  const count: InputCount = { read: 0, total: null };
+  let inputs: AsyncIterable<string[]> | string[][] = jobArguments(
+    config.sources,
+    { delimiter: config.delimiter, colsep: config.colsep, stdin: process.stdin },
+    count,
+  );
+  // A percentage in --halt is of all jobs: GNU parallel reads every input first to know it.
+  if (config.halt?.percent != null) {
+    const all: string[][] = [];
+    for await (const args of inputs) all.push(args);
+    inputs = all;
+  }
+  const template = new CommandTemplate(config.command);
+  const shell = process.env.PARALLEL_SHELL ?? '/bin/sh';
+  const direct = shell === '/bin/sh';
+  const halt = new HaltTracker(config.halt, () => count.total ?? count.read);
+
+  if (config.dryRun) {
+    let seq = 0;
+    for await (const args of inputs) {
+      if (done.has(++seq)) continue;
+      process.stdout.write(`${template.expand({ args, seq, slot: 1 })}\n`);
+    }
     return 0;
   }
 
-  const count: InputCount = { read: 0, total: null };
-  const inputs =
-    config.inputs === null ? readLines(process.stdin, count) : listArguments(config.inputs, count);
-  const tags = config.tag ? new Map<number, string>() : null;
-  const jobs: JobSource = toJobs(
-    inputs,
-    new CommandTemplate(config.command),
-    tags && ((index, input) => tags.set(index, input)),
-  );
+  const started = new Map<number, Started>();
+  const freeSlots: number[] = [];
+  let slotCount = 0;
+  let stopStarting = false;
+  const runtimes: number[] = [];
+  let lastStart = 0;
+  let startedJobs = 0;
+
   const bar = config.bar ? new ProgressBar(process.stderr, count) : null;
-  const writer = new OutputWriter({
-    keepOrder: config.keepOrder,
-    tag:
-      tags &&
-      ((index) => {
-        const input = tags.get(index) ?? '';
-        tags.delete(index);
-        return input;
-      }),
-    beforeWrite: () => bar?.clear(),
+  const beforeWrite = () => bar?.clear();
+  const grouped = new GroupedOutput(
+    { stdout: process.stdout, stderr: process.stderr, beforeWrite },
+    config.keepOrder,
+  );
+  const tagOf = (values: JobValues) =>
+    config.tagstring === null ? '' : `${expandTag(config.tagstring, values)}\t`;
+
+  async function* jobs(): AsyncGenerator<Job> {
+    let seq = 0;
+    for await (const args of inputs) {
+      if (stopStarting) return;
+      if (done.has(++seq)) continue;
+      if (config.delaySeconds > 0 && startedJobs > 0) {
+        const wait = lastStart + config.delaySeconds * 1000 - Date.now();
+        if (wait > 0) await sleep(wait);
+        if (stopStarting) return;
+      }
+      lastStart = Date.now();
+      const slot = freeSlots.length > 0 ? freeSlots.shift()! : ++slotCount;
+      const values: JobValues = { args, seq, slot };
+      const command = template.expand(values);
+      const info: Started = { values, command, receive: null };
+      started.set(startedJobs++, info);
+      const run = direct
+        ? invocation(command, shell)
+        : { file: shell, args: ['-c', command], argv0: undefined };
+      let timeout: number | undefined;
+      if (config.timeout !== null) {
+        if ('seconds' in config.timeout) timeout = config.timeout.seconds * 1000;
+        else if (runtimes.length > 0) timeout = (median(runtimes) * config.timeout.percent) / 100;
+      }
+      const job: Job = {
+        file: run.file,
+        args: run.args,
+        options: {
+          argv0: run.argv0,
+          env: {
+            ...process.env,
+            PARALLEL_SEQ: String(seq),
+            PARALLEL_JOBSLOT: String(slot),
+            PARALLEL_PID: String(process.pid),
+          },
+          timeout: timeout === undefined ? undefined : Math.max(1, Math.round(timeout)),
+          killOnParentExit: true,
+        },
+      };
+      byJob.set(job, info);
+      yield job;
+    }
+  }
+
+  const byJob = new WeakMap<Job, Started>();
+  const streamed = streamedAttempt({
     stdout: process.stdout,
     stderr: process.stderr,
+    tag: (job) => tagOf(byJob.get(job)!.values),
+    beforeWrite,
+    received: (job, bytes) => {
+      byJob.get(job)!.receive = bytes;
+    },
   });
 
+  const onResult = (result: JobResult<Buffer>) => {
+    const job = started.get(result.index)!;
+    started.delete(result.index);
+    freeSlots.push(job.values.slot);
+    freeSlots.sort((a, b) => a - b);
+    // Jobs killed by --halt now are neither printed nor logged, as in GNU parallel.
+    if (result.status.aborted) {
+      grouped.add(null, result.index);
+      return;
+    }
+    const outcome = outcomeOf(result);
+    if (result.error !== undefined) {
+      const stderr = Buffer.concat([
+        result.stderr,
+        Buffer.from(`pidwatch run: ${result.error.message}\n`),
+      ]);
+      result = { ...result, stderr };
+    }
+    if (result.status.timedOut) {
+      process.stderr.write(
+        `pidwatch run: Warning: This job was killed because it timed out:\npidwatch run: Warning: ${job.command}\n`,
+      );
+    } else if (outcome.exitval === 0 && outcome.signal === 0) {
+      runtimes.push(result.status.durationMs);
+    }
+    if (config.results !== null) {
+      writeResult(config.results, job.values.args, job.values.seq, result.stdout, result.stderr);
+      grouped.add(null, result.index);
+    } else if (config.output === 'group') {
+      const tag = tagOf(job.values);
+      grouped.add(
+        { index: result.index, stdout: result.stdout, stderr: result.stderr, tag },
+        result.index,
+      );
+    }
+    const verdict = halt.finish(outcome);
+    if (verdict !== null && config.halt !== null) {
+      const what = { fail: 'failed', success: 'succeeded', done: 'finished' }[config.halt.on];
+      process.stderr.write(`pidwatch run: This job ${what}:\n${job.command}\n`);
+      stopStarting = true;
+      if (verdict === 'now') run.abort(new Error('halt'));
+    }
+    if (joblog === null) return;
+    const row = {
+      seq: job.values.seq,
+      startTime: result.startTime,
+      runtime: result.status.durationMs,
+      receive: job.receive ?? result.stdout.length,
+      ...outcome,
+      command: job.command,
+    };
+    joblog.write(row);
+  };
+
+  const output =
+    config.results !== null || config.output === 'group'
+      ? 'buffer'
+      : config.output === 'line'
+        ? 'ignore'
+        : 'inherit';
   const runOptions: RunOptions<Buffer> = {
-    concurrency: config.concurrency,
-    timeout: config.timeout,
-    retries: config.retries,
-    halt: config.halt,
-    output: 'buffer',
+    concurrency,
+    retries: Math.max(config.retries - 1, 0),
+    output,
     encoding: 'buffer',
     killSignal: 'SIGTERM',
     forceKillAfter: GRACE_MS,
     onProgress: bar === null ? undefined : (progress) => bar.update(progress),
   };
-  const hooks = {
-    retainResults: false,
-    onResult: (result: JobResult<Buffer>) => {
-      joblog?.write(result);
-      writer.add(result);
-    },
-  };
   let run: RunHandle<Buffer>;
   try {
     run =
       config.queue === null
-        ? startRun<Buffer>(jobs, runOptions, hooks)
-        : await startQueueRun(config.queue, jobs, runOptions, hooks);
+        ? startRun<Buffer>(jobs() as JobSource, runOptions, {
+            retainResults: false,
+            onResult,
+            startAttempt: config.output === 'line' ? streamed : undefined,
+          })
+        : await startQueueRun(config.queue, jobs() as JobSource, runOptions, {
+            retainResults: false,
+            onResult,
+          });
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`pidwatch run: ${error.message}\n`);
-    return 2;
+    return USAGE_STATUS;
   }
 
   let stoppedBy: NodeJS.Signals | null = null;
@@ -216,17 +328,15 @@ export async function runRun(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.stdout.on('error', onOutputError);
   try {
-    const summary = await run.done;
-    return Math.min(summary.failed, MAX_STATUS);
+    await run.done;
   } catch (error) {
     if ((error as RunAbortError).name !== 'AbortError') throw error;
     if (stoppedBy !== null) return 128 + constants.signals[stoppedBy];
     if (brokenPipe) return 128 + constants.signals.SIGPIPE;
-    return Math.min((error as RunAbortError).summary.failed, MAX_STATUS);
   } finally {
     bar?.stop();
-    joblog?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  return halt.exitStatus(startedJobs);
 }

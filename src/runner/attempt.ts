@@ -1,7 +1,5 @@
-import type { Readable } from 'node:stream';
-import { finished } from 'node:stream';
+import { spawnCaptured } from '../capture.js';
 import { SpawnError } from '../errors.js';
-import { spawn } from '../spawn.js';
 import type { Subprocess } from '../subprocess.js';
 import type { ExitStatus } from '../types.js';
 import type { Job } from './types.js';
@@ -21,6 +19,8 @@ export interface Attempt {
   /** The running process; null when it could not be spawned. */
   proc: Subprocess | null;
   done: Promise<AttemptResult>;
+  /** The process is being killed by the run: stop waiting for its output once it exits. */
+  stop(): void;
 }
 
 /** The status of a job whose process never existed. */
@@ -37,43 +37,34 @@ export function notSpawned(): ExitStatus {
   };
 }
 
-/** Resolves with what the stream carried (or nothing, when not collecting) once it ends. */
-function drain(stream: Readable | null, collect: boolean): Promise<Buffer> {
-  if (stream === null) return Promise.resolve(EMPTY);
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    if (collect) stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    else stream.resume();
-    finished(stream, () => resolve(chunks.length === 0 ? EMPTY : Buffer.concat(chunks)));
-  });
-}
-
 /**
  * Spawns one attempt of a job. A SpawnError becomes a result; any other throw (a TypeError
  * for a malformed job) propagates, since it is the caller's bug rather than the job's failure.
+ * Output is collected by a Capture, and its wait is bounded by the job's timeout.
  */
 export function startAttempt(job: Job, settings: RunSettings): Attempt {
   const startTime = Date.now();
-  let proc: Subprocess;
   try {
-    proc = spawn(job.file, job.args ?? [], attemptOptions(job, settings));
+    const { proc, result, stop } = spawnCaptured(
+      job.file,
+      job.args ?? [],
+      attemptOptions(job, settings),
+      { discard: settings.output !== 'buffer' },
+    );
+    const done = result.then(({ status, stdout, stderr }) => ({
+      status,
+      stdout,
+      stderr,
+      startTime,
+    }));
+    return { proc, done, stop };
   } catch (error) {
     if (!(error instanceof SpawnError)) throw error;
     const status = notSpawned();
     return {
       proc: null,
       done: Promise.resolve({ status, stdout: EMPTY, stderr: EMPTY, startTime, error }),
+      stop: () => {},
     };
   }
-  if (proc.stdin !== null) {
-    proc.stdin.on('error', () => {});
-    proc.stdin.end();
-  }
-  const collect = settings.output === 'buffer';
-  const done = Promise.all([
-    proc.exited,
-    drain(proc.stdout, collect),
-    drain(proc.stderr, collect),
-  ]).then(([status, stdout, stderr]) => ({ status, stdout, stderr, startTime }));
-  return { proc, done };
 }

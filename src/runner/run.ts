@@ -17,6 +17,8 @@ export type JobSource = Iterable<JobInput> | AsyncIterable<JobInput>;
 export interface RunHooks<T extends string | Buffer> {
   retainResults: boolean;
   onResult?: (result: JobResult<T>) => void;
+  /** Starts an attempt in place of the usual capture (the CLI streams --line-buffer output). */
+  startAttempt?: (job: Job, settings: RunSettings) => Attempt;
 }
 
 export interface RunHandle<T extends string | Buffer> {
@@ -149,7 +151,7 @@ class Run<T extends string | Buffer> {
   private attempt(slot: Slot): void {
     slot.attempts++;
     try {
-      slot.attempt = startAttempt(slot.job, this.settings);
+      slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings);
     } catch (error) {
       this.running.delete(slot);
       this.fail(error);
@@ -163,7 +165,7 @@ class Run<T extends string | Buffer> {
 
   private attemptDone(slot: Slot, attempt: AttemptResult): void {
     slot.attempt = null;
-    const ok = attempt.status.code === 0 && attempt.error === undefined;
+    const ok = attempt.status.code === 0 && !attempt.status.timedOut && attempt.error === undefined;
     if (!ok && !slot.killed && !this.stopped && slot.attempts <= this.settings.retries) {
       this.attempt(slot);
       return;
@@ -226,6 +228,7 @@ class Run<T extends string | Buffer> {
         slot.killed = true;
         const proc = slot.attempt?.proc;
         if (proc == null) continue;
+        slot.attempt!.stop();
         const own = slot.job.options ?? {};
         terminate(
           proc,

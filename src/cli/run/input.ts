@@ -1,40 +1,121 @@
+// Input sources: `:::` arguments, `::::`/`-a` files, stdin; combined as GNU parallel does
+// (every combination, the first source varying slowest; a `:::+`/`::::+` source is linked
+// to the one before it, value by value).
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 
-/** Counts the inputs read so far; `total` is known once the source has ended. */
+export type SourceSpec =
+  | { kind: 'args'; values: string[]; linked: boolean }
+  | { kind: 'file'; path: string; linked: boolean };
+
+export interface InputSettings {
+  /** Record separator; null: newline. */
+  delimiter: string | null;
+  /** Splits each record into columns ({1}, {2}, ...). */
+  colsep: RegExp | null;
+  stdin: Readable;
+}
+
+/** Counts the inputs read so far; `total` is known once every source has ended. */
 export interface InputCount {
   read: number;
   total: number | null;
 }
 
-/**
- * The lines of a stream, one chunk read at a time as they are asked for, so a huge or endless
- * stdin is never read further ahead than the jobs that run. A final line without a newline counts.
- */
-export async function* readLines(stream: Readable, count: InputCount): AsyncGenerator<string> {
+/** The records of a stream split at `delimiter`; a last record without one counts. */
+export async function* readRecords(stream: Readable, delimiter: string): AsyncGenerator<string> {
   const decoder = new StringDecoder('utf8');
   let carry = '';
   for await (const chunk of stream) {
-    const lines = (carry + decoder.write(chunk as Buffer)).split('\n');
-    carry = lines.pop()!;
-    for (const line of lines) {
-      count.read++;
-      yield line;
-    }
+    const records = (carry + decoder.write(chunk as Buffer)).split(delimiter);
+    carry = records.pop()!;
+    yield* records;
   }
   carry += decoder.end();
-  if (carry !== '') {
-    count.read++;
-    yield carry;
+  if (carry !== '') yield carry;
+}
+
+/** Perl's split: trailing empty fields are dropped. */
+function splitColumns(record: string, colsep: RegExp): string[] {
+  const columns = record.split(colsep);
+  while (columns.length > 1 && columns.at(-1) === '') columns.pop();
+  return columns;
+}
+
+function openSource(spec: SourceSpec, settings: InputSettings): AsyncIterable<string> | string[] {
+  // GNU parallel reads `:::` values as records too: a value holding the delimiter is several.
+  if (spec.kind === 'args') return spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
+  const stream = spec.path === '-' ? settings.stdin : createReadStream(spec.path);
+  return readRecords(stream, settings.delimiter ?? '\n');
+}
+
+async function readAll(source: AsyncIterable<string> | string[]): Promise<string[]> {
+  if (Array.isArray(source)) return source;
+  const values: string[] = [];
+  for await (const value of source) values.push(value);
+  return values;
+}
+
+/** Groups linked sources with the one they follow. */
+function groupSources(specs: readonly SourceSpec[]): SourceSpec[][] {
+  const groups: SourceSpec[][] = [];
+  for (const spec of specs) {
+    if (spec.linked && groups.length > 0) groups.at(-1)!.push(spec);
+    else groups.push([spec]);
+  }
+  return groups;
+}
+
+/** A linked group's values: one row per index, as long as its shortest source. */
+async function readGroup(
+  group: readonly SourceSpec[],
+  settings: InputSettings,
+): Promise<string[][]> {
+  const lists = await Promise.all(group.map((spec) => readAll(openSource(spec, settings))));
+  const length = Math.min(...lists.map((list) => list.length));
+  return Array.from({ length }, (_, i) => lists.map((list) => list[i]));
+}
+
+/**
+ * Every job's arguments, in GNU parallel's order. The first source is read as jobs are asked
+ * for (a huge stdin is not read ahead); the others are read whole first.
+ */
+export async function* jobArguments(
+  specs: readonly SourceSpec[],
+  settings: InputSettings,
+  count: InputCount,
+): AsyncGenerator<string[]> {
+  const groups = groupSources(specs);
+  const rest: string[][][] = [];
+  for (const group of groups.slice(1)) rest.push(await readGroup(group, settings));
+  const first: AsyncIterable<string[]> | string[][] =
+    groups[0].length === 1
+      ? rowsOf(openSource(groups[0][0], settings))
+      : await readGroup(groups[0], settings);
+  const restCount = rest.reduce((n, rows) => n * rows.length, 1);
+  if (Array.isArray(first)) count.total = first.length * restCount;
+  const expand = (row: string[]): string[] =>
+    settings.colsep === null ? row : row.flatMap((value) => splitColumns(value, settings.colsep!));
+  for await (const head of first) {
+    for (const tail of product(rest)) {
+      count.read++;
+      yield expand([...head, ...tail]);
+    }
   }
   count.total = count.read;
 }
 
-/** The arguments given after `:::`, as a source that counts like `readLines`. */
-export function* listArguments(values: readonly string[], count: InputCount): Generator<string> {
-  count.total = values.length;
-  for (const value of values) {
-    count.read++;
-    yield value;
+async function* rowsOf(source: AsyncIterable<string> | string[]): AsyncGenerator<string[]> {
+  for await (const value of source) yield [value];
+}
+
+/** Every combination of one row per group, the first group varying slowest. */
+function* product(groups: readonly string[][][]): Generator<string[]> {
+  if (groups.length === 0) {
+    yield [];
+    return;
   }
+  const [head, ...tail] = groups;
+  for (const row of head) for (const rest of product(tail)) yield [...row, ...rest];
 }

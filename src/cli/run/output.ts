@@ -1,10 +1,12 @@
-import type { Writable } from 'node:stream';
-import type { JobResult } from '../../runner/types.js';
+// Output modes: grouped (each job's output whole, once it ends: GNU parallel's default),
+// in input order with -k, lines as they come with --line-buffer; --tag/--tagstring prefixes.
+import type { Readable, Writable } from 'node:stream';
 
 const NEWLINE = 0x0a;
 
 /** Prefixes every line of `data`, including a last one without a newline. */
 export function tagLines(data: Buffer, prefix: string): Buffer {
+  if (prefix === '' || data.length === 0) return data;
   const tag = Buffer.from(prefix);
   const parts: Buffer[] = [];
   for (let start = 0; start < data.length; ) {
@@ -16,54 +18,92 @@ export function tagLines(data: Buffer, prefix: string): Buffer {
   return Buffer.concat(parts);
 }
 
-export interface OutputSettings {
-  keepOrder: boolean;
-  /** With `--tag`: the input of a job, put before each of its lines with a tab. */
-  tag: ((index: number) => string) | null;
-  /** Called before anything is written (the progress bar clears itself). */
-  beforeWrite: () => void;
+/** What a finished job gives to print. */
+export interface JobOutput {
+  index: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** Printed before each line (with its tab), or ''. */
+  tag: string;
+}
+
+export interface Streams {
   stdout: Writable;
   stderr: Writable;
+  /** Called before anything is written (the progress bar clears itself). */
+  beforeWrite: () => void;
 }
 
 /**
- * Writes each job's output whole, in one write per stream, once the job has finished: in
- * completion order, or in input order with `keepOrder`.
+ * Writes each job's output whole, stdout then stderr, once the job has finished: in
+ * completion order, or in input order with `keepOrder`. `skip(index)` stands for a job that
+ * prints nothing (killed by --halt now), so that later ones are not held back.
  */
-export class OutputWriter {
+export class GroupedOutput {
   private next = 0;
-  private readonly pending = new Map<number, JobResult<Buffer>>();
+  private readonly pending = new Map<number, JobOutput | null>();
 
-  constructor(private readonly settings: OutputSettings) {}
+  constructor(
+    private readonly streams: Streams,
+    private readonly keepOrder: boolean,
+  ) {}
 
-  add(result: JobResult<Buffer>): void {
-    if (!this.settings.keepOrder) {
-      this.emit(result);
+  add(output: JobOutput | null, index: number): void {
+    if (!this.keepOrder) {
+      if (output !== null) this.emit(output);
       return;
     }
-    this.pending.set(result.index, result);
-    for (let ready = this.pending.get(this.next); ready !== undefined; ) {
+    this.pending.set(index, output);
+    while (this.pending.has(this.next)) {
+      const ready = this.pending.get(this.next);
       this.pending.delete(this.next++);
-      this.emit(ready);
-      ready = this.pending.get(this.next);
+      if (ready != null) this.emit(ready);
     }
   }
 
-  private emit(result: JobResult<Buffer>): void {
-    const { tag, stdout, stderr } = this.settings;
-    let out = result.stdout;
-    let err = result.stderr;
-    if (result.error !== undefined) {
-      err = Buffer.concat([err, Buffer.from(`pidwatch run: ${result.error.message}\n`)]);
-    }
-    if (out.length === 0 && err.length === 0) return;
-    this.settings.beforeWrite();
-    if (tag !== null) {
-      const prefix = `${tag(result.index)}\t`;
-      out = tagLines(out, prefix);
-      err = tagLines(err, prefix);
-    }
-    if (out.length > 0) stdout.write(out);
-    if (err.length > 0) stderr.write(err);
+  private emit({ stdout, stderr, tag }: JobOutput): void {
+    if (stdout.length === 0 && stderr.length === 0) return;
+    this.streams.beforeWrite();
+    if (stdout.length > 0) this.streams.stdout.write(tagLines(stdout, tag));
+    if (stderr.length > 0) this.streams.stderr.write(tagLines(stderr, tag));
   }
+}
+
+/**
+ * --line-buffer: whole lines of a running job as soon as they are complete (never half a
+ * line mixed with another job's), the rest when it ends. Returns the bytes read, once done.
+ */
+export function forwardLines(
+  stream: Readable | null,
+  to: Writable,
+  tag: string,
+  beforeWrite: () => void,
+): Promise<number> {
+  if (stream === null) return Promise.resolve(0);
+  return new Promise((resolve) => {
+    let carry: Buffer = Buffer.alloc(0);
+    let bytes = 0;
+    const write = (data: Buffer) => {
+      if (data.length === 0) return;
+      beforeWrite();
+      to.write(tagLines(data, tag));
+    };
+    stream.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      const data = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
+      const end = data.lastIndexOf(NEWLINE) + 1;
+      write(data.subarray(0, end));
+      carry = Buffer.from(data.subarray(end));
+    });
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      write(carry);
+      resolve(bytes);
+    };
+    stream.on('end', end);
+    stream.on('close', end);
+    stream.on('error', () => {});
+  });
 }

@@ -1,55 +1,93 @@
-import { basename, dirname } from 'node:path';
+// Replacement strings and quoting: the command words form one shell command line in which
+// each replacement string becomes its value shell-quoted, as GNU parallel quotes it.
 
 /**
- * GNU parallel's replacement strings: `{}` the input, `{.}` without its extension, `{/}` its
- * basename, `{//}` its dirname, `{/.}` the basename without extension, `{#}` the job number.
+ * `{}` `{.}` `{/}` `{//}` `{/.}` `{#}` `{%}`, and positional `{n}` `{n.}` `{n/}` `{n//}`
+ * `{n/.}` (n from 1, or negative from the end).
  */
-const TOKEN = /\{(?:|\.|\/|\/\/|\/\.|#)\}/g;
+const TOKEN = /\{(?:(-?\d+)?(\.|\/|\/\/|\/\.)?|#|%)\}/g;
 
-function stripExtension(path: string): string {
-  const slash = path.lastIndexOf('/');
-  const dot = path.lastIndexOf('.');
-  return dot > slash + 1 ? path.slice(0, dot) : path;
+/** GNU parallel's shell_quote_scalar for Bourne shells. */
+export function shellQuote(value: string): string {
+  if (value === '') return "''";
+  if (!/[^-_.+a-z0-9/]/i.test(value)) return value;
+  let quoted = `'${value.replace(/'/g, `'"'"'`)}'`;
+  if (quoted.startsWith("''")) quoted = quoted.slice(2);
+  if (quoted.endsWith("''")) quoted = quoted.slice(0, -2);
+  return quoted;
 }
 
-function replacement(token: string, input: string, seq: number): string {
-  switch (token) {
-    case '{}':
-      return input;
-    case '{.}':
-      return stripExtension(input);
-    case '{/}':
-      return basename(input);
-    case '{//}':
-      return dirname(input);
-    case '{/.}':
-      return stripExtension(basename(input));
+// The transformations, as GNU parallel's Perl expressions apply them (`.` not crossing a newline).
+const withoutExtension = (v: string) => v.replace(/\.[^/.]*$/, '');
+const basename = (v: string) => v.replace(/.*\//, '');
+function dirname(v: string): string {
+  // Perl's File::Basename::dirname: trailing slashes do not count; no slash gives '.'.
+  const trimmed = v.replace(/(.)\/+$/s, '$1');
+  const slash = trimmed.lastIndexOf('/');
+  if (slash === -1) return '.';
+  const dir = trimmed.slice(0, slash).replace(/\/+$/, '');
+  return dir === '' ? '/' : dir;
+}
+
+function transform(value: string, how: string | undefined): string {
+  switch (how) {
+    case '.':
+      return withoutExtension(value);
+    case '/':
+      return basename(value);
+    case '//':
+      return dirname(value);
+    case '/.':
+      return withoutExtension(basename(value));
     default:
-      return String(seq);
+      return value;
   }
 }
 
-/** A command line with replacement strings, ready to expand per input. */
+/** What a job's replacement strings stand for. */
+export interface JobValues {
+  args: readonly string[];
+  seq: number;
+  slot: number;
+}
+
+type Quote = (value: string) => string;
+
+/** Replaces every replacement string of `text`; each value goes through `quote`. */
+function replace(text: string, values: JobValues, quote: Quote): string {
+  return text.replace(TOKEN, (token, position: string | undefined, how: string | undefined) => {
+    if (token === '{#}') return String(values.seq);
+    if (token === '{%}') return String(values.slot);
+    const { args } = values;
+    if (position === undefined) return args.map((arg) => quote(transform(arg, how))).join(' ');
+    const n = Number(position);
+    const arg = n < 0 ? args[args.length + n] : args[n - 1];
+    return arg === undefined ? '' : quote(transform(arg, how));
+  });
+}
+
+const hasToken = (text: string) => new RegExp(TOKEN.source).test(text);
+
+/** A command template: the command words joined into one line, as GNU parallel reads them. */
 export class CommandTemplate {
-  private readonly appendInput: boolean;
+  private readonly line: string;
+  private readonly appendArgs: boolean;
 
-  constructor(readonly argv: readonly string[]) {
-    this.appendInput = !argv.some((arg) => new RegExp(TOKEN.source).test(arg));
+  /** With no command words, each input is itself the command line (not quoted). */
+  constructor(words: readonly string[]) {
+    this.line = words.join(' ');
+    this.appendArgs = words.length > 0 && !hasToken(this.line);
   }
 
-  /** The argv of job `seq` (from 1): tokens replaced, or the input appended when none appear. */
-  expand(input: string, seq: number): string[] {
-    const argv = this.argv.map((arg) =>
-      arg.replace(TOKEN, (token) => replacement(token, input, seq)),
-    );
-    if (this.appendInput) argv.push(input);
-    return argv;
+  /** The shell command line of one job. */
+  expand(values: JobValues): string {
+    if (this.line === '') return values.args.join(' ');
+    const line = replace(this.line, values, shellQuote);
+    return this.appendArgs ? `${line} ${values.args.map(shellQuote).join(' ')}` : line;
   }
 }
 
-/** Quotes an argv for display the way a POSIX shell would read it back. */
-export function shellQuote(argv: readonly string[]): string {
-  return argv
-    .map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`))
-    .join(' ');
+/** --tagstring: replacement strings give their values as they are, unquoted. */
+export function expandTag(tagstring: string, values: JobValues): string {
+  return replace(tagstring, values, (value) => value);
 }

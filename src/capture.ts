@@ -1,0 +1,184 @@
+// Output capture, the one way pidwatch collects a child's output (exec, the runner, the
+// CLI): the parent's pipe ends are read natively on the event loop (native/capture.cc) and
+// the bytes reach JS once, when the output has ended. No Node stream per pipe.
+//
+// Why pipes and not a memory file per stream: with a pipe, maxBuffer stops a child that
+// writes forever while it runs, stdout and stderr interleave in arrival order for `all`,
+// and a descendant still holding the output is waited for as child_process does. Bounded
+// waits (below) keep that wait from outliving `timeout` or an abort.
+import { CaptureFlag, deliver, type NativeCapture, native } from './native.js';
+import { spawnRaw } from './spawn.js';
+import type { Subprocess } from './subprocess.js';
+import type { ExitStatus, SpawnOptions } from './types.js';
+
+const EMPTY = Buffer.alloc(0);
+
+export interface CaptureOptions {
+  /** Written to the child's stdin when fd 0 is a pipe; the pipe is closed after it. */
+  input?: Uint8Array | null;
+  /** Bytes kept per stream; past it that stream is closed and `onOverflow` runs. */
+  maxBuffer?: number;
+  /** Also keep stdout and stderr interleaved, in the order they were read. */
+  all?: boolean;
+  /** Read the output to its end but keep none of it. */
+  discard?: boolean;
+  /** Once, when a stream went past maxBuffer. */
+  onOverflow?: () => void;
+}
+
+/** What the output pipes carried. */
+export interface Captured {
+  stdout: Buffer;
+  stderr: Buffer;
+  /** With `all: true`: both streams interleaved. */
+  all: Buffer | undefined;
+  /** Some stream went past maxBuffer and was cut there. */
+  isMaxBuffer: boolean;
+}
+
+/** The parent's ends of a child's stdin, stdout and stderr, handled natively. */
+export class Capture {
+  /** Resolves once every output pipe has ended (EOF, maxBuffer or `close()`). Never rejects. */
+  readonly done: Promise<Captured>;
+  #native: NativeCapture | null = null;
+
+  /**
+   * Takes over `fds` (the parent's ends of the child's fds 0, 1 and 2; -1 where none):
+   * it closes them.
+   */
+  constructor(fds: Int32Array, options: CaptureOptions = {}) {
+    const { input = null, maxBuffer = Number.POSITIVE_INFINITY, onOverflow } = options;
+    const flags = (options.all ? CaptureFlag.all : 0) | (options.discard ? CaptureFlag.discard : 0);
+    if (fds[1] < 0 && fds[2] < 0) {
+      // Nothing to read: no native handle. The child's stdin gets no input.
+      if (fds[0] >= 0) new native.Capture(fds, null, 0, 0, null, () => {}).close();
+      this.done = Promise.resolve(captured(undefined, undefined, options.all ? EMPTY : undefined));
+      return;
+    }
+    let resolve!: (result: Captured) => void;
+    this.done = new Promise((r) => {
+      resolve = r;
+    });
+    this.#native = new native.Capture(
+      fds,
+      input,
+      maxBuffer,
+      flags,
+      onOverflow ? () => deliver(onOverflow) : null,
+      (stdout, stderr, all, overflowed) => {
+        this.#native = null;
+        resolve(captured(stdout, stderr, options.all ? (all ?? EMPTY) : undefined, overflowed));
+      },
+    );
+  }
+
+  /**
+   * Stops waiting for the output: what the pipes hold now is read, then pidwatch's ends
+   * are closed and `done` resolves with what was read. A writer still holding a pipe
+   * then gets EPIPE (or SIGPIPE).
+   */
+  close(): void {
+    this.#native?.close();
+  }
+
+  /** Stops writing input and closes the child's stdin. */
+  endInput(): void {
+    this.#native?.endInput();
+  }
+}
+
+function captured(
+  stdout: Buffer | undefined,
+  stderr: Buffer | undefined,
+  all: Buffer | undefined,
+  overflowed = false,
+): Captured {
+  return { stdout: stdout ?? EMPTY, stderr: stderr ?? EMPTY, all, isMaxBuffer: overflowed };
+}
+
+/** A finished process with its output. */
+export interface CaptureResult extends Captured {
+  status: ExitStatus;
+}
+
+export interface CapturedProcess {
+  proc: Subprocess;
+  /** Settles once the process is reaped and its output has ended (see `spawnCaptured`). */
+  result: Promise<CaptureResult>;
+  /**
+   * The process is being killed on purpose (a halted run): stop waiting for output once
+   * it has exited, now if it already has.
+   */
+  stop(): void;
+}
+
+/**
+ * `spawn()` with stdout and stderr (where piped) collected by a Capture. Throws as spawn
+ * does. Waits are bounded: once `timeout` has fired, `signal` aborted, maxBuffer been
+ * passed or `stop()` been called, the result does not wait for the output past the exit of
+ * the process (a descendant may still hold a pipe); when `timeout` fires or `signal`
+ * aborts after the exit, the wait for the output ends then, with `timedOut` or `aborted`
+ * set in the status.
+ */
+export function spawnCaptured(
+  file: string,
+  args: readonly string[] | undefined,
+  options: SpawnOptions,
+  captureOptions: CaptureOptions = {},
+): CapturedProcess {
+  const fds = new Int32Array(3);
+  const proc = spawnRaw(file, args, options, fds);
+  if (fds[0] < 0 && fds[1] < 0 && fds[2] < 0) {
+    // No pipe (output 'ignore' or 'inherit'): only the exit to wait for.
+    const nothing = captured(undefined, undefined, captureOptions.all ? EMPTY : undefined);
+    const result = proc.exited.then((status) => ({ status, ...nothing }));
+    return { proc, result, stop: () => {} };
+  }
+  let exited = false;
+  let bounded = false;
+  let lateTimeout = false;
+  let lateAbort = false;
+  const capture = new Capture(fds, {
+    ...captureOptions,
+    onOverflow: () => {
+      bound();
+      proc.terminate('dispose');
+      captureOptions.onOverflow?.();
+    },
+  });
+  /** No more waiting for output after the exit. */
+  function bound(): void {
+    bounded = true;
+    if (exited) capture.close();
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  const { timeout, signal } = options;
+  if (timeout !== undefined && timeout > 0) {
+    timer = setTimeout(() => {
+      if (exited) lateTimeout = true;
+      bound();
+    }, timeout);
+    timer.unref(); // the process and the pipes keep the loop alive, not the deadline
+  }
+  const onAbort = () => {
+    if (exited) lateAbort = true;
+    bound();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  const status = proc.exited.then((status) => {
+    exited = true;
+    capture.endInput();
+    if (bounded || status.timedOut || status.aborted) capture.close();
+    return status;
+  });
+  const result = Promise.all([status, capture.done]).then(([status, output]) => {
+    if (timer !== undefined) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    if (lateTimeout) status = { ...status, timedOut: true };
+    if (lateAbort) status = { ...status, aborted: true };
+    return { status, ...output };
+  });
+  return { proc, result, stop: bound };
+}

@@ -1,0 +1,270 @@
+// The command line of `pidwatch run`: GNU parallel's options, read the way GNU parallel reads
+// them (Getopt::Long with bundling and require_order: options first, the command from the
+// first word that is not one), then the input sources after the command.
+import { parseQueueUrl } from '../../bullmq/url.js';
+import { UsageError } from '../args.js';
+import { type HaltRule, parseHalt } from './halt.js';
+import type { SourceSpec } from './input.js';
+import { parseDuration } from './time.js';
+
+export interface RunConfig {
+  /** The command words, joined by spaces into one shell command line; empty: inputs are commands. */
+  command: string[];
+  sources: SourceSpec[];
+  /** `-j` as given: resolved against the CPU count by `jobSlots`. */
+  jobs: string;
+  halt: HaltRule | null;
+  /** Total tries of a failing job (GNU's --retries; 0 and 1 mean one try). */
+  retries: number;
+  /** `--timeout`: seconds, or a percentage of the median runtime of successful jobs. */
+  timeout: { seconds: number } | { percent: number } | null;
+  delaySeconds: number;
+  joblog: { path: string; append: boolean } | null;
+  resume: 'no' | 'all' | 'failed';
+  results: string | null;
+  keepOrder: boolean;
+  /** `--tag` is `--tagstring {}`. */
+  tagstring: string | null;
+  output: 'group' | 'line' | 'ungroup';
+  dryRun: boolean;
+  /** The input record separator; null: newline (a final newline ends the last record). */
+  delimiter: string | null;
+  colsep: RegExp | null;
+  bar: boolean;
+  tree: boolean;
+  /** `--queue URL`: the jobs run on `pidwatch worker` processes (BullMQ), not here. */
+  queue: string | null;
+}
+
+interface OptionSpec {
+  key: string;
+  value: boolean;
+}
+
+// Long names (and GNU's aliases) and short letters, as GNU parallel spells them.
+const LONG: Record<string, OptionSpec> = {};
+const SHORT: Record<string, OptionSpec> = {};
+function option(key: string, value: boolean, names: string[], shorts = ''): void {
+  for (const name of names) LONG[name] = { key, value };
+  for (const letter of shorts) SHORT[letter] = { key, value };
+}
+option('jobs', true, ['jobs', 'max-procs'], 'jP');
+option('keep-order', false, ['keep-order'], 'k');
+option('halt', true, ['halt', 'halt-on-error']);
+option('retries', true, ['retries']);
+option('timeout', true, ['timeout']);
+option('delay', true, ['delay']);
+option('joblog', true, ['joblog', 'jl']);
+option('resume', false, ['resume']);
+option('resume-failed', false, ['resume-failed']);
+option('results', true, ['results', 'res']);
+option('tag', false, ['tag']);
+option('tagstring', true, ['tagstring']);
+option('line-buffer', false, ['line-buffer', 'linebuffer', 'lb']);
+option('ungroup', false, ['ungroup'], 'u');
+option('group', false, ['group'], 'g');
+option('dry-run', false, ['dry-run', 'dryrun']);
+option('null', false, ['null'], '0');
+option('delimiter', true, ['delimiter'], 'd');
+option('arg-file', true, ['arg-file'], 'a');
+option('colsep', true, ['colsep'], 'C');
+option('bar', false, ['bar']);
+option('help', false, ['help'], 'h');
+option('tree', false, ['tree']);
+option('no-tree', false, ['no-tree']);
+option('queue', true, ['queue']);
+// Accepted and ignored, so that command lines written for GNU parallel run unchanged.
+option('ignored', false, ['will-cite', 'no-notice', 'silent', 'eta', 'progress']);
+
+const SEPARATORS = new Set([':::', ':::+', '::::', '::::+']);
+
+/** GNU parallel's -d: C-style escapes (\n, \t, \0, \\, \xHH, \NNN) in the delimiter. */
+export function unescapeDelimiter(text: string): string {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
+    if (e[0] === 'x') return String.fromCharCode(Number.parseInt(e.slice(1), 16));
+    if (/^[0-7]/.test(e)) return String.fromCharCode(Number.parseInt(e, 8));
+    const named: Record<string, string> = { n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b' };
+    return named[e] ?? e;
+  });
+}
+
+/** Reads `--name=value`, `--name value`, `-kj4`, `-j 4` up to the command. */
+function readOptions(argv: readonly string[]): {
+  values: Map<string, string[]>;
+  rest: string[];
+} {
+  const values = new Map<string, string[]>();
+  const set = (key: string, value: string) => {
+    const list = values.get(key) ?? [];
+    list.push(value);
+    values.set(key, list);
+  };
+  let i = 0;
+  const next = (name: string): string => {
+    if (i + 1 >= argv.length) throw new UsageError(`option ${name} requires an argument`);
+    return argv[++i];
+  };
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (SEPARATORS.has(arg) || !arg.startsWith('-') || arg === '-') break;
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      const spec = Object.hasOwn(LONG, name) ? LONG[name] : undefined;
+      if (spec === undefined) throw new UsageError(`unknown option: ${name}`);
+      if (spec.value) set(spec.key, eq === -1 ? next(`--${name}`) : arg.slice(eq + 1));
+      else if (eq !== -1) throw new UsageError(`option ${name} does not take an argument`);
+      else set(spec.key, '');
+      continue;
+    }
+    for (let k = 1; k < arg.length; k++) {
+      const spec = Object.hasOwn(SHORT, arg[k]) ? SHORT[arg[k]] : undefined;
+      if (spec === undefined) throw new UsageError(`unknown option: ${arg[k]}`);
+      if (!spec.value) {
+        set(spec.key, '');
+        continue;
+      }
+      set(spec.key, k + 1 < arg.length ? arg.slice(k + 1) : next(`-${arg[k]}`));
+      break;
+    }
+  }
+  return { values, rest: argv.slice(i) };
+}
+
+/** The command, then the input sources each separator opens. */
+function readSources(
+  rest: readonly string[],
+  argFiles: readonly string[],
+): {
+  command: string[];
+  sources: SourceSpec[];
+} {
+  let at = rest.findIndex((word) => SEPARATORS.has(word));
+  if (at === -1) at = rest.length;
+  const command = rest.slice(0, at);
+  const sources: SourceSpec[] = argFiles.map((path) => ({ kind: 'file', path, linked: false }));
+  for (let i = at; i < rest.length; ) {
+    const separator = rest[i++];
+    const words: string[] = [];
+    while (i < rest.length && !SEPARATORS.has(rest[i])) words.push(rest[i++]);
+    const linked = separator.endsWith('+');
+    if (separator.startsWith('::::')) {
+      for (const [n, path] of words.entries()) {
+        sources.push({ kind: 'file', path, linked: linked && n === 0 });
+      }
+    } else {
+      sources.push({ kind: 'args', values: words, linked });
+    }
+  }
+  if (sources.length === 0) sources.push({ kind: 'file', path: '-', linked: false });
+  return { command, sources };
+}
+
+function count(name: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${name} expects a whole number, got '${text}'`);
+  return Number(text);
+}
+
+/** Parses the argv of `pidwatch run`; 'help' for --help. Throws UsageError. */
+export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
+  const { values, rest } = readOptions(argv);
+  if (values.has('help')) return 'help';
+  const last = (key: string): string | undefined => values.get(key)?.at(-1);
+  const has = (key: string) => values.has(key);
+  const { command, sources } = readSources(rest, values.get('arg-file') ?? []);
+
+  const timeoutText = last('timeout');
+  let timeout: RunConfig['timeout'] = null;
+  if (timeoutText !== undefined) {
+    const percent = /^(\d+(?:\.\d*)?)%$/.exec(timeoutText);
+    timeout = percent
+      ? { percent: Number(percent[1]) }
+      : { seconds: parseDuration('--timeout', timeoutText) };
+  }
+  const joblogText = last('joblog');
+  const resume = has('resume-failed') ? 'failed' : has('resume') ? 'all' : 'no';
+  if (resume !== 'no' && joblogText === undefined) {
+    throw new UsageError(`--resume${resume === 'failed' ? '-failed' : ''} requires --joblog`);
+  }
+  const delimiterText = has('null') ? '\0' : last('delimiter');
+  const colsep = last('colsep');
+  let colsepPattern: RegExp | null = null;
+  if (colsep !== undefined) {
+    try {
+      colsepPattern = new RegExp(colsep);
+    } catch {
+      throw new UsageError(`--colsep: not a regular expression: '${colsep}'`);
+    }
+  }
+  const tagstring = last('tagstring') ?? (has('tag') ? '{}' : null);
+  const delay = last('delay');
+  return {
+    command,
+    sources,
+    jobs: last('jobs') ?? '100%',
+    halt: has('halt') ? parseHalt(last('halt')!) : null,
+    retries: has('retries') ? count('--retries', last('retries')!) : 0,
+    timeout,
+    delaySeconds: delay === undefined ? 0 : parseDuration('--delay', delay),
+    joblog:
+      joblogText === undefined
+        ? null
+        : joblogText.startsWith('+')
+          ? { path: joblogText.slice(1), append: true }
+          : { path: joblogText, append: false },
+    resume,
+    results: last('results') ?? null,
+    keepOrder: has('keep-order'),
+    tagstring,
+    // Jobs on a queue come back whole: their output is printed as with --group.
+    output: has('queue')
+      ? 'group'
+      : has('ungroup')
+        ? 'ungroup'
+        : has('line-buffer')
+          ? 'line'
+          : 'group',
+    dryRun: has('dry-run'),
+    delimiter: delimiterText === undefined ? null : unescapeDelimiter(delimiterText),
+    colsep: colsepPattern,
+    bar: has('bar'),
+    tree: !has('no-tree'),
+    queue: has('queue') ? checkQueueUrl(last('queue')!) : null,
+  };
+}
+
+function checkQueueUrl(url: string): string {
+  try {
+    parseQueueUrl(url);
+  } catch (error) {
+    throw new UsageError(`--queue: ${(error as Error).message}`);
+  }
+  return url;
+}
+
+/**
+ * GNU parallel's -j: N, N% of the CPU threads, +N / -N added to them, 0 for as many as
+ * possible. Below one job is an error, as in GNU parallel ("Cannot run any jobs").
+ */
+export function jobSlots(text: string, cpus: number): number {
+  const match = /^([+-]?)(\d+(?:\.\d+)?)(%?)$/.exec(text.trim());
+  if (match === null || (match[3] === '' && match[2].includes('.'))) {
+    throw new UsageError(`-j expects N, N%, +N, -N or 0, got '${text}'`);
+  }
+  const [, sign, number, percent] = match;
+  const n = Number(number);
+  let slots: number;
+  if (percent !== '') slots = Math.max(1, Math.floor((cpus * n) / 100));
+  else if (sign === '+') slots = cpus + n;
+  else if (sign === '-') slots = cpus - n;
+  else slots = n === 0 ? MANY_JOBS : n;
+  if (slots < 1) throw new UsageError('cannot run any jobs: -j leaves fewer than 1 job slot');
+  return slots;
+}
+
+/** -j 0: GNU parallel runs as many as file handles allow, 250-odd with the usual limits. */
+const MANY_JOBS = 250;

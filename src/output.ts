@@ -1,0 +1,105 @@
+// From collected bytes to an Output, shared by exec() and execSync(): the output options
+// and their checks, decoding, the final newline, and when the call has failed.
+import { invalidType, invalidValue } from './errors.js';
+import type { ExecOptions, ExitStatus, Output, SpawnOptions } from './types.js';
+
+export const DEFAULT_MAX_BUFFER = 100 * 1024 * 1024;
+
+/** The output options of exec/execSync, checked, with defaults filled in. */
+export interface OutputSettings {
+  input: Uint8Array | undefined;
+  encoding: 'utf8' | 'buffer';
+  maxBuffer: number;
+  all: boolean;
+  stripFinalNewline: boolean;
+  reject: boolean;
+}
+
+function checkBoolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidType(`options.${name}`, 'of type boolean', value);
+  return value;
+}
+
+/**
+ * Splits exec/execSync options into the spawn options and the output settings. The child's
+ * stdin is a pipe when there is input, else /dev/null; stdout and stderr are pipes.
+ */
+export function splitExecOptions(options: unknown): {
+  spawnOptions: SpawnOptions;
+  settings: OutputSettings;
+} {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw invalidType('options', 'of type object', options);
+  const {
+    input,
+    encoding = 'utf8',
+    maxBuffer = DEFAULT_MAX_BUFFER,
+    all,
+    stripFinalNewline,
+    reject,
+    ...rest
+  } = options as ExecOptions & { stdio?: unknown };
+  if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array))
+    throw invalidType('options.input', 'a string or Uint8Array', input);
+  if (encoding !== 'utf8' && encoding !== 'buffer')
+    throw invalidValue('options.encoding', "must be 'utf8' or 'buffer'", encoding);
+  if (typeof maxBuffer !== 'number')
+    throw invalidType('options.maxBuffer', 'of type number', maxBuffer);
+  if (!(maxBuffer >= 0))
+    throw invalidValue('options.maxBuffer', 'must be a number >= 0', maxBuffer);
+  const settings: OutputSettings = {
+    input: typeof input === 'string' ? Buffer.from(input, 'utf8') : input,
+    encoding,
+    maxBuffer,
+    all: checkBoolean('all', all, false),
+    stripFinalNewline: checkBoolean('stripFinalNewline', stripFinalNewline, false),
+    reject: checkBoolean('reject', reject, true),
+  };
+  delete rest.stdio; // exec decides stdio
+  const spawnOptions: SpawnOptions = {
+    ...rest,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  };
+  return { spawnOptions, settings };
+}
+
+/** The bytes a call collected. */
+export interface CollectedOutput {
+  stdout: Buffer;
+  stderr: Buffer;
+  all?: Buffer | undefined;
+  isMaxBuffer: boolean;
+}
+
+function stripNewline(bytes: Buffer): Buffer {
+  let end = bytes.length;
+  if (end > 0 && bytes[end - 1] === 0x0a) end--;
+  if (end > 0 && end < bytes.length && bytes[end - 1] === 0x0d) end--;
+  return end === bytes.length ? bytes : bytes.subarray(0, end);
+}
+
+/** The Output of a finished call: the status, the decoded streams, `all` when asked for. */
+export function toOutput(
+  status: ExitStatus,
+  collected: CollectedOutput,
+  settings: OutputSettings,
+): Output {
+  const decode = (bytes: Buffer) => {
+    if (settings.stripFinalNewline) bytes = stripNewline(bytes);
+    return settings.encoding === 'buffer' ? bytes : bytes.toString('utf8');
+  };
+  const output: Output = {
+    ...status,
+    stdout: decode(collected.stdout),
+    stderr: decode(collected.stderr),
+    isMaxBuffer: collected.isMaxBuffer,
+  };
+  if (settings.all) output.all = decode(collected.all ?? Buffer.alloc(0));
+  return output;
+}
+
+/** A call fails (rejects, or throws with execSync) on these, unless `reject: false`. */
+export function hasFailed(output: Output): boolean {
+  return output.code !== 0 || output.timedOut || output.aborted || output.isMaxBuffer;
+}

@@ -1,0 +1,255 @@
+// The invocations run through GNU parallel and through `pidwatch run`, one case a line:
+// [name, argv after the program name, stdin?, files written first?, a run before?].
+// In argv, $J stands for a joblog path and $R for a --results directory (both then compared).
+// Stdout is compared as a multiset of lines unless the case keeps order (-k or -j1).
+export interface Case {
+  name: string;
+  args: string[];
+  stdin?: string;
+  files?: Record<string, string>;
+  /** Run first through the same program (e.g. an interrupted run that --resume continues). */
+  before?: string[];
+  /**
+   * Bad usage: only the exit status is compared (GNU parallel prints its usage text on
+   * stdout; pidwatch prints a one-line reason on stderr).
+   */
+  usage?: boolean;
+}
+
+const c = (
+  name: string,
+  args: string[],
+  stdin?: string,
+  files?: Record<string, string>,
+  before?: string[],
+): Case => ({ name, args, stdin, files, before });
+
+const usage = (name: string, args: string[]): Case => ({ name, args, usage: true });
+
+export const cases: Case[] = [
+  // the command line and quoting
+  c('one shell string', ['echo {}', ':::', 'a', 'b c']),
+  c('words joined', ['echo', '{}', 'x', ':::', 'a', 'b']),
+  c('input appended', ['echo', 'hello', ':::', 'a b', 'c']),
+  c('injection stays data', ['echo {}', ':::', 'a; echo INJECTED', '$(id)', '`id`']),
+  c('sh -c quotes too', ['sh', '-c', 'echo {}', ':::', 'a; echo INJECTED']),
+  c('dollar and quotes', ['echo', ':::', '$HOME', "it's", 'say "hi"', 'a\\b', '*', '~']),
+  c('spaces kept', ['printf "[%s]\\n" {}', ':::', '  two  spaces  ', '\ttab']),
+  c('empty argument', ['printf "[%s]\\n" {}', ':::', '', 'x']),
+  c('unicode', ['echo {} {.}', ':::', 'héllo wörld.txt', '日本語.md', 'emoji 🎉']),
+  c('pipes and redirects', ['echo {} | tr a-z A-Z; echo done {} >&2', ':::', 'ab', 'cd']),
+  c('inputs are commands', [':::', 'echo a', 'echo "b  c"', 'printf "%s\\n" x y']),
+  c('env of a job', ['-j1', 'echo $PARALLEL_SEQ $PARALLEL_JOBSLOT {}', ':::', 'a', 'b', 'c']),
+  c('shell syntax in template', ['for w in {}; do echo "<$w>"; done', ':::', 'a b', 'c']),
+  c('command not found', ['nosuchcommand-xyz {}', ':::', 'a', 'b']),
+  c('not executable', ['/etc/passwd {}', ':::', 'a']),
+  c('true and false', ['{}', ':::', 'true', 'false', '/bin/true', '/bin/false']),
+  c('echo options stay shell', ['echo -n {}; echo', ':::', '-e', 'a\\tb']),
+  // replacement strings
+  c('path strings', [
+    '-k',
+    'echo {} {.} {/} {//} {/.}',
+    ':::',
+    'a/b.c',
+    '/x/y.tar.gz',
+    'plain',
+    'dir/',
+    '.hidden',
+  ]),
+  c('seq and slot', ['-j1', 'echo {#} {%} {}', ':::', 'a', 'b', 'c']),
+  c('positional', ['-k', 'echo {2} {1} {-1} {3}', ':::', 'a', 'b', ':::', 'x', 'y']),
+  c('positional transforms', ['echo {1.} {1/} {1//} {1/.} {2}', ':::', 'd/f.txt', ':::', 'e.f']),
+  c('replacement inside words', ['echo pre{}post x{#}y', ':::', 'a b']),
+  // input sources
+  c('product', ['-k', 'echo', ':::', 'a', 'b', ':::', '1', '2', ':::', 'x']),
+  c('linked', ['-k', 'echo', ':::', 'a', 'b', 'c', ':::+', '1', '2', '3']),
+  c('linked shorter', ['-k', 'echo', ':::', 'a', 'b', 'c', ':::+', '1', '2']),
+  c('arg file', ['-k', 'echo', '::::', 'in1'], undefined, { in1: 'one\ntwo words\n' }),
+  c('two arg files', ['-k', 'echo', '::::', 'in1', 'in2'], undefined, {
+    in1: '1\n2\n',
+    in2: 'x\ny\n',
+  }),
+  c('-a files', ['-k', '-a', 'in1', '-a', 'in2', 'echo'], undefined, { in1: '1\n2\n', in2: 'x\n' }),
+  c('file and args', ['-k', 'echo', '::::', 'in1', ':::', 'p', 'q'], undefined, { in1: '1\n2\n' }),
+  c('linked file', ['-k', 'echo', '::::', 'in1', '::::+', 'in2'], undefined, {
+    in1: '1\n2\n',
+    in2: 'x\ny\n',
+  }),
+  c('stdin', ['-k', 'echo', '[{}]'], 'a\nb c\n'),
+  c('stdin empty lines', ['-k', 'echo', '[{}]'], 'a\n\n\nb\n'),
+  c('stdin no final newline', ['-k', 'echo', '[{}]'], 'a\nb'),
+  c('stdin empty', ['echo', 'x'], ''),
+  c('stdin as :::: -', ['-k', 'echo', ':::', 'p', '::::', '-'], '1\n2\n'),
+  c('-0 with newlines', ['-0', '-k', 'printf "[%s]\\n" {}'], 'a\nb\0c\0\0'),
+  c('-d comma', ['-d', ',', '-k', 'echo', '[{}]'], 'a,b,c'),
+  c('-d escape', ['-d', '\\t', '-k', 'echo', '[{}]'], 'a\tb'),
+  c('::: value with newline', ['-k', 'echo', '[{}]', ':::', 'a\nb', 'c']),
+  c('colsep', ['--colsep', '\\t', '-k', 'echo', '{2}-{1}'], 'a\tb\nc\td\n'),
+  c('colsep regexp', ['-C', ' +', '-k', 'echo', '{3}', '{1}'], 'a  b   c\nd e f\n'),
+  // jobs
+  c('-j1 order', ['-j1', 'echo', ':::', '3', '1', '2']),
+  c('-j 0', ['-j', '0', 'echo', ':::', 'a', 'b', 'c']),
+  c('-j +1', ['-j', '+1', 'echo', ':::', 'a', 'b']),
+  c('-j 50%', ['-j', '50%', 'echo', ':::', 'a', 'b']),
+  c('-j -1', ['-j-1', 'echo', ':::', 'a']),
+  c('bundled options', ['-kj2', 'echo', ':::', 'b', 'a']),
+  c('--jobs=', ['--jobs=3', '-k', 'echo', ':::', 'b', 'a']),
+  // failures, signals, exit statuses
+  c('failures counted', ['exit {}', ':::', '0', '1', '2', '3']),
+  c('more than 100 failures', [
+    '-j8',
+    'exit 1',
+    ':::',
+    ...Array.from({ length: 105 }, (_, i) => String(i)),
+  ]),
+  c('signalled jobs', ['-j1', '--joblog', '$J', 'echo {}; kill -{} $$', ':::', '9', '15', '2']),
+  c('exit 255 job', ['exit {}', ':::', '255', '0']),
+  // --halt
+  c('halt now,fail=1', ['-j1', '--halt', 'now,fail=1', 'echo {}; exit {}', ':::', '0', '3', '0']),
+  c('halt soon,fail=1', ['-j1', '--halt', 'soon,fail=1', 'echo {}; exit {}', ':::', '0', '4', '0']),
+  c('halt fail=2', [
+    '-j1',
+    '--halt',
+    'now,fail=2',
+    'echo {}; exit {}',
+    ':::',
+    '0',
+    '2',
+    '0',
+    '4',
+    '5',
+  ]),
+  c('halt success=1', ['-j1', '--halt', 'now,success=1', 'echo {}; exit {}', ':::', '2', '0', '3']),
+  c('halt done=2', ['-j1', '--halt', 'soon,done=2', 'echo {}; exit {}', ':::', '2', '0', '3']),
+  c('halt fail=30%', [
+    '-j1',
+    '--halt',
+    'soon,fail=30%',
+    'echo {}; exit {}',
+    ':::',
+    '0',
+    '0',
+    '2',
+    '0',
+    '4',
+    '0',
+    '6',
+    '0',
+    '0',
+    '0',
+  ]),
+  c('halt success=50%', [
+    '-j1',
+    '--halt',
+    'now,success=50%',
+    'echo {}; exit {}',
+    ':::',
+    '1',
+    '0',
+    '2',
+    '0',
+    '0',
+    '4',
+    '0',
+  ]),
+  c('halt never reached', ['-j1', '--halt', 'now,fail=5', 'exit {}', ':::', '0', '1', '2']),
+  c('halt short forms', ['-j1', '--halt', '2', 'echo {}; exit {}', ':::', '0', '7', '0']),
+  c('halt on a signal', [
+    '-j1',
+    '--halt',
+    'now,fail=1',
+    'echo {}; kill -{} $$',
+    ':::',
+    '0',
+    '15',
+    '0',
+  ]),
+  c('halt percent short form', ['-j1', '--halt', '50%', 'exit {}', ':::', '1', '1', '0', '0']),
+  // retries, timeout, delay
+  c('retries', ['--joblog', '$J', '--retries', '3', 'echo {} >> log-{}; exit 1', ':::', 'a']),
+  c('retries then success', [
+    '-k',
+    '--retries',
+    '4',
+    'echo {} >> log; test $(wc -l < log) -ge 2 && cat log',
+    ':::',
+    'a',
+  ]),
+  c('timeout', ['--joblog', '$J', '--timeout', '1', 'echo {}; sleep {}', ':::', '0', '30']),
+  c('timeout with halt', [
+    '-j1',
+    '--halt',
+    'now,fail=1',
+    '--timeout',
+    '0.5',
+    'sleep {}',
+    ':::',
+    '30',
+  ]),
+  c('delay', ['-j2', '--delay', '0.1', 'echo', ':::', 'a', 'b', 'c']),
+  // joblog, resume, results
+  c('joblog', ['--joblog', '$J', 'echo {}; exit {#}', ':::', 'a b', "c'd", 'e\nf']),
+  c('joblog append', ['--joblog', '+$J', 'echo', ':::', 'x'], undefined, undefined, [
+    '--joblog',
+    '$J',
+    'echo',
+    ':::',
+    'y',
+  ]),
+  c(
+    'resume after halt',
+    ['-j1', '--resume', '--joblog', '$J', 'echo {}; exit 0', ':::', '0', '1', '0', '0'],
+    undefined,
+    undefined,
+    [
+      '-j1',
+      '--halt',
+      'now,fail=1',
+      '--joblog',
+      '$J',
+      'echo {}; exit {}',
+      ':::',
+      '0',
+      '1',
+      '0',
+      '0',
+    ],
+  ),
+  c(
+    'resume-failed',
+    ['-j1', '--resume-failed', '--joblog', '$J', 'echo redo {}', ':::', '0', '3', '0', '5'],
+    undefined,
+    undefined,
+    ['-j1', '--joblog', '$J', 'exit {}', ':::', '0', '3', '0', '5'],
+  ),
+  c('resume with no joblog yet', ['-j1', '--resume', '--joblog', '$J', 'echo', ':::', 'a']),
+  c('results', ['--results', '$R', 'echo {}; echo err {} >&2', ':::', 'a', 'b c', 'd/e', '']),
+  c('results two sources', [
+    '--results',
+    '$R',
+    'echo {1}-{2}',
+    ':::',
+    'a',
+    'b',
+    ':::',
+    'x\\y',
+    'z',
+  ]),
+  // output
+  c('keep order', ['-k', '-j4', 'sleep 0.{}; echo {}', ':::', '3', '1', '2']),
+  c('tag', ['-k', '--tag', 'echo', ':::', 'a b', 'c']),
+  c('tag two sources', ['-k', '--tag', 'echo', ':::', 'a', ':::', 'x y']),
+  c('tagstring', ['-k', '--tagstring', '<{#}:{}>', 'printf "1\\n2\\n"', ':::', 'a', 'b']),
+  c('line-buffer', ['--line-buffer', 'echo {}; echo {}{}', ':::', 'a', 'b']),
+  c('line-buffer tag', ['--lb', '--tag', 'printf "x\\ny"', ':::', 'a']),
+  c('ungroup', ['-u', 'echo', ':::', 'a', 'b']),
+  c('dry-run', ['--dry-run', 'rm {}', ':::', 'a b', "c'd", '']),
+  c('dry-run no command', ['--dry-run', ':::', 'echo a; echo b']),
+  // bad usage
+  usage('unknown option', ['--no-such-option', 'echo', ':::', 'a']),
+  usage('bad -j', ['-j', 'x', 'echo', ':::', 'a']),
+  usage('bad --halt', ['--halt', 'sometimes', 'echo', ':::', 'a']),
+  usage('bad --halt amount', ['--halt', 'now,fail=x', 'echo', ':::', 'a']),
+  usage('bad --timeout', ['--timeout', 'x', 'echo', ':::', 'a']),
+  usage('--resume without joblog', ['--resume', 'echo', ':::', 'a']),
+];

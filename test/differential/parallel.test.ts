@@ -1,0 +1,152 @@
+// Each case of cases.ts runs through GNU parallel and through `pidwatch run`; stdout (as a
+// multiset of lines unless the order is fixed), exit status, joblog rows (without the two
+// timing columns) and --results trees must agree. Runs in one watcher mode only: what it
+// checks does not depend on the mode.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { testMode } from '../helpers/mode.js';
+import { type Case, cases } from './cases.js';
+
+const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const haveParallel = spawnSync('parallel', ['--version'], { stdio: 'ignore' }).status === 0;
+const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-differential-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+type Tool = 'parallel' | 'pidwatch';
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  joblog: string[] | null;
+  results: Record<string, string> | null;
+}
+
+function argvOf(tool: Tool, args: readonly string[]): [string, string[]] {
+  return tool === 'parallel'
+    ? ['parallel', ['--will-cite', ...args]]
+    : [process.execPath, [main, 'run', ...args]];
+}
+
+function exec(
+  tool: Tool,
+  args: readonly string[],
+  dir: string,
+  stdin: string,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const [file, argv] = argvOf(tool, args);
+  return new Promise((resolve, reject) => {
+    // The same shell and no home state for both: GNU parallel would otherwise run jobs with
+    // the invoking shell and read ~/.parallel.
+    const env = { ...process.env, PARALLEL_SHELL: '/bin/sh', HOME: dir, LC_ALL: 'C.UTF-8' };
+    const child = spawn(file, argv, { cwd: dir, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.stdin.on('error', () => {});
+    child.stdin.end(stdin);
+  });
+}
+
+/** Joblog rows without Starttime and JobRuntime, header first, then by Seq. */
+function readJoblog(path: string): string[] | null {
+  if (!existsSync(path)) return null;
+  const rows = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '');
+  const trimmed = rows.map((row) =>
+    row
+      .split('\t')
+      .filter((_, i) => i !== 2 && i !== 3)
+      .join('\t'),
+  );
+  const [header, ...rest] = trimmed;
+  const seq = (row: string) => Number(row.split('\t')[0]);
+  return [header, ...rest.sort((a, b) => seq(a) - seq(b) || a.localeCompare(b))];
+}
+
+/** Every file under `root` with its content. */
+function readTree(root: string): Record<string, string> | null {
+  if (!existsSync(root)) return null;
+  const tree: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else tree[relative(root, path)] = readFileSync(path, 'utf8');
+    }
+  };
+  walk(root);
+  return tree;
+}
+
+let runs = 0;
+async function runCase(tool: Tool, kase: Case): Promise<Run> {
+  const dir = join(scratch, `${runs++}-${tool}`);
+  mkdirSync(dir);
+  for (const [name, content] of Object.entries(kase.files ?? {}))
+    writeFileSync(join(dir, name), content);
+  const joblog = join(dir, 'joblog');
+  const results = join(dir, 'results');
+  const fill = (args: readonly string[]) =>
+    args.map((arg) => arg.replace('$J', joblog).replace('$R', results));
+  if (kase.before !== undefined) await exec(tool, fill(kase.before), dir, '');
+  const { status, stdout, stderr } = await exec(tool, fill(kase.args), dir, kase.stdin ?? '');
+  return { status, stdout, stderr, joblog: readJoblog(joblog), results: readTree(results) };
+}
+
+const ordered = (kase: Case) => kase.args.some((arg) => /^-(k|j1$|kj)/.test(arg));
+
+function lines(kase: Case, stdout: string): string[] {
+  const all = stdout.split('\n');
+  return ordered(kase) ? all : all.sort();
+}
+
+describe.skipIf(testMode !== 'pidfd' || (!haveParallel && process.env.CI !== 'true'))(
+  'pidwatch run agrees with GNU parallel',
+  () => {
+    it('has GNU parallel to compare with', () => {
+      expect(haveParallel).toBe(true);
+    });
+    for (const kase of cases) {
+      it.concurrent(kase.name, async () => {
+        const [gnu, ours] = await Promise.all([
+          runCase('parallel', kase),
+          runCase('pidwatch', kase),
+        ]);
+        if (kase.usage) {
+          expect(ours.status).toBe(gnu.status);
+          expect(ours.stderr).toMatch(/^pidwatch run: [^\n]+\n$/);
+          return;
+        }
+        const context = `args: ${JSON.stringify(kase.args)}\nparallel stderr: ${gnu.stderr}\npidwatch stderr: ${ours.stderr}`;
+        expect({ status: ours.status, stdout: lines(kase, ours.stdout) }, context).toEqual({
+          status: gnu.status,
+          stdout: lines(kase, gnu.stdout),
+        });
+        expect(ours.joblog, context).toEqual(gnu.joblog);
+        expect(ours.results, context).toEqual(gnu.results);
+      });
+    }
+  },
+);
