@@ -113,7 +113,8 @@ pidwatch_clone3_asm:
 )");
 
 long sys_clone3_run(CloneArgs* args, int (*fn)(void*), void* arg) {
-  return pidwatch_clone3_asm(args, sizeof(CloneArgs), fn, arg);  // pid or -errno
+  size_t size = args->flags & CLONE_INTO_CGROUP ? sizeof(CloneArgs) : 64;
+  return pidwatch_clone3_asm(args, size, fn, arg);  // pid or -errno
 }
 #else
 long sys_clone3_run(CloneArgs*, int (*)(void*), void*) { return -ENOSYS; }
