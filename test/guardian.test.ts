@@ -1,16 +1,15 @@
 // The guardian: trees started with killOnParentExit die with their parent, even
 // when the parent is SIGKILLed, and no cgroup directory is left behind.
 import { spawn as spawnChild } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { capabilities } from '../src/index.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { testMode } from './helpers/mode.js';
 import { distEntry } from './helpers/proc.js';
 
 const parentScript = fileURLToPath(new URL('./fixtures/queue/guarded-parent.mjs', import.meta.url));
-const runs = (testMode === 'pidfd' || testMode === 'sigchld') && 'cgroup' in capabilities();
+const runs = testMode === 'pidfd' || testMode === 'sigchld';
 
 /** Live (not zombie) processes among `pids`. */
 function living(pids: number[]): number[] {
@@ -58,6 +57,8 @@ interface Started {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const parents: Started[] = [];
+
 /** Starts the parent with `trees` trees and waits for its report. */
 async function startParent(
   trees: number,
@@ -85,13 +86,33 @@ async function startParent(
     child.once('exit', () => reject(new Error(`the parent exited before reporting: ${text}`)));
   });
   const report = JSON.parse(line) as { pids: number[]; cgroups: string[] };
-  const guardian = then
-    ? 0
-    : (childrenOf(child.pid!).find((pid) => comm(pid) === 'pidwatch-guardi') ?? 0);
-  return { pid: child.pid!, guardian, ...report, exited };
+  const started: Started = { pid: child.pid!, guardian: 0, ...report, exited };
+  parents.push(started);
+  if (!then) {
+    started.guardian = childrenOf(child.pid!).find((pid) => comm(pid) === 'pidwatch-guardi') ?? 0;
+  }
+  return started;
+}
+
+/** After a failed check: what the guardian should have ended, ended here. */
+function cleanUp(parent: Started): void {
+  if (living([parent.pid]).length > 0) process.kill(parent.pid, 'SIGKILL');
+  for (const pid of living(parent.pids)) process.kill(pid, 'SIGKILL');
+  for (const dir of parent.cgroups) {
+    try {
+      rmdirSync(dir);
+      rmdirSync(dirname(dir));
+    } catch {
+      // gone already, or still emptying
+    }
+  }
 }
 
 describe.runIf(runs)('guardian', () => {
+  afterEach(() => {
+    for (const parent of parents.splice(0)) cleanUp(parent);
+  });
+
   it('a SIGKILLed parent: 5 trees with setsid and double-forked members gone within 1 s, no cgroup left', async () => {
     const parent = await startParent(5, 'setsid', {});
     expect(parent.pids).toHaveLength(20);

@@ -16,7 +16,6 @@ import {
   parseQueueUrl,
   processor,
 } from '../src/bullmq/index.js';
-import { capabilities } from '../src/index.js';
 import { testMode } from './helpers/mode.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 
@@ -24,7 +23,6 @@ const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixture = (name: string) =>
   fileURLToPath(new URL(`./fixtures/queue/${name}`, import.meta.url));
 const runs = testMode === 'pidfd' || testMode === 'sigchld';
-const treesLanded = 'cgroup' in capabilities();
 
 /** A process is gone once /proc has no live entry for it (a zombie is dead). */
 function alive(pid: number): boolean {
@@ -185,36 +183,33 @@ describe.runIf(runs)('pidwatch/bullmq', () => {
     }
   });
 
-  it.runIf(treesLanded)(
-    'a timeout fails the attempt on time although a grandchild holds stdout; the retry succeeds',
-    async () => {
-      const { name, connection, queue } = freshQueue();
-      const mark = join(scratch, 'timeout-mark');
-      const timeout = 1000;
-      const forceKillAfter = 500;
-      const worker = new Worker(name, processor({ timeout, forceKillAfter }), { connection });
-      const events = new QueueEvents(name, { connection });
-      const failures: number[] = [];
-      worker.on('failed', (job) => failures.push(Date.now() - job!.processedOn!));
-      try {
-        await events.waitUntilReady();
-        const script = `if [ -e ${mark} ]; then echo second; else touch ${mark}; sleep 60 & echo first; wait; fi`;
-        const [id] = await enqueue(queue, [{ command: script }], { jobOptions: { attempts: 2 } });
-        const outcome = (await (await queue.getJob(id!))!.waitUntilFinished(events)) as JobOutcome;
-        expect(outcome.stdout).toBe('second\n');
-        expect(failures).toHaveLength(1);
-        // The bound of a timed-out attempt: timeout + forceKillAfter + 100 ms, plus scheduling.
-        expect(failures[0]).toBeLessThan(timeout + forceKillAfter + 1000);
-        const job = (await queue.getJob(id!))!;
-        expect(job.attemptsMade).toBe(2);
-      } finally {
-        await worker.close();
-        await events.close();
-        await queue.obliterate({ force: true });
-        await queue.close();
-      }
-    },
-  );
+  it('a timeout fails the attempt on time although a grandchild holds stdout; the retry succeeds', async () => {
+    const { name, connection, queue } = freshQueue();
+    const mark = join(scratch, 'timeout-mark');
+    const timeout = 1000;
+    const forceKillAfter = 500;
+    const worker = new Worker(name, processor({ timeout, forceKillAfter }), { connection });
+    const events = new QueueEvents(name, { connection });
+    const failures: number[] = [];
+    worker.on('failed', (job) => failures.push(Date.now() - job!.processedOn!));
+    try {
+      await events.waitUntilReady();
+      const script = `if [ -e ${mark} ]; then echo second; else touch ${mark}; sleep 60 & echo first; wait; fi`;
+      const [id] = await enqueue(queue, [{ command: script }], { jobOptions: { attempts: 2 } });
+      const outcome = (await (await queue.getJob(id!))!.waitUntilFinished(events)) as JobOutcome;
+      expect(outcome.stdout).toBe('second\n');
+      expect(failures).toHaveLength(1);
+      // The bound of a timed-out attempt: timeout + forceKillAfter + 100 ms, plus scheduling.
+      expect(failures[0]).toBeLessThan(timeout + forceKillAfter + 1000);
+      const job = (await queue.getJob(id!))!;
+      expect(job.attemptsMade).toBe(2);
+    } finally {
+      await worker.close();
+      await events.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  });
 
   it("honours BullMQ's cancellation: the tree is killed and the job is not retried", async () => {
     const { name, connection, queue } = freshQueue();
@@ -244,102 +239,99 @@ describe.runIf(runs)('pidwatch/bullmq', () => {
 });
 
 describe.runIf(runs)('pidwatch worker', () => {
-  it.runIf(treesLanded)(
-    'a SIGKILLed worker: its trees die at once, its jobs run again elsewhere, nothing is left',
-    async () => {
-      const { url, queue } = freshQueue();
-      const log = join(scratch, 'kill.log');
-      writeFileSync(log, '');
-      const workerArgs = [
-        'worker',
-        '--queue',
-        url,
-        '-j',
-        '2',
-        '--lock-duration',
-        '2',
-        '--stalled-interval',
-        '1',
-      ];
-      const a = startCli(workerArgs);
-      const b = startCli(workerArgs);
-      const lines = () =>
-        readFileSync(log, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((line) => line.split(' '));
-      try {
-        await enqueue(
-          queue,
-          Array.from({ length: 20 }, (_, i) => ({
-            file: fixture('record.sh'),
-            args: [String(i + 1), log],
-          })),
-        );
-        // Worker A is busy with two jobs, neither finished.
-        const inFlight = () => {
-          const all = lines();
-          const finished = new Set(
-            all.filter((l) => l[0] === 'finish').map((l) => `${l[1]} ${l[2]}`),
-          );
-          return all.filter(
-            (l) =>
-              l[0] === 'start' && Number(l[2]) === a.child.pid && !finished.has(`${l[1]} ${l[2]}`),
-          );
-        };
-        await waitFor(() => inFlight().length === 2, 30_000, 'worker A to run two jobs');
-        const victims = inFlight();
-        a.child.kill('SIGKILL');
-        const killedAt = Date.now();
-        const pids = victims.flatMap((l) => [Number(l[3]), Number(l[4])]);
-        await waitFor(() => !pids.some(alive), 5000, "the killed worker's trees to die");
-        // A tree of a SIGKILLed worker is gone within 1 s (the guardian's doing).
-        expect(Date.now() - killedAt).toBeLessThan(1000);
-        expect((await a.done).signal).toBe('SIGKILL');
-
-        await waitFor(
-          async () => (await queue.getJobCounts('completed')).completed === 20,
-          60_000,
-          'the queue to drain',
-        );
-        const counts = await queue.getJobCounts('completed', 'failed', 'active', 'wait');
-        expect(counts).toEqual({ completed: 20, failed: 0, active: 0, wait: 0 });
-
+  it('a SIGKILLed worker: its trees die at once, its jobs run again elsewhere, nothing is left', async () => {
+    const { url, queue } = freshQueue();
+    const log = join(scratch, 'kill.log');
+    writeFileSync(log, '');
+    const workerArgs = [
+      'worker',
+      '--queue',
+      url,
+      '-j',
+      '2',
+      '--lock-duration',
+      '2',
+      '--stalled-interval',
+      '1',
+    ];
+    const a = startCli(workerArgs);
+    const b = startCli(workerArgs);
+    const lines = () =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split(' '));
+    try {
+      await enqueue(
+        queue,
+        Array.from({ length: 20 }, (_, i) => ({
+          file: fixture('record.sh'),
+          args: [String(i + 1), log],
+        })),
+      );
+      // Worker A is busy with two jobs, neither finished.
+      const inFlight = () => {
         const all = lines();
-        const starts = new Map<string, number>();
-        const finishes = new Set<string>();
-        for (const l of all) {
-          if (l[0] === 'start') starts.set(l[1]!, (starts.get(l[1]!) ?? 0) + 1);
-          else finishes.add(l[1]!);
-        }
-        expect(finishes.size).toBe(20);
-        const twice = [...starts]
-          .filter(([, n]) => n > 1)
-          .map(([job]) => job)
-          .sort();
-        expect(twice).toEqual(victims.map((l) => l[1]).sort());
-        expect([...starts.values()].every((n) => n <= 2)).toBe(true);
-
-        b.child.kill('SIGTERM');
-        expect((await b.done).code).toBe(143);
-        const everyPid = all
-          .filter((l) => l[0] === 'start')
-          .flatMap((l) => [Number(l[3]), Number(l[4])]);
-        await waitFor(() => !everyPid.some(alive), 5000, 'every job process to be gone');
-        await waitFor(
-          () => cgroupDirsOf(a.child.pid!).length + cgroupDirsOf(b.child.pid!).length === 0,
-          5000,
-          'no cgroup directory left',
+        const finished = new Set(
+          all.filter((l) => l[0] === 'finish').map((l) => `${l[1]} ${l[2]}`),
         );
-      } finally {
-        a.child.kill('SIGKILL');
-        b.child.kill('SIGKILL');
-        await Promise.all([a.done, b.done]);
-        await queue.obliterate({ force: true });
-        await queue.close();
+        return all.filter(
+          (l) =>
+            l[0] === 'start' && Number(l[2]) === a.child.pid && !finished.has(`${l[1]} ${l[2]}`),
+        );
+      };
+      await waitFor(() => inFlight().length === 2, 30_000, 'worker A to run two jobs');
+      const victims = inFlight();
+      a.child.kill('SIGKILL');
+      const killedAt = Date.now();
+      const pids = victims.flatMap((l) => [Number(l[3]), Number(l[4])]);
+      await waitFor(() => !pids.some(alive), 5000, "the killed worker's trees to die");
+      // A tree of a SIGKILLed worker is gone within 1 s (the guardian's doing).
+      expect(Date.now() - killedAt).toBeLessThan(1000);
+      expect((await a.done).signal).toBe('SIGKILL');
+
+      await waitFor(
+        async () => (await queue.getJobCounts('completed')).completed === 20,
+        60_000,
+        'the queue to drain',
+      );
+      const counts = await queue.getJobCounts('completed', 'failed', 'active', 'wait');
+      expect(counts).toEqual({ completed: 20, failed: 0, active: 0, wait: 0 });
+
+      const all = lines();
+      const starts = new Map<string, number>();
+      const finishes = new Set<string>();
+      for (const l of all) {
+        if (l[0] === 'start') starts.set(l[1]!, (starts.get(l[1]!) ?? 0) + 1);
+        else finishes.add(l[1]!);
       }
-    },
-  );
+      expect(finishes.size).toBe(20);
+      const twice = [...starts]
+        .filter(([, n]) => n > 1)
+        .map(([job]) => job)
+        .sort();
+      expect(twice).toEqual(victims.map((l) => l[1]).sort());
+      expect([...starts.values()].every((n) => n <= 2)).toBe(true);
+
+      b.child.kill('SIGTERM');
+      expect((await b.done).code).toBe(143);
+      const everyPid = all
+        .filter((l) => l[0] === 'start')
+        .flatMap((l) => [Number(l[3]), Number(l[4])]);
+      await waitFor(() => !everyPid.some(alive), 5000, 'every job process to be gone');
+      await waitFor(
+        () => cgroupDirsOf(a.child.pid!).length + cgroupDirsOf(b.child.pid!).length === 0,
+        5000,
+        'no cgroup directory left',
+      );
+    } finally {
+      a.child.kill('SIGKILL');
+      b.child.kill('SIGKILL');
+      await Promise.all([a.done, b.done]);
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  });
 
   it.runIf(testMode === 'pidfd')(
     'pidwatch run --queue prints, logs and exits as the local run does (-k)',

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { type Job, type JobProgress, UnrecoverableError } from 'bullmq';
 import { ExitError, invalidType, invalidValue, SpawnError } from '../errors.js';
 import { spawn } from '../spawn.js';
-import type { ExitStatus, SpawnOptions } from '../types.js';
+import type { SpawnOptions, TreeStatus } from '../types.js';
 import { toCommand } from './job.js';
 import { eachLine, Tail } from './tail.js';
 
@@ -45,8 +45,8 @@ export interface JobOutcome {
   /** The last `maxBuffer` bytes of stdout and of stderr, as UTF-8 text. */
   stdout: string;
   stderr: string;
-  /** The tree's accounting (`ExitStatus.tree`). */
-  tree: ExitStatus extends { tree: infer T } ? T : unknown;
+  /** The tree's accounting: leftovers killed, CPU time of the whole tree (`ExitStatus.tree`). */
+  tree: TreeStatus | null;
   pid: number;
   host: string;
   /** With `reject: 'untilLastAttempt'`, the SpawnError of a job that could not start. */
@@ -215,7 +215,7 @@ export function processor(
       startTime,
       stdout: stdout.text(),
       stderr: stderr.text(),
-      tree: (status as { tree?: JobOutcome['tree'] }).tree ?? null,
+      tree: status.tree,
       pid: status.pid,
       host,
     };

@@ -59,8 +59,8 @@ function statusOf(outcome: JobOutcome): ExitStatus {
     aborted: false,
     durationMs: outcome.durationMs,
     resourceUsage: null,
-    ...(outcome.tree === undefined ? {} : { tree: outcome.tree }),
-  } as ExitStatus;
+    tree: outcome.tree,
+  };
 }
 
 /** A job that could not run: it could not be spawned, or BullMQ failed it (stalled too often). */
