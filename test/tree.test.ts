@@ -467,3 +467,14 @@ describe.skipIf(testMode !== 'pidfd')('pidwatch run', () => {
     expect(dead(survivor)).toBe(false);
   });
 });
+
+describe.skipIf(testMode !== 'pidfd')('10,000 trees', () => {
+  it('leave no cgroup directory, idle or after the exit', async () => {
+    const script = fileURLToPath(new URL('stress/trees.mjs', import.meta.url));
+    const result = await runNode([script, '--count', '10000'], { timeout: 120_000 });
+    const report = JSON.parse(result.stdout) as { pid: number; problems: unknown[] };
+    expect(report.problems).toEqual([]);
+    expect(result.code).toBe(0);
+    if (cgroupRoot !== null) expect(existsSync(`${cgroupRoot}/pidwatch-${report.pid}`)).toBe(false);
+  }, 180_000);
+});
