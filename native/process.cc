@@ -31,29 +31,6 @@ void delete_handle(uv_handle_t* handle) {
   else delete reinterpret_cast<uv_timer_t*>(handle);
 }
 
-// Reads the wait status of a zombie from /proc/<pid>/stat (field 52, exit_code).
-bool read_zombie_status(pid_t pid, ExitInfo* info) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1024];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  char* p = strrchr(buf, ')');
-  if (!p || p[1] != ' ' || p[2] != 'Z') return false;
-  p += 2;  // field 3, the state
-  for (int field = 3; field < 52; field++) {
-    p = strchr(p, ' ');
-    if (!p) return false;
-    p++;
-  }
-  decode_wait_status(atoi(p), info);
-  return info->known;
-}
-
 double timeval_us(const struct timeval& tv) {
   return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
 }
