@@ -34,6 +34,12 @@ export interface RunConfig {
   tree: boolean;
   /** `--queue URL`: the jobs run on `pidwatch worker` processes (BullMQ), not here. */
   queue: string | null;
+  /** --link: link every input source to the first. */
+  link: boolean;
+  /** -r: skip blank inputs. */
+  skipEmpty: boolean;
+  /** -v: print each job's command line before its output. */
+  verbose: boolean;
 }
 
 interface OptionSpec {
@@ -69,6 +75,10 @@ option('delimiter', true, ['delimiter'], 'd');
 option('arg-file', true, ['arg-file'], 'a');
 option('colsep', true, ['colsep'], 'C');
 option('bar', false, ['bar']);
+option('link', false, ['link', 'xapply']);
+option('no-run-if-empty', false, ['no-run-if-empty'], 'r');
+option('verbose', false, ['verbose'], 'v');
+option('replace', true, ['replace'], 'I');
 option('help', false, ['help'], 'h');
 option('tree', false, ['tree']);
 option('no-tree', false, ['no-tree']);
@@ -175,7 +185,10 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   if (values.has('help')) return 'help';
   const last = (key: string): string | undefined => values.get(key)?.at(-1);
   const has = (key: string) => values.has(key);
-  const { command, sources } = readSources(rest, values.get('arg-file') ?? []);
+  const { command: words, sources } = readSources(rest, values.get('arg-file') ?? []);
+  // -I STR: STR stands for {} in the command.
+  const replace = last('replace');
+  const command = replace ? words.map((word) => word.split(replace).join('{}')) : words;
 
   const timeoutText = last('timeout');
   let timeout: RunConfig['timeout'] = null;
@@ -234,6 +247,9 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     bar: has('bar'),
     tree: !has('no-tree'),
     queue: has('queue') ? checkQueueUrl(last('queue')!) : null,
+    link: has('link'),
+    skipEmpty: has('no-run-if-empty'),
+    verbose: has('verbose'),
   };
 }
 
