@@ -1,5 +1,6 @@
 import { SpawnError } from './errors.js';
 import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
+import { guardTree } from './guardian.js';
 import {
   joinNul,
   type NativeBinding,
@@ -141,6 +142,9 @@ class Launch {
     const tree = request.tree ? ownTree(handle, this.leaf) : null;
     const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
     setExitTarget(this.id, proc);
+    // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
+    if (tree && request.flags & SpawnFlag.pdeathsig)
+      void proc.exited.then(guardTree(proc.pid, tree));
     watchDeadlines(proc, request.timeout, request.signal);
     return proc;
   }
