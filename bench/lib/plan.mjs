@@ -1,3 +1,4 @@
+import { loopPlan } from './loop.mjs';
 import { outputPlan } from './output.mjs';
 import { treePlan } from './trees.mjs';
 
@@ -89,6 +90,7 @@ export function scenarios({ quick }) {
       metric: 'lastExitMs',
       unit: 'ms to last exit',
     },
+    ...loopPlan({ quick, size, rounds }),
     ...outputPlan({ quick, size, rounds }),
     ...treePlan({ quick, size, rounds }),
   ];
