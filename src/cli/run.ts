@@ -304,6 +304,7 @@ async function runJobsOf(
     jobs() as JobSource,
     {
       concurrency,
+      tree: config.tree,
       retries: Math.max(config.retries - 1, 0),
       output,
       encoding: 'buffer',
