@@ -310,6 +310,7 @@ async function runJobsOf(
       encoding: 'buffer',
       killSignal: 'SIGTERM',
       forceKillAfter: GRACE_MS,
+      tree: config.tree,
       onProgress: bar === null ? undefined : (progress) => bar.update(progress),
     },
     {
