@@ -304,7 +304,6 @@ async function runJobsOf(
     jobs() as JobSource,
     {
       concurrency,
-      tree: config.tree,
       retries: Math.max(config.retries - 1, 0),
       output,
       encoding: 'buffer',
