@@ -117,6 +117,11 @@ export interface NativeBinding {
     leaf?: NativeLeaf,
   ): NativeTreeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  /**
+   * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
+   * ended it), or null when it is no zombie or this process may not see its status.
+   */
+  zombieStatus(pid: number): [code: number, signal: number, coreDumped: boolean] | null;
   /** A leaf for a new tree, or -errno when none can be made; undefined while shutting down. */
   treeLeaf(): NativeLeaf | number | undefined;
   /** [root, this process's directory under it] where trees live, or null (no writable cgroup2). */
