@@ -17,7 +17,7 @@ import {
   processor,
 } from '../src/bullmq/index.js';
 import { testMode } from './helpers/mode.js';
-import { startRedis, type TestRedis } from './helpers/redis.js';
+import { startRedis, type TestRedis } from './helpers/redis.mjs';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixture = (name: string) =>

@@ -12,48 +12,16 @@
 import { strict as assert } from 'node:assert';
 import { spawn as spawnChild } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRedis } from '../../test/helpers/redis.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = join(here, '..', '..', 'dist', 'cli', 'main.js');
 const sandboxedWorker = join(here, 'queue-sandboxed-worker.mjs');
 const now = () => process.hrtime.bigint();
 const microseconds = (from, to) => Number(to - from) / 1e3;
-
-/** A redis-server on a unix socket in `dir`, answering PING. */
-async function startRedis(dir) {
-  const socket = join(dir, 'redis.sock');
-  const server = spawnChild(
-    'redis-server',
-    ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise((resolve) => server.once('exit', resolve));
-  for (let tries = 0; ; tries++) {
-    const answered = await new Promise((resolve) => {
-      const client = connect(socket);
-      client.on('error', () => resolve(false));
-      client.on('data', (data) => {
-        resolve(data.toString().startsWith('+PONG'));
-        client.destroy();
-      });
-      client.on('connect', () => client.write('PING\r\n'));
-    });
-    if (answered) break;
-    assert.ok(tries < 500, 'redis-server did not start');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return {
-    socket,
-    async stop() {
-      server.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 /** Starts `argv` and resolves once it printed `ready` on stdout (or at once when not asked). */
 function startWorker(argv, waitForReady) {
@@ -75,14 +43,19 @@ function startWorker(argv, waitForReady) {
   };
 }
 
-async function queueRun(row, { n }) {
+async function queueRun(row, { n, warmup }) {
   const { spawn } = await import('../../dist/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'pidwatch-bench-queue-'));
-  const inputs = join(dir, 'inputs');
-  writeFileSync(inputs, Array.from({ length: n }, (_, i) => `${i + 1}\n`).join(''));
+  /** An input file of `count` lines, one per job. */
+  const inputsOf = (count) => {
+    const file = join(dir, `inputs-${count}`);
+    writeFileSync(file, Array.from({ length: count }, (_, i) => `${i + 1}\n`).join(''));
+    return file;
+  };
+  const inputs = { [n]: inputsOf(n), [warmup]: inputsOf(warmup) };
   const workers = row === 'local' ? 0 : Number(row.slice(-1));
   const sandboxed = row.startsWith('sandboxed');
-  const redis = row === 'local' ? null : await startRedis(dir);
+  const redis = row === 'local' ? null : await startRedis();
   const url = redis && `redis+unix://${redis.socket}?queue=bench`;
   const started = [];
   for (let i = 0; i < workers; i++) {
@@ -103,7 +76,7 @@ async function queueRun(row, { n }) {
     producer = { queue, events };
   }
 
-  const viaCli = async () => {
+  const viaCli = async (count) => {
     const argv = [
       process.execPath,
       cli,
@@ -114,7 +87,7 @@ async function queueRun(row, { n }) {
       '/bin/true',
       '{}',
     ];
-    const stdin = openSync(inputs, 'r');
+    const stdin = openSync(inputs[count], 'r');
     const stdout = openSync('/dev/null', 'w');
     const proc = spawn(argv[0], argv.slice(1), { stdio: [stdin, stdout, 'inherit'] });
     const status = await proc.exited;
@@ -122,31 +95,31 @@ async function queueRun(row, { n }) {
     closeSync(stdout);
     assert.equal(status.code, 0, `${argv.join(' ')} exited ${status.code ?? status.signal}`);
   };
-  const viaBullmq = async () => {
+  const viaBullmq = async (count) => {
     const { queue, events } = producer;
     let completed = 0;
     const all = new Promise((resolve) => {
       const onCompleted = () => {
-        if (++completed < n) return;
+        if (++completed < count) return;
         events.off('completed', onCompleted);
         resolve();
       };
       events.on('completed', onCompleted);
     });
-    const jobs = Array.from({ length: n }, (_, i) => ({ name: 'true', data: { i } }));
-    for (let i = 0; i < n; i += 500) await queue.addBulk(jobs.slice(i, i + 500));
+    const jobs = Array.from({ length: count }, (_, i) => ({ name: 'true', data: { i } }));
+    for (let i = 0; i < count; i += 500) await queue.addBulk(jobs.slice(i, i + 500));
     await all;
-    await queue.clean(0, n, 'completed');
+    await queue.clean(0, count, 'completed');
   };
-  const once = async () => {
+  const once = async (count = n) => {
     const t0 = now();
-    await (sandboxed ? viaBullmq() : viaCli());
+    await (sandboxed ? viaBullmq(count) : viaCli(count));
     const us = microseconds(t0, now());
-    return { usPerJob: us / n, jobsPerSec: n / (us / 1e6), ms: us / 1e3 };
+    return { usPerJob: us / count, jobsPerSec: count / (us / 1e6), ms: us / 1e3 };
   };
-  await once();
+  await once(warmup); // the workers' first jobs load what they need
   return {
-    round: once,
+    round: () => once(),
     async teardown() {
       if (producer) await Promise.all([producer.events.close(), producer.queue.close()]);
       await Promise.all(started.map((w) => w.stop()));
@@ -165,7 +138,7 @@ export function queuePlan({ quick, size }) {
       id: 'queue',
       title: `${size(2000).toLocaleString('en')} x /bin/true through one local Redis (BullMQ), 2 slots per worker`,
       kind: 'queue',
-      params: { n: size(2000), rounds: quick ? 2 : 3 },
+      params: { n: size(2000), warmup: size(100), rounds: quick ? 2 : 3 },
       metric: 'usPerJob',
       unit: 'us wall/job',
       rows: [
