@@ -76,6 +76,9 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   }
   const tree = request.tree ? ownTree(handle, leaf) : null;
   proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
+  // Until here, the native handle closes the pipe ends if this JS stops (a Worker
+  // terminated in between); from here on the streams (and raw's taker) own them.
+  handle.claimFds();
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }
