@@ -1,4 +1,5 @@
 import { SpawnError } from './errors.js';
+import { guardTree } from './guardian.js';
 import { deliver, joinNul, type NativeError, native, SpawnFlag } from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
@@ -79,6 +80,8 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   // Until here, the native handle closes the pipe ends if this JS stops (a Worker
   // terminated in between); from here on the streams (and raw's taker) own them.
   handle.claimFds();
+  // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
+  if (tree && request.flags & SpawnFlag.pdeathsig) void proc.exited.then(guardTree(proc.pid, tree));
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }
