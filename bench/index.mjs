@@ -30,7 +30,7 @@ function parseArgs(argv) {
     else {
       process.stderr.write(
         'usage: node bench/index.mjs [--quick] [--only ID[,ID...]] [--render]\n' +
-          '  --only    run some scenarios (1 2 3 4 5a 5b 6); writes results/partial.*\n' +
+          '  --only    run some scenarios (1 2 3 4 5a 5b 6 7 8); writes results/partial.*\n' +
           '  --render  rewrite the .md, .svg and the table from the .json, running nothing\n',
       );
       process.exit(2);
@@ -116,7 +116,7 @@ function addRatios(rows) {
 async function runScenario(scenario, ctx) {
   const started = process.hrtime.bigint();
   const rows = [];
-  for (const competitor of COMPETITORS) {
+  for (const competitor of scenario.rows ?? COMPETITORS) {
     if (interrupted) break;
     const reason = skipReason(competitor, scenario, ctx);
     if (reason === 'not run') continue;

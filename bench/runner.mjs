@@ -10,20 +10,31 @@
 //   node --expose-gc bench/runner.mjs COMPETITOR KIND '{"n":100,...}'
 import { createInterface } from 'node:readline';
 import { loadCompetitor } from './lib/competitors.mjs';
+import { everydayScenarios } from './lib/everyday.mjs';
 import { scenarios } from './lib/scenarios.mjs';
 
 const [name, kind, params] = process.argv.slice(2);
-const setup = scenarios[kind];
+const setup = scenarios[kind] ?? everydayScenarios[kind];
 if (name === undefined || setup === undefined) {
-  process.stderr.write(`usage: runner.mjs COMPETITOR (${Object.keys(scenarios)}) PARAMS_JSON\n`);
+  process.stderr.write(
+    `usage: runner.mjs COMPETITOR (${[...Object.keys(scenarios), ...Object.keys(everydayScenarios)]}) PARAMS_JSON\n`,
+  );
   process.exit(2);
 }
 
 const send = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 try {
-  const { adapter, info } = await loadCompetitor(name);
-  const scenario = await setup(adapter, JSON.parse(params ?? '{}'));
+  let info = {};
+  let scenario;
+  if (kind in everydayScenarios) {
+    // Rows of their own: the row id says which way to do the job.
+    scenario = await setup(name, JSON.parse(params ?? '{}'));
+  } else {
+    const loaded = await loadCompetitor(name);
+    info = loaded.info;
+    scenario = await setup(loaded.adapter, JSON.parse(params ?? '{}'));
+  }
   send({ ready: true });
   try {
     for await (const line of createInterface({ input: process.stdin })) {

@@ -1,6 +1,6 @@
-import { SpawnError } from './errors.js';
-import { deliver, joinNul, type NativeError, native } from './native.js';
-import { normalizeSpawn } from './options.js';
+import { toSpawnError } from './errors.js';
+import { deliver, native } from './native.js';
+import { nativeRequest, normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
 import type { SpawnOptions } from './types.js';
@@ -37,25 +37,9 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   const fds = new Int32Array(request.stdio.length);
   let handle: ReturnType<typeof native.spawn> | undefined;
   try {
-    handle = native.spawn(
-      request.file,
-      joinNul(request.argv),
-      joinNul(request.env),
-      request.path,
-      request.cwd,
-      request.stdio,
-      request.flags,
-      request.uid,
-      request.gid,
-      fds,
-      () => deliver(() => proc!.onExit()),
-    );
+    handle = native.spawn(...nativeRequest(request), fds, () => deliver(() => proc!.onExit()));
   } catch (error) {
-    const e = error as NativeError;
-    if (typeof e.errno !== 'number') throw error;
-    // The path the failed step was about: the directory for chdir, else the program.
-    const path = e.syscall === 'chdir' ? request.cwd! : (e.path ?? request.file);
-    throw new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
+    throw toSpawnError(error, request);
   }
   // No handle: the environment (a terminating worker) can no longer run JS.
   if (!handle) throw new Error('pidwatch: spawn() while the environment is shutting down');

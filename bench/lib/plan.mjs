@@ -86,5 +86,33 @@ export function scenarios({ quick }) {
       metric: 'lastExitMs',
       unit: 'ms to last exit',
     },
+    {
+      id: '7',
+      title: `${quick ? '100 MiB' : '1 GiB'} through a pipeline of four: head -c, cat, cat, wc -c`,
+      kind: 'pipe',
+      params: { bytes: size(1024, 100) * 1024 * 1024, rounds: quick ? 3 : 5 },
+      metric: 'ms',
+      unit: 'ms',
+      rows: [
+        { id: 'pidwatch', label: 'pidwatch pipeline()' },
+        { id: 'sh', label: '/bin/sh -c' },
+        { id: 'child_process', label: 'cp .pipe()' },
+      ],
+    },
+    {
+      id: '8',
+      title: 'Sequential synchronous runs of /bin/true',
+      kind: 'sync',
+      params: { n: size(300), rounds, warmup: size(50) },
+      metric: 'usPerOp',
+      unit: 'us/run',
+      sigchld: true,
+      rows: [
+        { id: 'pidwatch', label: 'pidwatch execSync' },
+        { id: 'pidwatch-sigchld', label: 'execSync (sigchld)', env: { PIDWATCH_PIDFD: '0' } },
+        { id: 'child_process', label: 'cp execFileSync' },
+        { id: 'child_process-spawnSync', label: 'cp spawnSync' },
+      ],
+    },
   ];
 }
