@@ -21,7 +21,9 @@
         "native/process.cc",
         "native/probe.cc",
         "native/capture.cc",
-        "native/sync.cc"
+        "native/sync.cc",
+        "native/cgroup.cc",
+        "native/tree.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

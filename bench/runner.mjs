@@ -11,14 +11,16 @@
 import { createInterface } from 'node:readline';
 import { loadCompetitor } from './lib/competitors.mjs';
 import { everydayScenarios } from './lib/everyday.mjs';
+import { outputScenarios } from './lib/output.mjs';
 import { scenarios } from './lib/scenarios.mjs';
 
+// Scenarios whose rows are ways to do a job, not spawn adapters: setup(row, params).
+const rowScenarios = { ...outputScenarios, ...everydayScenarios };
+
 const [name, kind, params] = process.argv.slice(2);
-const setup = scenarios[kind] ?? everydayScenarios[kind];
+const setup = scenarios[kind] ?? rowScenarios[kind];
 if (name === undefined || setup === undefined) {
-  process.stderr.write(
-    `usage: runner.mjs COMPETITOR (${[...Object.keys(scenarios), ...Object.keys(everydayScenarios)]}) PARAMS_JSON\n`,
-  );
+  process.stderr.write(`usage: runner.mjs COMPETITOR (${Object.keys(scenarios)}) PARAMS_JSON\n`);
   process.exit(2);
 }
 
@@ -27,8 +29,7 @@ const send = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 try {
   let info = {};
   let scenario;
-  if (kind in everydayScenarios) {
-    // Rows of their own: the row id says which way to do the job.
+  if (kind in rowScenarios) {
     scenario = await setup(name, JSON.parse(params ?? '{}'));
   } else {
     const loaded = await loadCompetitor(name);

@@ -28,6 +28,7 @@ std::vector<std::string> SplitNul(const std::string& joined);
 // Reads the spawn request that spawn() and spawnSync() both begin with (arguments
 // 0 to 8); false when they are malformed.
 bool ReadSpawnRequest(const Napi::CallbackInfo& info, SpawnRequest* req);
+struct TreeState;
 
 // The SIGCHLD watcher of sigchld mode: one uv_signal_t per loop (libuv shares
 // the real handler with child_process). On each signal it peeks at the exited
@@ -84,6 +85,7 @@ struct AddonData {
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.
   ProcessHandle* live = nullptr;
+  TreeState* trees = nullptr;  // this environment's cgroup leaves (tree.h)
 };
 
 }  // namespace pidwatch

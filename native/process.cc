@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "cgroup.h"
 #include "probe.h"
 
 namespace pidwatch {
@@ -63,6 +64,8 @@ Napi::Function ProcessHandle::Define(Napi::Env env) {
                          InstanceMethod<&ProcessHandle::Close>("close"),
                          InstanceAccessor<&ProcessHandle::GetPid>("pid"),
                          InstanceAccessor<&ProcessHandle::GetPidfd>("pidfd"),
+                         InstanceMethod<&ProcessHandle::KillGroup>("killGroup"),
+                         InstanceAccessor<&ProcessHandle::GetLeftovers>("leftovers"),
                      });
 }
 
@@ -132,12 +135,51 @@ void ProcessHandle::OnExitReady() {
 
 bool ProcessHandle::TryReap(ExitInfo* info) {
   const Capabilities& caps = capabilities();
+  if (group_leader_ && !EndGroup()) return false;
   int r = caps.waitid_pidfd && pidfd_ >= 0
               ? sys_waitid_exit(kPidfdIdType, pidfd_, WNOHANG, info)
               : sys_waitid_exit(P_PID, pid_, WNOHANG, info);
   if (r == 1) return false;
   if (r < 0) *info = ExitInfo{};  // ECHILD: another reaper took the status
+  // Gone from here on, though Finish may come later: a SIGCHLD batch reaps every
+  // exited child before it reports the first, and a kill() from that report
+  // must not reach a reaped child's PID, which the kernel may have handed on.
+  reaped_ = true;
   return true;
+}
+
+// A group leader's tree ends with it: once it has exited, and while its zombie
+// still holds the group ID, the members left are counted and killed. Returns
+// false while the leader is still running.
+bool ProcessHandle::EndGroup() {
+  const Capabilities& caps = capabilities();
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int r = caps.waitid_pidfd && pidfd_ >= 0
+              ? waitid(static_cast<idtype_t>(kPidfdIdType), pidfd_, &si,
+                       WEXITED | WNOHANG | WNOWAIT)
+              : waitid(P_PID, pid_, &si, WEXITED | WNOHANG | WNOWAIT);
+  if (r == 0 && si.si_pid == 0) return false;
+  group_leader_ = false;
+  if (r != 0) return true;  // reaped elsewhere: the group ID is no longer ours to use
+  std::vector<pid_t> members;
+  pgroup_members(pid_, pid_, &members);
+  group_leftovers_ = static_cast<int>(members.size());
+  if (!members.empty()) kill(-pid_, SIGKILL);
+  return true;
+}
+
+// killGroup(signal) -> 0, or -errno (-ESRCH once the leader has been reaped):
+// signals the process group the child leads while its ID is still the child's.
+Napi::Value ProcessHandle::KillGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (done_ || !is_child_) return Napi::Number::New(env, -ESRCH);
+  int sig = info[0].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(env, kill(-pid_, sig) == 0 ? 0 : -errno);
+}
+
+Napi::Value ProcessHandle::GetLeftovers(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), group_leftovers_);
 }
 
 // Stops polling a fd that stays readable and tries again after delay_ms.
@@ -246,7 +288,7 @@ Napi::Value ProcessHandle::SetRef(const Napi::CallbackInfo& info) {
 Napi::Value ProcessHandle::Kill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sig = info[0].As<Napi::Number>().Int32Value();
-  if (done_) return Napi::Number::New(env, -ESRCH);
+  if (done_ || reaped_) return Napi::Number::New(env, -ESRCH);
   const Capabilities& caps = capabilities();
   int r;
   if (pidfd_ >= 0 && caps.pidfd_send_signal) {

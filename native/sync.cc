@@ -14,6 +14,7 @@
 
 #include "addon.h"
 #include "probe.h"
+#include "tree.h"
 
 namespace pidwatch {
 namespace {
@@ -25,6 +26,9 @@ constexpr double kNever = INFINITY;
 // the child is asked with waitid(WNOHANG) between polls, 50 us at first, the
 // pause doubling up to this ceiling. With no deadline the wait simply blocks.
 constexpr double kExitPollCeilingMs = 10;
+// How long the killed leftovers of a tree are waited for, at most, so that the
+// output pipes they held close.
+constexpr int kLeftoverWaitMs = 1000;
 
 double now_ms() {
   struct timespec ts;
@@ -41,8 +45,10 @@ void close_fd(int* fd) {
 // pidfd; everything is closed and the child reaped before run() returns.
 class SyncRun {
  public:
-  SyncRun(const SyncOptions& options, const SpawnResult& spawn, SyncResult* out)
-      : options_(options), out_(out), pid_(spawn.pid), pidfd_(spawn.pidfd) {
+  SyncRun(const SyncOptions& options, const SpawnRequest& req, const SpawnResult& spawn,
+          SyncResult* out)
+      : options_(options), out_(out), pid_(spawn.pid), pidfd_(spawn.pidfd),
+        pgroup_(req.setpgid && !options.leaf) {
     in_fd_ = spawn.parent_fds.size() > 0 ? spawn.parent_fds[0] : -1;
     out_fd_[0] = spawn.parent_fds.size() > 1 ? spawn.parent_fds[1] : -1;
     out_fd_[1] = spawn.parent_fds.size() > 2 ? spawn.parent_fds[2] : -1;
@@ -101,9 +107,37 @@ class SyncRun {
   }
 
   void Signal(int sig) {
-    // Until pidwatch reaps it, the child's PID cannot name another process.
-    if (pidfd_ >= 0 && capabilities().pidfd_send_signal) sys_pidfd_send_signal(pidfd_, sig);
-    else kill(pid_, sig);
+    if (options_.leaf) {
+      leaf_signal(*options_.leaf, sig);
+    } else if (pgroup_) {
+      kill(-pid_, sig);  // the group the unreaped child leads: its PID is still its own
+    } else if (pidfd_ >= 0 && capabilities().pidfd_send_signal) {
+      sys_pidfd_send_signal(pidfd_, sig);
+    } else {
+      kill(pid_, sig);  // until pidwatch reaps it, the child's PID cannot name another
+    }
+  }
+
+  // The child has exited: what is left of its tree is killed and waited for (a
+  // bounded wait), so that the output pipes those members held close.
+  void KillLeftovers() {
+    std::vector<pid_t> pids;
+    if (options_.leaf) {
+      if (leaf_pids(*options_.leaf, &pids) != 0 || pids.empty()) return;
+      out_->leftovers = static_cast<int>(pids.size());
+      leaf_signal(*options_.leaf, SIGKILL);
+      leaf_wait_empty(*options_.leaf, kLeftoverWaitMs);
+      return;
+    }
+    if (pgroup_members(pid_, 0, &pids) < 0 || pids.empty()) return;
+    out_->leftovers = static_cast<int>(pids.size());
+    kill(-pid_, SIGKILL);
+    double until = now_ms() + kLeftoverWaitMs;
+    for (unsigned pause_us = 50; now_ms() < until; pause_us = std::min(pause_us * 2, 10000u)) {
+      pids.clear();
+      if (pgroup_members(pid_, 0, &pids) < 0 || pids.empty()) return;
+      usleep(pause_us);
+    }
   }
 
   // One poll over the pipes (and the pidfd), bounded by the next deadline.
@@ -118,13 +152,15 @@ class SyncRun {
 
     double until = std::min(deadline_, force_at_);
     // Without a pidfd the exit is learnt from waitid alone. It matters before the
-    // pipes end only once the output is no longer waited for (after a kill).
+    // pipes end only once the output is no longer waited for (after a kill), or
+    // for a tree, whose leftovers (which may hold the pipes) die with the child.
     bool no_pidfd = !exited_ && pidfd_ < 0;
     if (no_pidfd && n == 0 && until == kNever) {
       Reap(true);  // nothing else to wait for: block in waitid on this child only
       return;
     }
-    bool ask_exit = no_pidfd && (n == 0 || stop_reading_);
+    bool tree = options_.leaf || pgroup_;
+    bool ask_exit = no_pidfd && (n == 0 || stop_reading_ || tree);
     double timeout_ms = until == kNever ? -1 : std::max(0.0, until - now_ms());
     if (ask_exit) {
       timeout_ms = timeout_ms < 0 ? exit_poll_ms_ : std::min(timeout_ms, exit_poll_ms_);
@@ -212,6 +248,7 @@ class SyncRun {
     exited_ = true;
     close_fd(&in_fd_);
     close_fd(&pidfd_);
+    if (options_.leaf || pgroup_) KillLeftovers();
     if (out_->timed_out || terminated_) stop_reading_ = true;
   }
 
@@ -219,6 +256,7 @@ class SyncRun {
   SyncResult* out_;
   pid_t pid_;
   int pidfd_;
+  bool pgroup_;  // the tree is the process group the child leads
   int in_fd_ = -1;
   int out_fd_[2] = {-1, -1};
   size_t input_done_ = 0;
@@ -238,35 +276,45 @@ void run_sync(const SpawnRequest& req, const SyncOptions& options, SpawnResult* 
   spawn_process(req, capabilities().tier(), spawn);
   if (spawn->err) return;
   out->pid = spawn->pid;
-  SyncRun run(options, *spawn, out);
+  SyncRun run(options, req, *spawn, out);
   run.Run(started);
   out->duration_ms = now_ms() - started;
 }
 
 namespace {
 
-// spawnSync(file, argv, env, path | null, cwd | null, stdio, flags, uid, gid,
+// spawnSync(file, argv, env, path | null, cwd | null, stdio, flags, uid, gid, leaf | null,
 //           input: Uint8Array | null, timeoutMs, killSignal, forceKillAfterMs (-1: never),
 //           maxBuffer, all) -> { pid, code, signal, coreDumped, durationMs, usage, timedOut,
-//           overflowed, stdout, stderr, all }. code -1 / signal 0: none; usage null or 7
-//           numbers in the order of ExitStatus.resourceUsage; all null unless asked for.
+//           overflowed, leftovers, stdout, stderr, all }. code -1 / signal 0: none; usage
+//           null or 7 numbers in the order of ExitStatus.resourceUsage; all null unless
+//           asked for.
 Napi::Value SpawnSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SpawnRequest req;
-  if (info.Length() < 15 || !ReadSpawnRequest(info, &req) || !info[10].IsNumber() ||
-      !info[11].IsNumber() || !info[12].IsNumber() || !info[13].IsNumber())
+  if (info.Length() < 16 || !ReadSpawnRequest(info, &req) || !info[11].IsNumber() ||
+      !info[12].IsNumber() || !info[13].IsNumber() || !info[14].IsNumber())
     return ThrowTypeError(env, "pidwatch native spawnSync: bad arguments");
   SyncOptions options;
-  if (info[9].IsTypedArray()) {
-    Napi::Uint8Array input = info[9].As<Napi::Uint8Array>();
+  if (info[9].IsObject()) {
+    TreeLeaf* leaf = nullptr;
+    void* native = nullptr;
+    if (napi_unwrap(env, info[9], &native) == napi_ok) leaf = static_cast<TreeLeaf*>(native);
+    if (!leaf || !leaf->dir()) return ThrowTypeError(env, "pidwatch native spawnSync: bad leaf");
+    options.leaf = leaf->dir();
+    req.cgroup_fd = options.leaf->dir_fd;
+    req.cgroup_procs = options.leaf->procs_path.c_str();
+  }
+  if (info[10].IsTypedArray()) {
+    Napi::Uint8Array input = info[10].As<Napi::Uint8Array>();
     options.input = input.Data();
     options.input_length = input.ByteLength();
   }
-  options.timeout_ms = info[10].As<Napi::Number>().DoubleValue();
-  options.kill_signal = info[11].As<Napi::Number>().Int32Value();
-  options.force_kill_after_ms = info[12].As<Napi::Number>().DoubleValue();
-  options.max_buffer = info[13].As<Napi::Number>().DoubleValue();
-  options.all = info[14].ToBoolean().Value();
+  options.timeout_ms = info[11].As<Napi::Number>().DoubleValue();
+  options.kill_signal = info[12].As<Napi::Number>().Int32Value();
+  options.force_kill_after_ms = info[13].As<Napi::Number>().DoubleValue();
+  options.max_buffer = info[14].As<Napi::Number>().DoubleValue();
+  options.all = info[15].ToBoolean().Value();
 
   SpawnResult spawn;
   SyncResult result;
@@ -289,6 +337,7 @@ Napi::Value SpawnSync(const Napi::CallbackInfo& info) {
   }
   o.Set("timedOut", result.timed_out);
   o.Set("overflowed", result.overflowed);
+  o.Set("leftovers", result.leftovers);
   o.Set("stdout", Napi::Buffer<char>::Copy(env, result.out[0].data(), result.out[0].size()));
   o.Set("stderr", Napi::Buffer<char>::Copy(env, result.out[1].data(), result.out[1].size()));
   if (options.all)

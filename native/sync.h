@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "cgroup.h"
 #include "spawn.h"
 #include "sys.h"
 
@@ -20,6 +21,10 @@ struct SyncOptions {
   double force_kill_after_ms = -1;  // -1: never
   double max_buffer = 0;            // bytes kept per stream; more kills the child
   bool all = false;                 // also keep stdout and stderr interleaved
+  // `tree: true`: the child's cgroup leaf, or (null) the process group it leads
+  // when the request has setpgid. Signals go to the whole tree, and what is
+  // left of it when the child exits is killed.
+  LeafDir* leaf = nullptr;
 };
 
 struct SyncResult {
@@ -28,6 +33,7 @@ struct SyncResult {
   double duration_ms = 0;
   bool timed_out = false;
   bool overflowed = false;
+  int leftovers = 0;  // tree members still alive when the child exited, killed then
   std::string out[2];  // stdout, stderr
   std::string all;
 };

@@ -1,8 +1,9 @@
 import { toSpawnError } from './errors.js';
-import { deliver, native } from './native.js';
+import { deliver, native, SpawnFlag } from './native.js';
 import { nativeRequest, normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
+import { acquireLeaf, ownTree } from './tree.js';
 import type { SpawnOptions } from './types.js';
 
 /**
@@ -36,13 +37,24 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   let proc: Subprocess | undefined;
   const fds = new Int32Array(request.stdio.length);
   let handle: ReturnType<typeof native.spawn> | undefined;
+  const leaf = request.tree ? acquireLeaf() : null;
+  const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
   try {
-    handle = native.spawn(...nativeRequest(request), fds, () => deliver(() => proc!.onExit()));
+    handle = native.spawn(
+      ...nativeRequest({ ...request, flags }),
+      fds,
+      () => deliver(() => proc!.onExit()),
+      leaf ?? undefined,
+    );
   } catch (error) {
+    leaf?.release();
     throw toSpawnError(error, request);
   }
   // No handle: the environment (a terminating worker) can no longer run JS.
-  if (!handle) throw new Error('pidwatch: spawn() while the environment is shutting down');
+  if (!handle) {
+    leaf?.release();
+    throw new Error('pidwatch: spawn() while the environment is shutting down');
+  }
   const parentFds = Array.from(fds);
   if (raw !== null) {
     for (let fd = 0; fd < 3; fd++) {
@@ -50,7 +62,8 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
       parentFds[fd] = -1;
     }
   }
-  proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request);
+  const tree = request.tree ? ownTree(handle, leaf) : null;
+  proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }

@@ -1,13 +1,38 @@
 // execSync / spawnSync: a child run to its end on the calling thread, natively
 // (native/sync.cc), without running the event loop.
 import { ExitError, invalidValue, toSpawnError } from './errors.js';
-import { native } from './native.js';
+import { type NativeLeaf, native, SpawnFlag } from './native.js';
 import { nativeRequest, normalizeSpawn } from './options.js';
 import { hasFailed, splitExecOptions, toOutput } from './output.js';
 import { commandText } from './shell.js';
 import { signalName } from './signals.js';
 import { resourceUsageAt } from './status.js';
-import type { ExecOptions, ExitStatus, Output } from './types.js';
+import { acquireLeaf } from './tree.js';
+import type { ExecOptions, ExitStatus, Output, TreeStatus } from './types.js';
+
+const orNull = (value: number | undefined) => (value === undefined || value < 0 ? null : value);
+
+/** The tree's status once the child has exited and its leftovers were killed. */
+function treeStatus(leaf: NativeLeaf | null, leftovers: number): TreeStatus {
+  if (leaf === null) {
+    return {
+      mechanism: 'pgroup',
+      leftovers,
+      userCPUTime: null,
+      systemCPUTime: null,
+      memoryPeakBytes: null,
+    };
+  }
+  // The leaf is empty by now: settle() answers at once, and gives the leaf back.
+  const figures = leaf.settle(() => {}) ?? [];
+  return {
+    mechanism: 'cgroup',
+    leftovers,
+    userCPUTime: orNull(figures[1]),
+    systemCPUTime: orNull(figures[2]),
+    memoryPeakBytes: orNull(figures[3]),
+  };
+}
 
 function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boolean): Output {
   if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
@@ -22,10 +47,14 @@ function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boo
       spawnOptions.signal,
     );
   const request = normalizeSpawn(file, args, spawnOptions);
+  // tree: true: a cgroup leaf of its own, else the process group it leads.
+  const leaf = request.tree ? acquireLeaf() : null;
+  const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
   let result: ReturnType<typeof native.spawnSync>;
   try {
     result = native.spawnSync(
-      ...nativeRequest(request),
+      ...nativeRequest({ ...request, flags }),
+      leaf,
       settings.input ?? null,
       request.timeout,
       request.killSignal,
@@ -34,6 +63,7 @@ function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boo
       settings.all,
     );
   } catch (error) {
+    leaf?.release();
     throw toSpawnError(error, request);
   }
   const status: ExitStatus = {
@@ -45,6 +75,7 @@ function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boo
     aborted: false,
     durationMs: result.durationMs,
     resourceUsage: result.usage ? resourceUsageAt(result.usage, 0) : null,
+    tree: request.tree ? treeStatus(leaf, result.leftovers) : null,
   };
   const output = toOutput(
     status,

@@ -3,15 +3,17 @@ import { spawn as cpSpawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { ExitError, execSync, SpawnError, spawn, spawnSync } from '../src/index.js';
+import { capabilities, ExitError, execSync, SpawnError, spawn, spawnSync } from '../src/index.js';
 import {
   childrenOf,
   describeFds,
   distEntry,
   fdCount,
   fixture,
+  identify,
   procStat,
   runNode,
+  stillThere,
   trackChildren,
   waitFor,
 } from './helpers/proc.js';
@@ -249,5 +251,63 @@ describe('spawnSync()', () => {
     const output = track(spawnSync('sleep', ['60'], { timeout: 20 }));
     await waitFor(() => procStat(output.pid) === null, 'the child to be gone');
     expect(childrenOf()).toEqual([]);
+  });
+});
+
+describe('execSync() with tree: true', () => {
+  const mechanism = () => (capabilities().cgroup ? 'cgroup' : 'pgroup');
+
+  for (const forced of [false, true]) {
+    const label = forced ? ' (PIDWATCH_CGROUP=0: a process group)' : '';
+    const expected = () => (forced ? 'pgroup' : mechanism());
+
+    it(`kills what is left of the tree when the child exits${label}`, async () => {
+      const saved = process.env.PIDWATCH_CGROUP;
+      if (forced) process.env.PIDWATCH_CGROUP = '0';
+      try {
+        // Without the tree, the background sleep would hold stdout open for 60 s.
+        const output = track(execSync('sh', ['-c', 'sleep 60 & echo $!'], { tree: true }));
+        const stray = identify(Number(output.stdout.toString().trim()));
+        expect(output.tree).toMatchObject({ mechanism: expected(), leftovers: 1 });
+        await waitFor(
+          () => !stillThere(stray) || procStat(stray.pid)?.state === 'Z',
+          'the leftover to die',
+        );
+      } finally {
+        if (saved === undefined) delete process.env.PIDWATCH_CGROUP;
+        else process.env.PIDWATCH_CGROUP = saved;
+      }
+    });
+
+    it(`sends the timeout's signals to the whole tree${label}`, async () => {
+      const saved = process.env.PIDWATCH_CGROUP;
+      if (forced) process.env.PIDWATCH_CGROUP = '0';
+      try {
+        const output = track(
+          spawnSync('sh', ['-c', 'trap "" TERM; sleep 60 & echo $!; sleep 60'], {
+            tree: true,
+            timeout: 100,
+            forceKillAfter: 100,
+          }),
+        );
+        const stray = identify(Number(output.stdout.toString().trim()));
+        expect(output).toMatchObject({ timedOut: true, signal: 'SIGKILL' });
+        expect(output.tree?.mechanism).toBe(expected());
+        await waitFor(
+          () => !stillThere(stray) || procStat(stray.pid)?.state === 'Z',
+          'the tree to die',
+        );
+      } finally {
+        if (saved === undefined) delete process.env.PIDWATCH_CGROUP;
+        else process.env.PIDWATCH_CGROUP = saved;
+      }
+    });
+  }
+
+  it('reports the tree only when asked for', () => {
+    expect(track(execSync('true')).tree).toBeNull();
+    const output = track(execSync('true', { tree: true }));
+    expect(output.tree).toMatchObject({ mechanism: mechanism(), leftovers: 0 });
+    if (output.tree?.mechanism === 'cgroup') expect(output.tree.userCPUTime).not.toBeNull();
   });
 });

@@ -1,3 +1,5 @@
+import { outputPlan } from './output.mjs';
+
 // What the bench measures: the scenarios of issue 6 with their sizes, and the rows.
 // Quick mode divides every size by ten.
 
@@ -98,6 +100,7 @@ export function scenarios({ quick }) {
         { id: 'sh', label: '/bin/sh -c' },
         { id: 'child_process', label: 'cp .pipe()' },
       ],
+      baseline: 'sh',
     },
     {
       id: '8',
@@ -114,5 +117,6 @@ export function scenarios({ quick }) {
         { id: 'child_process-spawnSync', label: 'cp spawnSync' },
       ],
     },
+    ...outputPlan({ quick, size, rounds }),
   ];
 }
