@@ -209,6 +209,22 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   return Napi::Value(env, object);
 }
 
+// zombieStatus(pid) -> [code, signal, coreDumped] of the zombie `pid` (code -1 when
+// a signal ended it), or null when it is no zombie or this process may not see
+// its status: the /proc reader of watch() without pidfds.
+Napi::Value ZombieStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber())
+    return ThrowTypeError(env, "pidwatch native zombieStatus: bad arguments");
+  ExitInfo exit;
+  if (!read_zombie_status(info[0].As<Napi::Number>().Int32Value(), &exit)) return env.Null();
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, exit.signal == 0 ? exit.code : -1);
+  out.Set(1u, exit.signal);
+  out.Set(2u, exit.core_dumped);
+  return out;
+}
+
 // ---- environment teardown ----
 
 struct Teardown {
@@ -295,6 +311,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));
+  exports.Set("zombieStatus", Napi::Function::New<ZombieStatus>(env, "zombieStatus"));
   exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));
   exports.Set("cgroupDirs", Napi::Function::New<CgroupDirs>(env, "cgroupDirs"));
   exports.Set("pgroupMembers", Napi::Function::New<PgroupMembers>(env, "pgroupMembers"));

@@ -31,29 +31,6 @@ void delete_handle(uv_handle_t* handle) {
   else delete reinterpret_cast<uv_timer_t*>(handle);
 }
 
-// Reads the wait status of a zombie from /proc/<pid>/stat (field 52, exit_code).
-bool read_zombie_status(pid_t pid, ExitInfo* info) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1024];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  char* p = strrchr(buf, ')');
-  if (!p || p[1] != ' ' || p[2] != 'Z') return false;
-  p += 2;  // field 3, the state
-  for (int field = 3; field < 52; field++) {
-    p = strchr(p, ' ');
-    if (!p) return false;
-    p++;
-  }
-  decode_wait_status(atoi(p), info);
-  return info->known;
-}
-
 }  // namespace
 
 Napi::Function ProcessHandle::Define(Napi::Env env) {
@@ -162,10 +139,14 @@ bool ProcessHandle::EndGroup() {
   if (r == 0 && si.si_pid == 0) return false;
   group_leader_ = false;
   if (r != 0) return true;  // reaped elsewhere: the group ID is no longer ours to use
+  // Members are counted among the PIDs above the leader's, which is where its
+  // descendants are unless PIDs wrapped around meanwhile: reading the stat of
+  // every process on the machine at each exit would cost more than the spawn.
+  // The kill reaches every member either way.
   std::vector<pid_t> members;
-  pgroup_members(pid_, pid_, &members);
+  pgroup_members(pid_, pid_, &members, pid_ + 1);
   group_leftovers_ = static_cast<int>(members.size());
-  if (!members.empty()) kill(-pid_, SIGKILL);
+  kill(-pid_, SIGKILL);
   return true;
 }
 

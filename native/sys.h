@@ -74,6 +74,12 @@ void rusage_values(const struct rusage& ru, double* out);
 // Decodes a waitpid-style status (as in PIDFD_INFO_EXIT or /proc/<pid>/stat).
 void decode_wait_status(int status, ExitInfo* info);
 
+// The wait status of the zombie `pid` from /proc/<pid>/stat (field 52). False when
+// it is not a zombie, or when this process may not see the status: the kernel shows
+// 0 there to a reader without ptrace read access, which would pass for exit code 0.
+// Allocates nothing, but reads files: not for the spawn child.
+bool read_zombie_status(pid_t pid, ExitInfo* info);
+
 // Runs fn(arg) in a new process created by clone3 on the given stack; the child
 // exits with fn's return value. Returns the child's pid or -errno. Only defined
 // where an assembly trampoline exists (x86_64); elsewhere returns -ENOSYS.

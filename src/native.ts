@@ -71,33 +71,18 @@ export const StdioCode = { null: -1, none: -2, pipeIn: -3, pipeOut: -4, socketPa
 export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8, processGroup: 16 } as const;
 
 /**
- * The parent's ends of a child's stdin, stdout and stderr pipes, written and read on the
- * event loop (native/capture.cc). It owns the fds given to it (-1: none).
+ * What a capture reports through the callback given to `captureInit`: an overflow
+ * (once, while the pipes are still read), then done, once every output pipe has ended.
  */
-export interface NativeCapture {
-  /** Reads what the pipes hold now, closes them, and calls onDone if it has not run. */
-  close(): void;
-  /** Stops writing the input and closes the child's stdin. */
-  endInput(): void;
-}
+export const CaptureEvent = { overflow: 1, done: 2, doneOverflowed: 3 } as const;
 
-export interface NativeCaptureConstructor {
-  new (
-    fds: Int32Array,
-    input: Uint8Array | null,
-    maxBuffer: number,
-    flags: number,
-    onOverflow: (() => void) | null,
-    onDone: NativeCaptureDone,
-  ): NativeCapture;
-}
-
-/** Once every output pipe has ended; an empty stream is undefined. */
-export type NativeCaptureDone = (
+/** An empty stream is undefined. */
+export type NativeCaptureCallback = (
+  id: number,
+  event: number,
   stdout: Buffer | undefined,
   stderr: Buffer | undefined,
   all: Buffer | undefined,
-  overflowed: boolean,
 ) => void;
 
 export const CaptureFlag = { all: 1, discard: 2 } as const;
@@ -126,13 +111,28 @@ export interface NativeBinding {
     ]
   ): NativeTreeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  /**
+   * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
+   * ended it), or null when it is no zombie or this process may not see its status.
+   */
+  zombieStatus(pid: number): [code: number, signal: number, coreDumped: boolean] | null;
   /** A leaf for a new tree, or -errno when none can be made; undefined while shutting down. */
   treeLeaf(): NativeLeaf | number | undefined;
   /** [root, this process's directory under it] where trees live, or null (no writable cgroup2). */
   cgroupDirs(): [string, string] | null;
   /** Live members of a process group, from a walk of /proc. */
   pgroupMembers(pgid: number): number[];
-  Capture: NativeCaptureConstructor;
+  /** Sets the one callback of this environment's captures. */
+  captureInit(callback: NativeCaptureCallback): void;
+  /**
+   * Starts reading the parent's ends of a child's fds 0, 1 and 2 (-1: none; it takes them
+   * over and closes them) and writing `input` to fd 0. Returns the capture's id.
+   */
+  captureStart(fds: Int32Array, input: Uint8Array | null, maxBuffer: number, flags: number): number;
+  /** Reads what the pipes hold now, closes them, and reports done if it has not yet. */
+  captureClose(id: number): void;
+  /** Stops writing the input and closes the child's stdin. */
+  captureEndInput(id: number): void;
   /**
    * Runs a child to its end on this thread, no event loop (native/sync.cc). It begins
    * with spawn's request; `forceKillAfterMs` -1 never; throws as spawn does.

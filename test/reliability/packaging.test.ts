@@ -71,11 +71,11 @@ describe.skipIf(testMode !== 'pidfd')('the packed tarball, installed into an emp
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('ships the prebuilt addon, not the build directory', () => {
+  it('ships the prebuilt addon and guardian, not the build directory', () => {
     const installed = join(app, 'node_modules', 'pidwatch');
-    expect(readdirSync(join(installed, 'prebuilds', `linux-${process.arch}-glibc`))).toContain(
-      'pidwatch.node',
-    );
+    const prebuilt = readdirSync(join(installed, 'prebuilds', `linux-${process.arch}-glibc`));
+    expect(prebuilt).toContain('pidwatch.node');
+    expect(prebuilt).toContain('pidwatch-guardian');
     expect(readdirSync(installed)).not.toContain('build');
   });
 
