@@ -19,6 +19,7 @@
         "native/sys.cc",
         "native/spawn.cc",
         "native/process.cc",
+        "native/reaper.cc",
         "native/probe.cc",
         "native/capture.cc",
         "native/sync.cc",

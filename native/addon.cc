@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "probe.h"
 #include "process.h"
+#include "reaper.h"
 #include "spawn.h"
 #include "sync.h"
 #include "tree.h"
@@ -133,9 +134,7 @@ void AbandonChild(SpawnResult& result) {
   } else {
     kill(result.pid, SIGKILL);
   }
-  ExitInfo ignored;
-  sys_waitid_exit(P_PID, result.pid, 0, &ignored);
-  if (result.pidfd >= 0) close(result.pidfd);
+  abandon_child(result.pid, result.pidfd);  // reaped off this thread once it has died
   for (int fd : result.parent_fds)
     if (fd >= 0) close(fd);
 }
@@ -182,6 +181,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (req.setpgid) handle->SetGroupLeader();
   if (leaf && req.setsid) leaf->SetDetached();
   handle->Start(data, result.pid, result.pidfd, true, started_ns, info[10].As<Napi::Function>());
+  handle->HoldFds(result.parent_fds);
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
   return Napi::Value(env, object);
 }

@@ -28,6 +28,8 @@ export interface NativeProcess {
   /** 0 when sent, or -errno (-ESRCH once reaped or closed: nothing was signalled). */
   kill(signal: number): number;
   setRef(ref: boolean): void;
+  /** The parent's pipe ends (spawn's fds) are in streams now: the handle no longer closes them. */
+  claimFds(): void;
   /** Stops watching and releases the pidfd; the exit callback never runs. */
   close(): void;
 }

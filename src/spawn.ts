@@ -65,6 +65,9 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   }
   const tree = request.tree ? ownTree(handle, leaf) : null;
   proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
+  // Until here, the native handle closes the pipe ends if this JS stops (a Worker
+  // terminated in between); from here on the streams (and raw's taker) own them.
+  handle.claimFds();
   // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
   if (tree && request.flags & SpawnFlag.pdeathsig) void proc.exited.then(guardTree(proc.pid, tree));
   watchDeadlines(proc, request.timeout, request.signal);

@@ -232,8 +232,8 @@ describe('bounded waits', () => {
     track(result.status);
     const [sleeper] = reportedPids(result.stdout);
     expect(result.stdout).toBe(`${sleeper}\nx\n`);
-    expect(result.status.timedOut).toBe(true);
-    expect(summary.failed).toBe(1);
+    // the leader's own exit decides success, as in GNU parallel; timedOut says the wait was cut
+    expect(result.status).toMatchObject({ code: 0, timedOut: true });
     expect(Date.now() - started).toBeLessThan(500 + 5000 + 1000);
     expect(fdCount()).toBe(before);
   });

@@ -1,4 +1,5 @@
 import { outputPlan } from './output.mjs';
+import { queuePlan } from './queue.mjs';
 import { treePlan } from './trees.mjs';
 
 // What the bench measures: the scenarios of issue 6 with their sizes, and the rows.
@@ -18,7 +19,7 @@ export const COMPETITORS = [
  * Each scenario: the runner `kind` and its params (the same keys reach the C floor
  * as key=value), the metric compared across rows, and how to print it.
  */
-export function scenarios({ quick }) {
+export function scenarios({ quick, only }) {
   const size = (n, least = 1) => (quick ? Math.max(least, Math.round(n / 10)) : n);
   const rounds = quick ? 5 : 11;
   return [
@@ -120,5 +121,7 @@ export function scenarios({ quick }) {
     },
     ...outputPlan({ quick, size, rounds }),
     ...treePlan({ quick, size, rounds }),
+    // Needs redis-server and takes minutes: run only when asked for (`--only queue`).
+    ...(only?.has('queue') ? queuePlan({ quick, size }) : []),
   ];
 }
