@@ -21,8 +21,10 @@
         "native/spawn.cc",
         "native/spawner.cc",
         "native/process.cc",
+        "native/reaper.cc",
         "native/probe.cc",
         "native/capture.cc",
+        "native/sync.cc",
         "native/cgroup.cc",
         "native/tree.cc"
       ],

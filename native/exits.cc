@@ -7,14 +7,6 @@
 #include "process.h"
 
 namespace pidwatch {
-namespace {
-
-double timeval_us(const struct timeval& tv) {
-  return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
-}
-
-}  // namespace
-
 bool ExitQueue::Init(napi_env env, uv_loop_t* loop, napi_value exports) {
   env_ = env;
   void* store = nullptr;
@@ -99,17 +91,7 @@ void ExitQueue::Record(double id, const ExitInfo& info, double duration_ms) {
   row[kSlotCoreDumped] = info.core_dumped ? 1 : 0;
   row[kSlotDurationMs] = duration_ms;
   row[kSlotHasUsage] = info.has_rusage ? 1 : 0;
-  if (info.has_rusage) {
-    const struct rusage& ru = info.usage;
-    double* usage = row + kSlotUsage;
-    usage[0] = timeval_us(ru.ru_utime);
-    usage[1] = timeval_us(ru.ru_stime);
-    usage[2] = static_cast<double>(ru.ru_maxrss);
-    usage[3] = static_cast<double>(ru.ru_minflt);
-    usage[4] = static_cast<double>(ru.ru_majflt);
-    usage[5] = static_cast<double>(ru.ru_nvcsw);
-    usage[6] = static_cast<double>(ru.ru_nivcsw);
-  }
+  if (info.has_rusage) rusage_values(info.usage, row + kSlotUsage);
 }
 
 void ExitQueue::Flush() {

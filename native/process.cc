@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #include "cgroup.h"
 #include "probe.h"
+#include "reaper.h"
 
 namespace pidwatch {
 namespace {
@@ -36,6 +38,7 @@ Napi::Function ProcessHandle::Define(Napi::Env env) {
                          InstanceMethod<&ProcessHandle::Kill>("kill"),
                          InstanceMethod<&ProcessHandle::SetRef>("setRef"),
                          InstanceMethod<&ProcessHandle::Close>("close"),
+                         InstanceMethod<&ProcessHandle::ClaimFds>("claimFds"),
                          InstanceAccessor<&ProcessHandle::GetPid>("pid"),
                          InstanceAccessor<&ProcessHandle::GetPidfd>("pidfd"),
                          InstanceMethod<&ProcessHandle::KillGroup>("killGroup"),
@@ -195,9 +198,34 @@ void ProcessHandle::Finish(const ExitInfo& info) {
   Unref();
 }
 
+void ProcessHandle::HoldFds(const std::vector<int>& fds) {
+  struct stat st;
+  for (int fd : fds) {
+    if (fd >= 0 && fstat(fd, &st) == 0) unclaimed_.push_back({fd, st.st_dev, st.st_ino});
+  }
+}
+
+Napi::Value ProcessHandle::ClaimFds(const Napi::CallbackInfo& info) {
+  unclaimed_.clear();
+  return info.Env().Undefined();
+}
+
+// Closes the pipe ends JS never took. Only while the fd is still the same pipe:
+// one that a stream did wrap was closed with the stream (Node closes its handles
+// before the environment's cleanup hooks run), and its number may be reused.
+void ProcessHandle::CloseUnclaimedFds() {
+  struct stat st;
+  for (const HeldFd& held : unclaimed_) {
+    if (fstat(held.fd, &st) == 0 && st.st_dev == held.dev && st.st_ino == held.ino)
+      close(held.fd);
+  }
+  unclaimed_.clear();
+}
+
 // Stops watching: off the SIGCHLD watcher, handles closed, pidfd released.
 void ProcessHandle::Release() {
   done_ = true;
+  CloseUnclaimedFds();
   if (!data_) return;
   if (on_sigchld_) {
     if (refed_) data_->sigchld.RemoveRef();
@@ -295,7 +323,12 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
     uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_closed);
   }
   timer_ = nullptr;
-  if (pidfd_ >= 0) close(pidfd_);
+  CloseUnclaimedFds();
+  if (armed_ && data_) data_->exits.Remove(pidfd_);
+  // A child still running goes on without us: the process-wide reaper takes it
+  // (and its pidfd), so that it does not stay a zombie once it exits.
+  if (is_child_ && !reaped_) abandon_child(pid_, pidfd_);
+  else if (pidfd_ >= 0) close(pidfd_);
   pidfd_ = -1;
   done_ = true;
   on_sigchld_ = false;
@@ -379,6 +412,7 @@ void SigchldWatcher::ReapExited() {
     if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) break;
     auto it = children_.find(si.si_pid);
     ExitInfo info;
+    if (it == children_.end() && reap_if_abandoned(si.si_pid)) continue;
     if (it == children_.end() || !it->second->TryReap(&info)) return ReapAll(std::move(exited));
     exited.emplace_back(it->second, info);
     children_.erase(it);

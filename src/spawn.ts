@@ -1,16 +1,14 @@
-import { SpawnError } from './errors.js';
+import { toSpawnError } from './errors.js';
 import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
 import { guardTree } from './guardian.js';
 import {
-  joinNul,
   type NativeBinding,
-  type NativeError,
   type NativeLeaf,
   type NativeTreeProcess,
   native,
   SpawnFlag,
 } from './native.js';
-import { normalizeSpawn } from './options.js';
+import { nativeRequest, normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
 import { acquireLeaf, ownTree } from './tree.js';
@@ -98,15 +96,7 @@ class Launch {
     const flags =
       request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
     this.args = [
-      request.file,
-      joinNul(request.argv),
-      joinNul(request.env),
-      request.path,
-      request.cwd,
-      request.stdio,
-      flags,
-      request.uid,
-      request.gid,
+      ...nativeRequest({ ...request, flags }),
       this.fds,
       this.id,
       this.leaf ?? undefined,
@@ -116,12 +106,7 @@ class Launch {
   /** The spawn failed: gives back what it held; returns the error to throw. */
   failed(error: unknown): unknown {
     this.release();
-    const e = error as NativeError;
-    if (typeof e.errno !== 'number') return error;
-    // The path the failed step was about: the directory for chdir, else the program.
-    const { request } = this;
-    const path = e.syscall === 'chdir' ? request.cwd! : (e.path ?? request.file);
-    return new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
+    return toSpawnError(error, this.request);
   }
 
   /** The child runs: wraps its handle and fds in a Subprocess. */
@@ -142,6 +127,9 @@ class Launch {
     const tree = request.tree ? ownTree(handle, this.leaf) : null;
     const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
     setExitTarget(this.id, proc);
+    // Until here, the native handle closes the pipe ends if this JS stops (a Worker
+    // terminated in between); from here on the streams (and raw's taker) own them.
+    handle.claimFds();
     // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
     if (tree && request.flags & SpawnFlag.pdeathsig)
       void proc.exited.then(guardTree(proc.pid, tree));
