@@ -135,7 +135,8 @@ ProcessHandle* NewHandle(napi_env env, AddonData* data, napi_value* object) {
   return static_cast<ProcessHandle*>(native);
 }
 
-void AbandonChild(SpawnResult& result) {
+// Ends a child nobody can watch: SIGKILL, its fds closed, reaped by the reaper.
+void EndChild(SpawnResult& result) {
   if (result.pidfd >= 0 && capabilities().pidfd_send_signal) {
     sys_pidfd_send_signal(result.pidfd, SIGKILL);
   } else {
@@ -181,19 +182,25 @@ bool ReadRequest(const Napi::CallbackInfo& info, SpawnRequest* req, TreeLeaf** l
 }
 
 // Starts watching a child just spawned, writes the parent's ends to fds, and
-// returns its handle object; nullptr when the environment is terminating (the
-// child is then ended rather than lost track of).
+// returns its handle object. Else the child is ended rather than lost track of,
+// and nullptr returned: with *err 0 when the environment is terminating, or the
+// errno that kept its pidfd off the exit queue.
 napi_value Adopt(napi_env env, AddonData* data, const SpawnRequest& req, SpawnResult& result,
-                 TreeLeaf* leaf, uint64_t started_ns, double id, int32_t* fds) {
+                 TreeLeaf* leaf, uint64_t started_ns, double id, int32_t* fds, int* err) {
   napi_value object;
   ProcessHandle* handle = NewHandle(env, data, &object);
+  *err = 0;
   if (!handle) {
-    AbandonChild(result);
+    EndChild(result);
     return nullptr;
   }
   if (req.setpgid) handle->SetGroupLeader();
   if (leaf && req.setsid) leaf->SetDetached();
-  handle->Start(data, result.pid, result.pidfd, true, started_ns, id);
+  if (int failed = handle->Start(data, result.pid, result.pidfd, true, started_ns, id)) {
+    EndChild(result);
+    *err = -failed;
+    return nullptr;
+  }
   handle->HoldFds(result.parent_fds);
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
   return object;
@@ -212,9 +219,11 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   uint64_t started_ns = uv_hrtime();
   spawn_process(req, capabilities().tier(), &result);
   if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
+  int err;
   napi_value object = Adopt(env, data, req, result, leaf, started_ns,
                             info[10].As<Napi::Number>().DoubleValue(),
-                            info[9].As<Napi::Int32Array>().Data());
+                            info[9].As<Napi::Int32Array>().Data(), &err);
+  if (err) return ThrowErrno(env, err, "epoll_ctl", result.path);
   return object ? Napi::Value(env, object) : env.Undefined();
 }
 
@@ -257,13 +266,17 @@ void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
     void* leaf = nullptr;
     if (leaf_object) napi_unwrap(env, leaf_object, &leaf);
     napi_value object = nullptr;
+    int err = 0;
     if (fds && napi_get_typedarray_info(env, fds, nullptr, nullptr, &buffer, nullptr, nullptr) ==
                    napi_ok)
       object = Adopt(env, data, job->req, result, static_cast<TreeLeaf*>(leaf), job->started_ns,
-                     job->id, static_cast<int32_t*>(buffer));
+                     job->id, static_cast<int32_t*>(buffer), &err);
     else
-      AbandonChild(result);
-    if (object) {
+      EndChild(result);
+    if (err) {
+      napi_value error = MakeError(env, strerror(err), err, "epoll_ctl", result.path);
+      if (error) napi_reject_deferred(env, job->deferred, error);
+    } else if (object) {
       napi_resolve_deferred(env, job->deferred, object);
       if (!capabilities().pidfd_mode()) {
         // Its SIGCHLD may have come and gone before it was watched.
@@ -315,7 +328,7 @@ Napi::Value SpawnAsync(const Napi::CallbackInfo& info) {
 
 // Teardown: a job the thread had not handed back; its child, if any, is ended.
 void AbandonJob(SpawnJob* job) {
-  if (job->result.pid > 0) AbandonChild(job->result);
+  if (job->result.pid > 0) EndChild(job->result);
   delete job;  // its references go with the environment
 }
 
@@ -338,7 +351,11 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
     close(pidfd);
     return env.Undefined();
   }
-  handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Number>().DoubleValue());
+  if (int err = handle->Start(data, pid, pidfd, false, uv_hrtime(),
+                              info[1].As<Napi::Number>().DoubleValue())) {
+    close(pidfd);
+    return ThrowErrno(env, -err, "epoll_ctl", "");
+  }
   return Napi::Value(env, object);
 }
 

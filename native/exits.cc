@@ -47,10 +47,20 @@ void ExitQueue::SetHandler(napi_env env, napi_value handler) {
 
 int ExitQueue::Add(int pidfd, ProcessHandle* handle) {
   if (int err = Open()) return err;
+  size_t slot = static_cast<size_t>(pidfd);
+  if (slot < holders_.size() && holders_[slot] && holders_[slot] != handle) return -EEXIST;
   struct epoll_event ev;
   ev.events = EPOLLIN | EPOLLONESHOT;
   ev.data.ptr = handle;
-  return epoll_ctl(epfd_, EPOLL_CTL_ADD, pidfd, &ev) == 0 ? 0 : -errno;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, pidfd, &ev) != 0) return -errno;
+  if (slot >= holders_.size()) holders_.resize(slot + 1 + slot / 2, nullptr);
+  holders_[slot] = handle;
+  return 0;
+}
+
+void ExitQueue::Forget(int pidfd, ProcessHandle* handle) {
+  size_t slot = static_cast<size_t>(pidfd);
+  if (slot < holders_.size() && holders_[slot] == handle) holders_[slot] = nullptr;
 }
 
 void ExitQueue::Remove(int pidfd) {

@@ -8,6 +8,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <vector>
+
 #include "sys.h"
 
 namespace pidwatch {
@@ -37,10 +39,13 @@ class ExitQueue {
 
   // Polls a pidfd until it turns readable once (EPOLLONESHOT: after that the
   // kernel reports it no more, so no epoll_ctl DEL is needed before close()).
-  // Returns 0 or -errno.
+  // Returns 0 or -errno: -EEXIST when a handle still holds that fd number (its
+  // pidfd was closed behind pidwatch's back, and the number handed on).
   int Add(int pidfd, ProcessHandle* handle);
   // Takes a pidfd that has not turned readable off the set (a watch closed early).
   void Remove(int pidfd);
+  // The handle is about to close its pidfd: the number is free again.
+  void Forget(int pidfd, ProcessHandle* handle);
   // A ref'd handle keeps the loop alive: the poll handle is ref'd while any is.
   void AddRef();
   void RemoveRef();
@@ -75,6 +80,7 @@ class ExitQueue {
   int epfd_ = -1;
   uv_poll_t* poll_ = nullptr;
   int refs_ = 0;
+  std::vector<ProcessHandle*> holders_;  // by pidfd number
 };
 
 }  // namespace pidwatch

@@ -53,8 +53,15 @@ ProcessHandle::~ProcessHandle() {
   StopHandles();
 }
 
-void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
-                          uint64_t started_ns, double id) {
+int ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
+                         uint64_t started_ns, double id) {
+  if (pidfd >= 0) {
+    // First, since it can fail (EEXIST: that fd number is still on the exit queue,
+    // as when someone closed a pidfd of ours behind our back; ENOMEM): the caller
+    // then ends the process and reports the error.
+    if (int err = data->exits.Add(pidfd, this)) return err;
+    armed_ = true;
+  }
   data_ = data;
   pid_ = pid;
   started_ns_ = started_ns;
@@ -64,17 +71,13 @@ void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
   done_ = false;
   LinkLive();
   Ref();  // the running process keeps its handle alive, whatever JS drops
-  if (pidfd_ >= 0) {
-    // Only a full kernel table (ENOMEM, ENOSPC at max_user_watches) refuses:
-    // then a timer polls the pidfd instead.
-    armed_ = data_->exits.Add(pidfd_, this) == 0;
-    if (!armed_) Backoff(1);
-  } else {
+  if (pidfd_ < 0) {
     on_sigchld_ = true;
     data_->sigchld.Add(this);
     data_->sigchld.AddRef();
   }
   ApplyRef();
+  return 0;
 }
 
 void ProcessHandle::OnReadable() {
@@ -185,7 +188,10 @@ void ProcessHandle::StopHandles() {
   timer_ = nullptr;
   // Once reported (EPOLLONESHOT) the kernel never reports it again, and the
   // close takes it off the epoll set; one not reported yet was removed first.
-  if (pidfd_ >= 0) close(pidfd_);
+  if (pidfd_ >= 0) {
+    if (data_) data_->exits.Forget(pidfd_, this);
+    close(pidfd_);
+  }
   pidfd_ = -1;
 }
 
@@ -325,6 +331,7 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
   timer_ = nullptr;
   CloseUnclaimedFds();
   if (armed_ && data_) data_->exits.Remove(pidfd_);
+  if (pidfd_ >= 0 && data_) data_->exits.Forget(pidfd_, this);
   // A child still running goes on without us: the process-wide reaper takes it
   // (and its pidfd), so that it does not stay a zombie once it exits.
   if (is_child_ && !reaped_) abandon_child(pid_, pidfd_);

@@ -23,9 +23,10 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
 
   // Begins watching. pidfd may be -1 (sigchld mode, children only). started_ns
   // (uv_hrtime) is when the process was started or the watch began; id is what
-  // the exit's row carries to JS.
-  void Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
-             double id);
+  // the exit's row carries to JS. Returns 0, or -errno when the pidfd could not
+  // be put on the exit queue (nothing is watched then).
+  int Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
+            double id);
   // The pidfd turned readable (the exit queue calls this).
   void OnReadable();
   // sigchld mode: tries to reap without blocking; true when the child is gone.
