@@ -240,9 +240,10 @@ void DeleteJob(napi_env env, SpawnJob* job) {
 }
 
 // On the loop thread, for the jobs the spawner thread has done: each promise is
-// settled, then (once the callback scope closes) the JS reactions run, which name
-// each exit's target before any exit can be delivered: the rows recorded here
-// (a sigchld-mode child that exited before it was watched) are flushed after.
+// settled, then (once the callback scope closes) the JS reactions run, which take
+// the pipe ends and name each exit's target. Only then may an exit be delivered:
+// in sigchld mode, a child whose SIGCHLD came before it was watched is reaped
+// here after that, and its row flushed.
 void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
   AddonData* data = static_cast<AddonData*>(context);
   napi_env env = data->env;
@@ -252,6 +253,7 @@ void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
   napi_callback_scope callback_scope = nullptr;
   if (napi_create_object(env, &resource) == napi_ok)
     napi_open_callback_scope(env, resource, data->exits.async_context(), &callback_scope);
+  std::vector<ProcessHandle*> unwatched;  // sigchld mode: a SIGCHLD may have come and gone
   for (SpawnJob* job : jobs) {
     SpawnResult& result = job->result;
     if (result.err) {
@@ -278,13 +280,9 @@ void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
       if (error) napi_reject_deferred(env, job->deferred, error);
     } else if (object) {
       napi_resolve_deferred(env, job->deferred, object);
-      if (!capabilities().pidfd_mode()) {
-        // Its SIGCHLD may have come and gone before it was watched.
-        ProcessHandle* handle = nullptr;
-        napi_unwrap(env, object, reinterpret_cast<void**>(&handle));
-        ExitInfo exit;
-        if (handle && handle->TryReap(&exit)) handle->Finish(exit);
-      }
+      void* handle = nullptr;
+      if (!capabilities().pidfd_mode() && napi_unwrap(env, object, &handle) == napi_ok && handle)
+        unwatched.push_back(static_cast<ProcessHandle*>(handle));
     } else {
       napi_value undefined;
       napi_get_undefined(env, &undefined);
@@ -293,6 +291,10 @@ void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
     DeleteJob(env, job);
   }
   if (callback_scope) napi_close_callback_scope(env, callback_scope);
+  for (ProcessHandle* handle : unwatched) {
+    ExitInfo exit;
+    if (handle->TryReap(&exit)) handle->Finish(exit);  // still Ref'd: alive until then
+  }
   napi_close_handle_scope(env, scope);
   data->exits.Flush();
 }
