@@ -269,8 +269,7 @@ void CaptureHandle::EndPipe(Pipe& p) {
   close(p.fd);
   p.fd = -1;
   if (p.index == kStdin) {
-    input_.clear();
-    input_.shrink_to_fit();
+    std::string().swap(input_);  // frees it (shrink_to_fit() would need GLIBCXX_3.4.29)
     return;
   }
   if (--open_outputs_ == 0) Deliver();
