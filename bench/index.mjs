@@ -30,7 +30,8 @@ function parseArgs(argv) {
     else {
       process.stderr.write(
         'usage: node bench/index.mjs [--quick] [--only ID[,ID...]] [--render]\n' +
-          '  --only    run some scenarios (1 2 3 4 5a 5b 6); writes results/partial.*\n' +
+          '  --only    run some scenarios (1 2 3 4 5a 5b 6 exec jobs run-true-2 run-true-8\n' +
+          '            run-echo-2 run-echo-8); writes results/partial.*\n' +
           '  --render  rewrite the .md, .svg and the table from the .json, running nothing\n',
       );
       process.exit(2);
@@ -97,10 +98,12 @@ function skipReason(competitor, scenario, ctx) {
   return null;
 }
 
-function addRatios(rows) {
+function addRatios(rows, scenario) {
   const byId = Object.fromEntries(rows.filter((r) => r.status === 'ok').map((r) => [r.id, r]));
   for (const row of rows) {
     if (row.status !== 'ok') continue;
+    const baseline = scenario.baseline && byId[scenario.baseline];
+    if (baseline && row !== baseline) row.xBaseline = row.median / baseline.median;
     if (byId.floor) row.xFloor = row.median / byId.floor.median;
     if (byId.child_process) row.xChildProcess = row.median / byId.child_process.median;
     if (row.id === 'pidwatch-sigchld' && byId.pidwatch)
@@ -116,7 +119,7 @@ function addRatios(rows) {
 async function runScenario(scenario, ctx) {
   const started = process.hrtime.bigint();
   const rows = [];
-  for (const competitor of COMPETITORS) {
+  for (const competitor of scenario.rows ?? COMPETITORS) {
     if (interrupted) break;
     const reason = skipReason(competitor, scenario, ctx);
     if (reason === 'not run') continue;
@@ -163,7 +166,7 @@ async function runScenario(scenario, ctx) {
     }
   }
   for (const row of rows) delete row.session;
-  addRatios(rows);
+  addRatios(rows, scenario);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   process.stderr.write(`  (${seconds.toFixed(0)} s)\n`);
   return { ...scenario, rows, seconds };

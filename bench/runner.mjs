@@ -10,10 +10,14 @@
 //   node --expose-gc bench/runner.mjs COMPETITOR KIND '{"n":100,...}'
 import { createInterface } from 'node:readline';
 import { loadCompetitor } from './lib/competitors.mjs';
+import { outputScenarios } from './lib/output.mjs';
 import { scenarios } from './lib/scenarios.mjs';
 
+// Scenarios whose rows are ways to do a job, not spawn adapters: setup(row, params).
+const rowScenarios = { ...outputScenarios };
+
 const [name, kind, params] = process.argv.slice(2);
-const setup = scenarios[kind];
+const setup = scenarios[kind] ?? rowScenarios[kind];
 if (name === undefined || setup === undefined) {
   process.stderr.write(`usage: runner.mjs COMPETITOR (${Object.keys(scenarios)}) PARAMS_JSON\n`);
   process.exit(2);
@@ -22,8 +26,15 @@ if (name === undefined || setup === undefined) {
 const send = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 try {
-  const { adapter, info } = await loadCompetitor(name);
-  const scenario = await setup(adapter, JSON.parse(params ?? '{}'));
+  let info = {};
+  let scenario;
+  if (kind in rowScenarios) {
+    scenario = await setup(name, JSON.parse(params ?? '{}'));
+  } else {
+    const loaded = await loadCompetitor(name);
+    info = loaded.info;
+    scenario = await setup(loaded.adapter, JSON.parse(params ?? '{}'));
+  }
   send({ ready: true });
   try {
     for await (const line of createInterface({ input: process.stdin })) {

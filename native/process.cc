@@ -141,6 +141,10 @@ bool ProcessHandle::TryReap(ExitInfo* info) {
               : sys_waitid_exit(P_PID, pid_, WNOHANG, info);
   if (r == 1) return false;
   if (r < 0) *info = ExitInfo{};  // ECHILD: another reaper took the status
+  // Gone from here on, though Finish may come later: a SIGCHLD batch reaps every
+  // exited child before it reports the first, and a kill() from that report
+  // must not reach a reaped child's PID, which the kernel may have handed on.
+  reaped_ = true;
   return true;
 }
 
@@ -260,7 +264,7 @@ Napi::Value ProcessHandle::SetRef(const Napi::CallbackInfo& info) {
 Napi::Value ProcessHandle::Kill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sig = info[0].As<Napi::Number>().Int32Value();
-  if (done_) return Napi::Number::New(env, -ESRCH);
+  if (done_ || reaped_) return Napi::Number::New(env, -ESRCH);
   const Capabilities& caps = capabilities();
   int r;
   if (pidfd_ >= 0 && caps.pidfd_send_signal) {

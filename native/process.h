@@ -53,6 +53,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   int pidfd_ = -1;
   bool is_child_ = true;
   bool done_ = true;
+  bool reaped_ = false;  // waited for: its PID is no longer ours, even before Finish
   bool refed_ = true;
   bool on_sigchld_ = false;
   uv_poll_t* poll_ = nullptr;

@@ -78,19 +78,28 @@ void decode_wait_status(int status, ExitInfo* info) {
 // long pidwatch_clone3_asm(CloneArgs* args, size_t size, int (*fn)(void*), void* arg)
 // The child starts on its own stack with no frame to return to, so it must not
 // return through C code: it calls fn directly and exits with its result.
+// CFI: the parent's path is an ordinary leaf function (the return address at
+// the CFA, as on entry); in the child the return address is marked undefined,
+// so debuggers, profilers and unwinders stop there instead of walking into the
+// parent's stack, as glibc's clone does.
 extern "C" long pidwatch_clone3_asm(CloneArgs*, size_t, int (*)(void*), void*);
 asm(R"(
-  .text
+  .pushsection .text
   .globl pidwatch_clone3_asm
   .hidden pidwatch_clone3_asm
   .type pidwatch_clone3_asm, @function
+  .p2align 4
 pidwatch_clone3_asm:
+  .cfi_startproc
   movq %rdx, %r8
   movq %rcx, %r9
   movl $435, %eax
   syscall
   testq %rax, %rax
-  jnz 1f
+  jz 1f
+  ret
+1:
+  .cfi_undefined rip
   xorl %ebp, %ebp
   movq %r9, %rdi
   call *%r8
@@ -98,9 +107,9 @@ pidwatch_clone3_asm:
   movl $60, %eax
   syscall
   hlt
-1:
-  ret
+  .cfi_endproc
   .size pidwatch_clone3_asm, .-pidwatch_clone3_asm
+  .popsection
 )");
 
 long sys_clone3_run(CloneArgs* args, int (*fn)(void*), void* arg) {

@@ -38,7 +38,7 @@ export function shellArgs(shell: string, line: string, args: readonly string[]):
 
 /** The command as an error message shows it: the line as given for a shell. */
 export function commandText(file: string, args: readonly string[], shell: unknown): string {
-  const quoted = args.map(quote);
+  const quoted = args.map((arg) => quote(arg));
   if (shell !== undefined && shell !== false) return [file, ...quoted].join(' ');
   return [quote(file), ...quoted].join(' ');
 }

@@ -1,5 +1,6 @@
 // `pidwatch wait`: the built CLI (dist/cli/main.js, from `npm run build:ts`) waiting for
-// processes that are not its children. Exit statuses: 0 done, 1 error, 2 usage, 3 timeout.
+// processes that are not its children, as util-linux waitpid(1): silent unless -v, exit
+// statuses 0 done, 1 error (bad usage too), 3 timeout.
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -138,10 +139,22 @@ async function missingPid(): Promise<number> {
 }
 
 describe('pidwatch wait: exits', () => {
-  it("prints one line per exit with the code or signal, exit status 0 (a grandchild's code too)", async () => {
+  it('is silent by default and exits 0 once every PID has exited', async () => {
+    const a = sleeper();
+    const b = sleeper();
+    const run = startCli([String(a.pid), String(b.pid)]);
+    await waitFor(() => isWatching(run.child.pid!, 2), 'the CLI to watch both PIDs');
+    a.kill('SIGKILL');
+    await a.exited;
+    expect(run.child.exitCode).toBeNull();
+    b.kill('SIGTERM');
+    expect(await run.done).toEqual({ code: 0, signal: null, stdout: '', stderr: '' });
+  });
+
+  it("-v prints one line per exit with the code or signal (a grandchild's code too)", async () => {
     const { sh, pid: child } = await grandchild(5);
     const victim = sleeper();
-    const run = startCli([String(child), String(victim.pid)]);
+    const run = startCli(['-v', String(child), String(victim.pid)]);
     await waitFor(() => isWatching(run.child.pid!, 2), 'the CLI to watch both PIDs');
     sh.stdin!.end('go\n');
     await sh.exited;
@@ -151,16 +164,19 @@ describe('pidwatch wait: exits', () => {
     const got = lines(out.stdout).sort();
     if (statusOfNonChild) {
       expect(got).toEqual(
-        [`${child}: exited with code 5`, `${victim.pid}: killed by SIGKILL`].sort(),
+        [
+          `PID ${child} finished (exit code 5)`,
+          `PID ${victim.pid} finished (killed by SIGKILL)`,
+        ].sort(),
       );
     } else {
       // Without PIDFD_INFO_EXIT the status is known only if the poll saw the zombie.
       expect(got).toHaveLength(2);
-      expect(got.find((l) => l.startsWith(`${child}: `))).toMatch(
-        /: exited (with code 5|\(status unknown\))$/,
+      expect(got.find((l) => l.startsWith(`PID ${child} `))).toMatch(
+        /finished( \(exit code 5\))?$/,
       );
-      expect(got.find((l) => l.startsWith(`${victim.pid}: `))).toMatch(
-        /: (killed by SIGKILL|exited \(status unknown\))$/,
+      expect(got.find((l) => l.startsWith(`PID ${victim.pid} `))).toMatch(
+        /finished( \(killed by SIGKILL\))?$/,
       );
     }
   });
@@ -191,13 +207,13 @@ describe('pidwatch wait: exits', () => {
   it('--count 1 of two PIDs returns after the first exit', async () => {
     const first = sleeper();
     const second = sleeper();
-    const run = startCli(['--count', '1', String(first.pid), String(second.pid)]);
+    const run = startCli(['-v', '--count', '1', String(first.pid), String(second.pid)]);
     await waitFor(() => isWatching(run.child.pid!, 2), 'the CLI to watch both PIDs');
     second.kill('SIGTERM');
     const out = await run.done;
     expect(out).toMatchObject({ code: 0, stderr: '' });
     expect(lines(out.stdout)).toHaveLength(1);
-    expect(lines(out.stdout)[0]).toMatch(new RegExp(`^${second.pid}: `));
+    expect(lines(out.stdout)[0]).toMatch(new RegExp(`^PID ${second.pid} finished`));
     // The other one is untouched.
     expect(first.kill(0)).toBe(true);
   });
@@ -207,6 +223,10 @@ describe('pidwatch wait: exits', () => {
     const out = await cli(['--timeout', '0.2', String(proc.pid)]);
     expect(out).toMatchObject({ code: 3, signal: null, stdout: '' });
     expect(proc.kill(0)).toBe(true);
+    expect(await cli(['-v', '-t', '0.1', String(proc.pid)])).toMatchObject({
+      code: 3,
+      stdout: 'Timeout expired\n',
+    });
   });
 
   it('a missing PID exits 1 with a one-line reason', async () => {
@@ -220,7 +240,10 @@ describe('pidwatch wait: exits', () => {
 
   it('--exited accepts a missing PID (exit 0) and still waits for the others', async () => {
     const pid = await missingPid();
-    expect((await cli(['--exited', String(pid)])).code).toBe(0);
+    expect(await cli(['--exited', String(pid)])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    const verbose = await cli(['-ve', String(pid)]);
+    expect(verbose).toMatchObject({ code: 0, stdout: '' });
+    expect(verbose.stderr).toContain(`PID ${pid} has exited, skipping`);
 
     const proc = sleeper();
     const run = startCli(['--exited', '--json', String(pid), String(proc.pid)]);
@@ -254,9 +277,11 @@ describe('pidwatch wait: usage', () => {
     [['--timeout', '-1', '1']],
     [['--count', '0', '1']],
     [['--count', '3', '1', '2']],
-  ])('bad usage %j exits 2 with a one-line reason', async (args) => {
+    [['--count', '1', '--exited', '1']],
+    [['-j', '1']],
+  ])('bad usage %j exits 1 (as waitpid) with a one-line reason', async (args) => {
     const out = await cli(args);
-    expect(out).toMatchObject({ code: 2, signal: null, stdout: '' });
+    expect(out).toMatchObject({ code: 1, signal: null, stdout: '' });
     expect(lines(out.stderr)).toHaveLength(1);
   });
 });
@@ -264,7 +289,7 @@ describe('pidwatch wait: usage', () => {
 describe('pidwatch wait: many PIDs', () => {
   it('waits for 1,000 PIDs at once and reports all of them', async () => {
     const procs = Array.from({ length: 1000 }, () => sleeper());
-    const run = startCli(procs.map((p) => String(p.pid)));
+    const run = startCli(['--verbose', ...procs.map((p) => String(p.pid))]);
     await waitFor(() => isWatching(run.child.pid!, 1000), 'the CLI to watch 1,000 PIDs', 30_000);
     for (const proc of procs) proc.kill('SIGTERM');
     await Promise.all(procs.map((p) => p.exited));
@@ -272,11 +297,11 @@ describe('pidwatch wait: many PIDs', () => {
     expect(out).toMatchObject({ code: 0, signal: null, stderr: '' });
     const got = lines(out.stdout);
     expect(got).toHaveLength(1000);
-    const pids = got.map((line) => Number(line.split(':')[0])).sort((x, y) => x - y);
+    const pids = got.map((line) => Number(line.split(' ')[1])).sort((x, y) => x - y);
     expect(pids).toEqual(procs.map((p) => p.pid).sort((x, y) => x - y));
     const pattern = statusOfNonChild
-      ? /^\d+: killed by SIGTERM$/
-      : /^\d+: (killed by SIGTERM|exited \(status unknown\))$/;
+      ? /^PID \d+ finished \(killed by SIGTERM\)$/
+      : /^PID \d+ finished( \(killed by SIGTERM\))?$/;
     expect(got.filter((line) => !pattern.test(line))).toEqual([]);
   });
 
@@ -286,7 +311,7 @@ describe('pidwatch wait: many PIDs', () => {
       const log = join(scratch, 'wait-trace.txt');
       const procs = Array.from({ length: 100 }, () => sleeper());
       const run = startCli(
-        procs.map((p) => String(p.pid)),
+        ['-v', ...procs.map((p) => String(p.pid))],
         [
           'strace',
           '-f',

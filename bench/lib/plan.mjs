@@ -1,3 +1,5 @@
+import { outputPlan } from './output.mjs';
+
 // What the bench measures: the scenarios of issue 6 with their sizes, and the rows.
 // Quick mode divides every size by ten.
 
@@ -86,5 +88,6 @@ export function scenarios({ quick }) {
       metric: 'lastExitMs',
       unit: 'ms to last exit',
     },
+    ...outputPlan({ quick, size, rounds }),
   ];
 }

@@ -24,6 +24,13 @@ function more(scenario, row) {
     parts.push(`RSS ${num(m.rssKiBPerChild)} KiB/child`);
     parts.push(`spawn loop ${num(m.spawnMs)} ms`);
   }
+  if (scenario.kind === 'exec') parts.push(`wall ${num(m.wallUs)} us/call`);
+  if (scenario.kind === 'jobs') parts.push(`wall ${num(m.wallUs)} us/job`);
+  if (scenario.kind === 'run') parts.push(`CPU ${num(m.cpuMs)} ms (runner + jobs)`);
+  if (row.xBaseline !== undefined) {
+    const baseline = scenario.rows.find((r) => r.id === scenario.baseline);
+    parts.push(`${ratio(row.xBaseline)} ${baseline?.label ?? scenario.baseline}`);
+  }
   if (row.xPidfd !== undefined) parts.push(`${ratio(row.xPidfd)} pidfd mode (7)`);
   return parts.join('; ');
 }
@@ -108,6 +115,11 @@ export function renderMarkdown(result) {
     '  what the parent grew by right after the spawn loop, per child started.',
     '- 7 (sigchld mode): the `pidwatch (sigchld)` rows, run with `PIDWATCH_PIDFD=0`;',
     '  "x pidfd mode" compares them with the `pidwatch` row.',
+    '- exec, jobs, run-*: output collected through pipes (these rows do not use',
+    "  'ignore'): exec and jobs give the parent's CPU (user + system) per call or job,",
+    '  wall time beside it; run-* time `pidwatch run`, GNU parallel and `xargs -P` over',
+    '  the same input lines (stdout to /dev/null) from start to exit, with the CPU of',
+    '  the runner and every job it reaped. "x ROW" in the last column compares with ROW.',
     '',
     `| ${HEADER.join(' | ')} |`,
     `| ${HEADER.map((_, i) => (i === 0 || i === 5 ? '---' : '---:')).join(' | ')} |`,

@@ -3,7 +3,6 @@ import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type JobSource, startRun } from '../runner/run.js';
 import type { Job, JobResult, RunAbortError } from '../runner/types.js';
-import type { Subprocess } from '../subprocess.js';
 import { UsageError } from './args.js';
 import { ProgressBar } from './run/bar.js';
 import { invocation } from './run/direct.js';
@@ -11,8 +10,9 @@ import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
 import { JobLog, readDoneSeqs } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
-import { forwardLines, GroupedOutput } from './run/output.js';
+import { GroupedOutput } from './run/output.js';
 import { writeResult } from './run/results.js';
+import { streamedAttempt } from './run/streamed.js';
 import { CommandTemplate, expandTag, type JobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
@@ -60,7 +60,8 @@ const GRACE_MS = 2000;
 interface Started {
   values: JobValues;
   command: string;
-  receive: Promise<number> | null;
+  /** Bytes written to stdout, when streamed (grouped output counts its buffer). */
+  receive: number | null;
 }
 
 function signalNumber(name: NodeJS.Signals | null): number {
@@ -179,7 +180,8 @@ async function runJobsOf(
       const slot = freeSlots.length > 0 ? freeSlots.shift()! : ++slotCount;
       const values: JobValues = { args, seq, slot };
       const command = template.expand(values);
-      started.set(startedJobs++, { values, command, receive: null });
+      const info: Started = { values, command, receive: null };
+      started.set(startedJobs++, info);
       const run = direct
         ? invocation(command, shell)
         : { file: shell, args: ['-c', command], argv0: undefined };
@@ -188,7 +190,7 @@ async function runJobsOf(
         if ('seconds' in config.timeout) timeout = config.timeout.seconds * 1000;
         else if (runtimes.length > 0) timeout = (median(runtimes) * config.timeout.percent) / 100;
       }
-      yield {
+      const job: Job = {
         file: run.file,
         args: run.args,
         options: {
@@ -201,19 +203,23 @@ async function runJobsOf(
           },
           timeout: timeout === undefined ? undefined : Math.max(1, Math.round(timeout)),
           killOnParentExit: true,
-          stdio: config.output === 'line' ? ['ignore', 'pipe', 'pipe'] : undefined,
         },
       };
+      byJob.set(job, info);
+      yield job;
     }
   }
 
-  const onStart = (index: number, proc: Subprocess) => {
-    const job = started.get(index)!;
-    const tag = tagOf(job.values);
-    const out = forwardLines(proc.stdout, process.stdout, tag, beforeWrite);
-    const err = forwardLines(proc.stderr, process.stderr, tag, beforeWrite);
-    job.receive = Promise.all([out, err]).then(([bytes]) => bytes);
-  };
+  const byJob = new WeakMap<Job, Started>();
+  const streamed = streamedAttempt({
+    stdout: process.stdout,
+    stderr: process.stderr,
+    tag: (job) => tagOf(byJob.get(job)!.values),
+    beforeWrite,
+    received: (job, bytes) => {
+      byJob.get(job)!.receive = bytes;
+    },
+  });
 
   const onResult = (result: JobResult<Buffer>) => {
     const job = started.get(result.index)!;
@@ -262,14 +268,12 @@ async function runJobsOf(
       seq: job.values.seq,
       startTime: result.startTime,
       runtime: result.status.durationMs,
-      receive: result.stdout.length,
+      receive: job.receive ?? result.stdout.length,
       ...outcome,
       command: job.command,
     };
-    if (job.receive === null) joblog.write(row);
-    else logging.push(job.receive.then((receive) => joblog.write({ ...row, receive })));
+    joblog.write(row);
   };
-  const logging: Promise<void>[] = [];
 
   const output =
     config.results !== null || config.output === 'group'
@@ -291,7 +295,7 @@ async function runJobsOf(
     {
       retainResults: false,
       onResult,
-      onStart: config.output === 'line' ? onStart : undefined,
+      startAttempt: config.output === 'line' ? streamed : undefined,
     },
   );
 
@@ -317,7 +321,6 @@ async function runJobsOf(
     if (stoppedBy !== null) return 128 + constants.signals[stoppedBy];
     if (brokenPipe) return 128 + constants.signals.SIGPIPE;
   } finally {
-    await Promise.all(logging);
     bar?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

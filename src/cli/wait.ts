@@ -1,129 +1,178 @@
-// `pidwatch wait`: waits for other processes to exit, like util-linux waitpid(1),
-// with one pidfd per PID on the event loop (no polling where pidfds exist).
+// `pidwatch wait`: util-linux waitpid(1) (its options, output and exit statuses), with one
+// pidfd per PID on the event loop (no polling where pidfds exist). `--json` is our own.
 import { ProcessGoneError } from '../errors.js';
 import type { ExitStatus } from '../types.js';
 import { type WatchedProcess, watch } from '../watch.js';
-import { parseArgs, parseCount, parseSeconds, UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
 
-const USAGE = `Usage: pidwatch wait [--timeout SEC] [--exited] [--count N] [--json] PID...
+const USAGE = `Usage:
+ pidwatch wait [options] PID...
 
-Waits for the given processes (children of any process) to exit. Prints one line per
-exit with its exit code or signal where the kernel tells it (Linux >= 6.15 for
-processes that are not pidwatch's children).
+Waits for processes (not only its own children) to exit, like waitpid(1).
 
 Options:
-  -t, --timeout SEC  give up after SEC seconds (exit status 3)
-  -e, --exited       accept PIDs that have already exited (they count as exited)
-  -c, --count N      return after N of the processes have exited
-  -j, --json         print one JSON object per exit
-  -h, --help         show this help
+ -v, --verbose           be more verbose: one line per exit, with its code or signal
+                         where the kernel tells it (Linux >= 6.15 for other processes)
+ -t, --timeout=<timeout> wait at most timeout seconds
+ -e, --exited            allow exited PIDs
+ -c, --count=<count>     number of process exits to wait for
+     --json              print one JSON object per exit
+ -h, --help              display this help
 
-Exit status: 0 when done, 1 on error (no such PID without --exited), 2 on bad usage,
-3 on timeout.
+Exit status: 0 when done, 1 on error (bad usage, a PID that does not exist without
+--exited), 3 when the timeout expired.
 `;
 
 const SPEC = {
+  verbose: { short: 'v' },
   timeout: { short: 't', value: true },
   exited: { short: 'e' },
   count: { short: 'c', value: true },
-  json: { short: 'j' },
+  json: {},
   help: { short: 'h' },
 } as const;
 
-function describe(pid: number, status: ExitStatus | null): string {
-  if (!status) return `${pid}: already gone`;
-  if (status.signal)
-    return `${pid}: killed by ${status.signal}${status.coreDumped ? ' (core dumped)' : ''}`;
-  if (status.code !== null) return `${pid}: exited with code ${status.code}`;
-  return `${pid}: exited (status unknown)`;
+/** waitpid(1) exits 1 for bad usage and for errors alike; 3 when the timeout expires. */
+const FAILURE = 1;
+const TIMEOUT_EXPIRED = 3;
+
+interface WaitConfig {
+  pids: number[];
+  /** ms; null: no timeout (also for 0, as in waitpid). */
+  timeoutMs: number | null;
+  count: number | null;
+  acceptExited: boolean;
+  verbose: boolean;
+  json: boolean;
 }
 
-function report(pid: number, status: ExitStatus | null, json: boolean): void {
-  const line = json
-    ? JSON.stringify({
+function how(status: ExitStatus | null): string {
+  if (status === null) return '';
+  if (status.signal !== null) {
+    return ` (killed by ${status.signal}${status.coreDumped ? ', core dumped' : ''})`;
+  }
+  return status.code === null ? '' : ` (exit code ${status.code})`;
+}
+
+function parsePid(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) <= 0 || Number(text) > 0x3fffffff) {
+    throw new UsageError(`invalid PID argument: '${text}'`);
+  }
+  return Number(text);
+}
+
+function parseTimeout(text: string): number | null {
+  if (!/^\s*(\d+\.?\d*|\.\d+)\s*$/.test(text) || Number(text) * 1000 >= 2 ** 31) {
+    throw new UsageError(`invalid timeout: '${text}'`);
+  }
+  const ms = Math.ceil(Number(text) * 1000);
+  return ms === 0 ? null : ms;
+}
+
+function parseConfig(argv: readonly string[]): WaitConfig | 'help' {
+  const { options, positionals } = parseArgs(argv, SPEC);
+  if (options.has('help')) return 'help';
+  const value = (name: keyof typeof SPEC) => {
+    const v = options.get(name);
+    return typeof v === 'string' ? v : undefined;
+  };
+  if (options.has('count') && options.has('exited')) {
+    throw new UsageError('mutually exclusive arguments: --exited --count');
+  }
+  const countText = value('count');
+  let count: number | null = null;
+  if (countText !== undefined) {
+    if (!/^\d+$/.test(countText) || Number(countText) < 1) {
+      throw new UsageError(`invalid count: '${countText}'`);
+    }
+    count = Number(countText);
+  }
+  if (positionals.length === 0) throw new UsageError('no PIDs specified');
+  if (count !== null && count > positionals.length) {
+    throw new UsageError(`can't wait for ${count} of ${positionals.length} PIDs`);
+  }
+  const timeout = value('timeout');
+  return {
+    pids: positionals.map(parsePid),
+    timeoutMs: timeout === undefined ? null : parseTimeout(timeout),
+    count,
+    acceptExited: options.has('exited'),
+    verbose: options.has('verbose'),
+    json: options.has('json'),
+  };
+}
+
+export async function runWait(argv: string[]): Promise<number> {
+  let config: WaitConfig | 'help';
+  try {
+    config = parseConfig(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`pidwatch wait: ${error.message}\n`);
+    return FAILURE;
+  }
+  if (config === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { verbose, json } = config;
+  const report = (pid: number, status: ExitStatus | null) => {
+    if (json) {
+      const object = {
         pid,
         code: status?.code ?? null,
         signal: status?.signal ?? null,
         coreDumped: status?.coreDumped ?? false,
         alreadyExited: status === null,
-      })
-    : describe(pid, status);
-  process.stdout.write(`${line}\n`);
-}
-
-function parsePid(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) <= 0 || Number(text) > 0x3fffffff)
-    throw new UsageError(`not a PID: '${text}'`);
-  return Number(text);
-}
-
-export async function runWait(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs(argv, SPEC);
-    if (parsed.options.has('help')) {
-      process.stdout.write(USAGE);
-      return 0;
+      };
+      process.stdout.write(`${JSON.stringify(object)}\n`);
+    } else if (verbose && status !== null) {
+      process.stdout.write(`PID ${pid} finished${how(status)}\n`);
     }
-    if (parsed.positionals.length === 0) throw new UsageError('no PID given');
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`pidwatch wait: ${error.message}\n`);
-    return 2;
-  }
-  const { options, positionals } = parsed;
-  let pids: number[];
-  let timeoutMs: number | undefined;
-  let count: number;
-  try {
-    pids = [...new Set(positionals.map(parsePid))];
-    const timeout = options.get('timeout');
-    if (typeof timeout === 'string') timeoutMs = parseSeconds('timeout', timeout);
-    const countText = options.get('count');
-    count = typeof countText === 'string' ? parseCount('count', countText, 1) : pids.length;
-    if (count > pids.length)
-      throw new UsageError(`--count ${count} is more than the ${pids.length} PIDs given`);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`pidwatch wait: ${error.message}\n`);
-    return 2;
-  }
-  const json = options.has('json');
-  const acceptExited = options.has('exited');
+  };
 
   const watches: WatchedProcess[] = [];
-  let remaining = count;
-  for (const pid of pids) {
+  const closeAll = () => {
+    for (const w of watches) w.close();
+  };
+  for (const pid of config.pids) {
     try {
       watches.push(watch(pid));
     } catch (error) {
       if (!(error instanceof ProcessGoneError)) throw error;
-      if (!acceptExited) {
-        for (const w of watches) w.close();
-        process.stderr.write(`pidwatch wait: no process with PID ${pid}\n`);
-        return 1;
+      if (!config.acceptExited) {
+        closeAll();
+        process.stderr.write(`pidwatch wait: could not open PID ${pid}: No such process\n`);
+        return FAILURE;
       }
-      report(pid, null, json);
-      remaining--;
+      if (verbose) process.stderr.write(`pidwatch wait: PID ${pid} has exited, skipping\n`);
+      if (json) report(pid, null);
     }
   }
-  if (remaining <= 0) {
-    for (const w of watches) w.close();
+  // As waitpid: exited PIDs skipped with --exited do not count towards --count.
+  let remaining = Math.min(watches.length, config.count ?? watches.length);
+  if (remaining === 0) {
+    closeAll();
     return 0;
   }
   return new Promise<number>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     const finish = (status: number) => {
       clearTimeout(timer);
-      for (const w of watches) w.close();
+      closeAll();
       resolve(status);
     };
-    if (timeoutMs !== undefined) timer = setTimeout(() => finish(3), timeoutMs);
+    if (config.timeoutMs !== null) {
+      timer = setTimeout(() => {
+        if (verbose) process.stdout.write('Timeout expired\n');
+        finish(TIMEOUT_EXPIRED);
+      }, config.timeoutMs);
+    }
     for (const w of watches) {
       w.exited.then(
         (status) => {
           if (remaining <= 0) return;
-          report(w.pid, status, json);
+          report(w.pid, status);
           if (--remaining === 0) finish(0);
         },
         () => {},

@@ -24,7 +24,7 @@ export interface Attempt {
 }
 
 /** The status of a job whose process never existed. */
-function notSpawned(): ExitStatus {
+export function notSpawned(): ExitStatus {
   return {
     pid: 0,
     code: null,

@@ -1,4 +1,3 @@
-import type { Subprocess } from '../subprocess.js';
 import { type Attempt, type AttemptResult, startAttempt } from './attempt.js';
 import { terminate } from './terminate.js';
 import type {
@@ -18,8 +17,8 @@ export type JobSource = Iterable<JobInput> | AsyncIterable<JobInput>;
 export interface RunHooks<T extends string | Buffer> {
   retainResults: boolean;
   onResult?: (result: JobResult<T>) => void;
-  /** Called with each attempt's process as it starts (the CLI reads --line-buffer output). */
-  onStart?: (index: number, proc: Subprocess) => void;
+  /** Starts an attempt in place of the usual capture (the CLI streams --line-buffer output). */
+  startAttempt?: (job: Job, settings: RunSettings) => Attempt;
 }
 
 export interface RunHandle<T extends string | Buffer> {
@@ -152,8 +151,7 @@ class Run<T extends string | Buffer> {
   private attempt(slot: Slot): void {
     slot.attempts++;
     try {
-      slot.attempt = startAttempt(slot.job, this.settings);
-      if (slot.attempt.proc !== null) this.hooks.onStart?.(slot.index, slot.attempt.proc);
+      slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings);
     } catch (error) {
       this.running.delete(slot);
       this.fail(error);

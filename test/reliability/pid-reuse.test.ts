@@ -5,7 +5,7 @@ import { onAnyExit } from '../../src/exits-hub.js';
 import { type ExitStatus, spawn, watch } from '../../src/index.js';
 import { haveCompiler, PidReuser, retryingPidRace } from '../fixtures/reliability/support.js';
 import { isSigchldMode } from '../helpers/mode.js';
-import { procStat, trackChildren } from '../helpers/proc.js';
+import { isZombie, procStat, trackChildren } from '../helpers/proc.js';
 
 const track = trackChildren();
 let reuser: PidReuser;
@@ -107,20 +107,55 @@ describe.skipIf(!haveCompiler())('a reused PID is never signalled', () => {
     },
   );
 
-  it('reports one exit per process, not one for the holder', async () => {
-    const seen: ExitStatus[] = [];
-    const stop = onAnyExit((status) => seen.push(status));
-    try {
-      const proc = track(spawn('/bin/sh', ['-c', 'exit 4'], { stdio: 'ignore' }));
-      const status = await proc.exited;
-      reuser.reuse(proc.pid);
-      // A later spawn's exit lets any stray notification for the PID arrive first.
-      await track(spawn('/bin/true', [], { stdio: 'ignore' })).exited;
-      expect(seen.filter((s) => s.pid === proc.pid)).toEqual([status]);
-      expect(proc.kill()).toBe(false);
-      expectHolder(proc.pid, null);
-    } finally {
-      stop();
-    }
-  });
+  it('reports one exit per process, not one for the holder', () =>
+    retryingPidRace(async () => {
+      const seen: ExitStatus[] = [];
+      const stop = onAnyExit((status) => seen.push(status));
+      try {
+        const proc = track(spawn('/bin/sh', ['-c', 'exit 4'], { stdio: 'ignore' }));
+        const status = await proc.exited;
+        reuser.reuse(proc.pid);
+        // A later spawn's exit lets any stray notification for the PID arrive first.
+        await track(spawn('/bin/true', [], { stdio: 'ignore' })).exited;
+        expect(seen.filter((s) => s.pid === proc.pid)).toEqual([status]);
+        expect(proc.kill()).toBe(false);
+        expectHolder(proc.pid, null);
+      } finally {
+        stop();
+      }
+    }));
+
+  // In sigchld mode one SIGCHLD reaps every child that has exited, then reports each
+  // exit to JS in turn: the ones later in that batch are reaped before the callbacks of
+  // the earlier ones run, and must already count as gone there.
+  it.skipIf(!isSigchldMode())(
+    'through the Subprocess of a child reaped in the same SIGCHLD batch as the one being reported',
+    () =>
+      retryingPidRace(async () => {
+        const procs = [0, 1].map(() => track(spawn('sleep', ['60'], { stdio: 'ignore' })));
+        let tried: { pid: number; sent: boolean } | null = null;
+        let failure: unknown = null;
+        procs.forEach((proc, i) => {
+          const other = procs[1 - i];
+          proc.exited.then(() => {
+            if (tried || failure) return;
+            try {
+              // the other child is reaped already; its PID goes to a new process
+              reuser.reuse(other.pid);
+              tried = { pid: other.pid, sent: other.kill('SIGTERM') };
+            } catch (error) {
+              failure = error;
+            }
+          });
+        });
+        for (const proc of procs) process.kill(proc.pid, 'SIGKILL');
+        // Both are zombies before the loop gets a turn, so one SIGCHLD reaps both.
+        while (!procs.every((proc) => isZombie(proc.pid))) {}
+        await Promise.all(procs.map((proc) => proc.exited));
+        if (failure) throw failure;
+        expect(tried).not.toBeNull();
+        expect(tried!.sent).toBe(false);
+        expectHolder(tried!.pid, null);
+      }),
+  );
 });
