@@ -20,7 +20,9 @@
         "native/spawn.cc",
         "native/process.cc",
         "native/probe.cc",
-        "native/capture.cc"
+        "native/capture.cc",
+        "native/cgroup.cc",
+        "native/tree.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

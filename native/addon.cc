@@ -11,11 +11,18 @@
 #include "probe.h"
 #include "process.h"
 #include "spawn.h"
+#include "tree.h"
 
 namespace pidwatch {
 namespace {
 
-enum SpawnFlags { kFlagSetsid = 1, kFlagPdeathsig = 2, kFlagUid = 4, kFlagGid = 8 };
+enum SpawnFlags {
+  kFlagSetsid = 1,
+  kFlagPdeathsig = 2,
+  kFlagUid = 4,
+  kFlagGid = 8,
+  kFlagProcessGroup = 16,  // leads a new process group that is its tree ('pgroup')
+};
 
 // Raw napi calls, each allowed to fail: while a worker is being terminated no
 // error can be created, and node-addon-api's Error::New would then abort.
@@ -102,8 +109,9 @@ void AbandonChild(SpawnResult& result) {
 }
 
 // spawn(file, argv, env, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
-//       fds: Int32Array, onExit) -> handle. argv and env are NUL-terminated strings joined;
-// fds receives the parent's end of each child fd, or -1.
+//       fds: Int32Array, onExit, leaf?: TreeLeaf) -> handle. argv and env are NUL-terminated
+// strings joined; fds receives the parent's end of each child fd, or -1. With a leaf the
+// child starts in that cgroup.
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
@@ -135,6 +143,15 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   req.set_gid = flags & kFlagGid;
   req.uid = info[7].As<Napi::Number>().Uint32Value();
   req.gid = info[8].As<Napi::Number>().Uint32Value();
+  req.setpgid = flags & kFlagProcessGroup;
+  TreeLeaf* leaf = nullptr;
+  if (info.Length() > 11 && info[11].IsObject()) {
+    void* native = nullptr;
+    if (napi_unwrap(env, info[11], &native) == napi_ok) leaf = static_cast<TreeLeaf*>(native);
+    if (!leaf || !leaf->dir()) return ThrowTypeError(env, "pidwatch native spawn: bad leaf");
+    req.cgroup_fd = leaf->dir()->dir_fd;
+    req.cgroup_procs = leaf->dir()->procs_path.c_str();
+  }
 
   const pidwatch::Capabilities& caps = capabilities();
   if (!caps.pidfd_mode() && !data->sigchld.Ensure(data->loop))
@@ -151,6 +168,8 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     AbandonChild(result);
     return env.Undefined();
   }
+  if (req.setpgid) handle->SetGroupLeader();
+  if (leaf && req.setsid) leaf->SetDetached();
   handle->Start(data, result.pid, result.pidfd, true, started_ns, info[10].As<Napi::Function>());
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
   return Napi::Value(env, object);
@@ -177,6 +196,22 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   }
   handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Function>());
   return Napi::Value(env, object);
+}
+
+// zombieStatus(pid) -> [code, signal, coreDumped] of the zombie `pid` (code -1 when
+// a signal ended it), or null when it is no zombie or this process may not see
+// its status: the /proc reader of watch() without pidfds.
+Napi::Value ZombieStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber())
+    return ThrowTypeError(env, "pidwatch native zombieStatus: bad arguments");
+  ExitInfo exit;
+  if (!read_zombie_status(info[0].As<Napi::Number>().Int32Value(), &exit)) return env.Null();
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, exit.signal == 0 ? exit.code : -1);
+  out.Set(1u, exit.signal);
+  out.Set(2u, exit.core_dumped);
+  return out;
 }
 
 // ---- environment teardown ----
@@ -221,6 +256,7 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
     uv_close(h, OnTeardownClosed);
   }
   data->sigchld.Detach();
+  TeardownTrees(data, t, &t->pending, OnTeardownClosed);
   data->exit_slots = nullptr;
   if (data->exit_info) napi_delete_reference(data->env, data->exit_info);
   data->exit_info = nullptr;
@@ -257,12 +293,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_async_init(env, nullptr, Napi::String::New(env, "pidwatch:exit"), &data->async_context);
   data->process_ctor = Napi::Persistent(ProcessHandle::Define(env));
   env.SetInstanceData<AddonData>(data);
+  InitTrees(env, data);
   napi_add_async_cleanup_hook(env, OnEnvCleanup, data, nullptr);
 
   exports.Set("exitInfo", ExitInfoArray(env, data));
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));
+  exports.Set("zombieStatus", Napi::Function::New<ZombieStatus>(env, "zombieStatus"));
+  exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));
+  exports.Set("cgroupDirs", Napi::Function::New<CgroupDirs>(env, "cgroupDirs"));
+  exports.Set("pgroupMembers", Napi::Function::New<PgroupMembers>(env, "pgroupMembers"));
   InitCapture(env, exports);
   return exports;
 }

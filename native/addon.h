@@ -14,6 +14,7 @@
 namespace pidwatch {
 
 class ProcessHandle;
+struct TreeState;
 
 // The SIGCHLD watcher of sigchld mode: one uv_signal_t per loop (libuv shares
 // the real handler with child_process). On each signal it peeks at the exited
@@ -70,6 +71,7 @@ struct AddonData {
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.
   ProcessHandle* live = nullptr;
+  TreeState* trees = nullptr;  // this environment's cgroup leaves (tree.h)
 };
 
 }  // namespace pidwatch

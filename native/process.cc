@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "cgroup.h"
 #include "probe.h"
 
 namespace pidwatch {
@@ -30,29 +31,6 @@ void delete_handle(uv_handle_t* handle) {
   else delete reinterpret_cast<uv_timer_t*>(handle);
 }
 
-// Reads the wait status of a zombie from /proc/<pid>/stat (field 52, exit_code).
-bool read_zombie_status(pid_t pid, ExitInfo* info) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1024];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  char* p = strrchr(buf, ')');
-  if (!p || p[1] != ' ' || p[2] != 'Z') return false;
-  p += 2;  // field 3, the state
-  for (int field = 3; field < 52; field++) {
-    p = strchr(p, ' ');
-    if (!p) return false;
-    p++;
-  }
-  decode_wait_status(atoi(p), info);
-  return info->known;
-}
-
 double timeval_us(const struct timeval& tv) {
   return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
 }
@@ -67,6 +45,8 @@ Napi::Function ProcessHandle::Define(Napi::Env env) {
                          InstanceMethod<&ProcessHandle::Close>("close"),
                          InstanceAccessor<&ProcessHandle::GetPid>("pid"),
                          InstanceAccessor<&ProcessHandle::GetPidfd>("pidfd"),
+                         InstanceMethod<&ProcessHandle::KillGroup>("killGroup"),
+                         InstanceAccessor<&ProcessHandle::GetLeftovers>("leftovers"),
                      });
 }
 
@@ -136,6 +116,7 @@ void ProcessHandle::OnExitReady() {
 
 bool ProcessHandle::TryReap(ExitInfo* info) {
   const Capabilities& caps = capabilities();
+  if (group_leader_ && !EndGroup()) return false;
   int r = caps.waitid_pidfd && pidfd_ >= 0
               ? sys_waitid_exit(kPidfdIdType, pidfd_, WNOHANG, info)
               : sys_waitid_exit(P_PID, pid_, WNOHANG, info);
@@ -146,6 +127,40 @@ bool ProcessHandle::TryReap(ExitInfo* info) {
   // must not reach a reaped child's PID, which the kernel may have handed on.
   reaped_ = true;
   return true;
+}
+
+// A group leader's tree ends with it: once it has exited, and while its zombie
+// still holds the group ID, the members left are counted and killed. Returns
+// false while the leader is still running.
+bool ProcessHandle::EndGroup() {
+  const Capabilities& caps = capabilities();
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int r = caps.waitid_pidfd && pidfd_ >= 0
+              ? waitid(static_cast<idtype_t>(kPidfdIdType), pidfd_, &si,
+                       WEXITED | WNOHANG | WNOWAIT)
+              : waitid(P_PID, pid_, &si, WEXITED | WNOHANG | WNOWAIT);
+  if (r == 0 && si.si_pid == 0) return false;
+  group_leader_ = false;
+  if (r != 0) return true;  // reaped elsewhere: the group ID is no longer ours to use
+  std::vector<pid_t> members;
+  pgroup_members(pid_, pid_, &members);
+  group_leftovers_ = static_cast<int>(members.size());
+  if (!members.empty()) kill(-pid_, SIGKILL);
+  return true;
+}
+
+// killGroup(signal) -> 0, or -errno (-ESRCH once the leader has been reaped):
+// signals the process group the child leads while its ID is still the child's.
+Napi::Value ProcessHandle::KillGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (done_ || !is_child_) return Napi::Number::New(env, -ESRCH);
+  int sig = info[0].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(env, kill(-pid_, sig) == 0 ? 0 : -errno);
+}
+
+Napi::Value ProcessHandle::GetLeftovers(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), group_leftovers_);
 }
 
 // Stops polling a fd that stays readable and tries again after delay_ms.

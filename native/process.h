@@ -29,6 +29,10 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   // `closure` as its data and counts in *pending until on_closed runs.
   void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));
   pid_t pid() const { return pid_; }
+  // The child leads a process group that is its tree ('pgroup'): when it exits,
+  // before it is reaped (so the group ID cannot be reused), what is left of the
+  // group is killed and counted.
+  void SetGroupLeader() { group_leader_ = true; }
   ProcessHandle* next_live() const { return live_next_; }
 
  private:
@@ -37,6 +41,9 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetPid(const Napi::CallbackInfo& info);
   Napi::Value GetPidfd(const Napi::CallbackInfo& info);
+  Napi::Value KillGroup(const Napi::CallbackInfo& info);
+  Napi::Value GetLeftovers(const Napi::CallbackInfo& info);
+  bool EndGroup();
 
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnTimer(uv_timer_t* handle);
@@ -56,6 +63,8 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   bool reaped_ = false;  // waited for: its PID is no longer ours, even before Finish
   bool refed_ = true;
   bool on_sigchld_ = false;
+  bool group_leader_ = false;
+  int group_leftovers_ = 0;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   unsigned waited_ms_ = 0;

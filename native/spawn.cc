@@ -51,13 +51,15 @@ void forget_child_frames(char* stack, size_t size) {
 
 constexpr uint64_t kCloneClearSighand = 0x100000000ULL;  // CLONE_CLEAR_SIGHAND, Linux 5.5
 
-enum Step : int { kStepNone, kStepUnshare, kStepSetsid, kStepDup, kStepOpen, kStepChdir,
-                  kStepSetgid, kStepSetuid, kStepPrctl, kStepExecve };
+enum Step : int { kStepNone, kStepUnshare, kStepCgroup, kStepSetsid, kStepSetpgid, kStepDup,
+                  kStepOpen, kStepChdir, kStepSetgid, kStepSetuid, kStepPrctl, kStepExecve };
 
 const char* step_name(int step) {
   switch (step) {
     case kStepUnshare: return "unshare";
+    case kStepCgroup: return "write";  // to the leaf's cgroup.procs
     case kStepSetsid: return "setsid";
+    case kStepSetpgid: return "setpgid";
     case kStepDup: return "dup2";
     case kStepOpen: return "open";
     case kStepChdir: return "chdir";
@@ -79,6 +81,8 @@ struct ChildArgs {
   int stdio_count;
   int keep_below;  // the child's own fd table keeps fds [0, keep_below) only
   bool setsid;
+  bool setpgid;
+  const char* cgroup_procs;  // non-null: join this cgroup before anything runs
   bool set_uid, set_gid;
   uid_t uid;
   gid_t gid;
@@ -159,9 +163,18 @@ int child_main(void* arg) {
   // Nothing may open, close or dup an fd before this: the table is the parent's.
   if (!unshare_fds(a)) child_fail(a, kStepUnshare);
 
+  // Where clone3 could not place the child in its tree's cgroup, it moves
+  // itself ("0" is the writer) before it can fork or exec anything.
+  if (a->cgroup_procs) {
+    int fd = open(a->cgroup_procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) child_fail(a, kStepCgroup);
+    close(fd);
+  }
+
   reset_signals(a->handlers_cleared);
 
   if (a->setsid && setsid() < 0) child_fail(a, kStepSetsid);
+  if (!a->setsid && a->setpgid && setpgid(0, 0) < 0) child_fail(a, kStepSetpgid);
 
   // Move sources that sit in the target range out of the way, then dup2 into place.
   int n = a->stdio_count;
@@ -365,6 +378,8 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.keep_below = args.stdio_count;
   for (int src : child_src) args.keep_below = std::max(args.keep_below, src + 1);
   args.setsid = req.setsid;
+  args.setpgid = req.setpgid;
+  args.cgroup_procs = req.cgroup_procs;
   args.set_uid = req.set_uid;
   args.set_gid = req.set_gid;
   args.uid = req.uid;
@@ -410,7 +425,25 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     static std::atomic<bool> clear_sighand{true};
     args.handlers_cleared = clear_sighand.load(std::memory_order_relaxed);
     if (args.handlers_cleared) ca.flags |= kCloneClearSighand;
-    pid = sys_clone3_run(&ca, child_main, &args);
+    // CLONE_INTO_CGROUP (Linux 5.7) starts the child in its leaf. Before 5.7
+    // clone3 answers E2BIG or EINVAL, and in a threaded cgroup EOPNOTSUPP: the
+    // child then joins the leaf itself, and later spawns go that way at once.
+    static std::atomic<bool> into_cgroup{true};
+    if (req.cgroup_fd >= 0 && into_cgroup.load(std::memory_order_relaxed)) {
+      ca.flags |= CLONE_INTO_CGROUP;
+      ca.cgroup = static_cast<uint64_t>(req.cgroup_fd);
+      args.cgroup_procs = nullptr;
+      pid = sys_clone3_run(&ca, child_main, &args);
+      if (pid == -EINVAL || pid == -E2BIG || pid == -EOPNOTSUPP) {
+        into_cgroup.store(false, std::memory_order_relaxed);
+        ca.flags &= ~CLONE_INTO_CGROUP;
+        ca.cgroup = 0;
+        args.cgroup_procs = req.cgroup_procs;
+        pid = sys_clone3_run(&ca, child_main, &args);
+      }
+    } else {
+      pid = sys_clone3_run(&ca, child_main, &args);
+    }
     if (pid == -EINVAL && args.handlers_cleared) {
       clear_sighand.store(false, std::memory_order_relaxed);
       args.handlers_cleared = false;

@@ -37,6 +37,12 @@ struct SpawnRequest {
   std::string cwd;
   std::vector<int> stdio;  // StdioCode or fd, one per child fd
   bool setsid = false;
+  bool setpgid = false;  // leads a new process group (the 'pgroup' tree)
+  // The cgroup leaf to start in (tree: true): a directory fd for clone3's
+  // CLONE_INTO_CGROUP, and the path of its cgroup.procs for the tiers where the
+  // child must write itself there before execve.
+  int cgroup_fd = -1;
+  const char* cgroup_procs = nullptr;
   bool set_uid = false, set_gid = false;
   uid_t uid = 0;
   gid_t gid = 0;

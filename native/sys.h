@@ -19,7 +19,8 @@ constexpr int kPidfdIdType = 3;
 constexpr int kPidfdIdType = P_PIDFD;
 #endif
 
-// struct clone_args up to CLONE_ARGS_SIZE_VER0: all that pidwatch needs.
+// struct clone_args up to CLONE_ARGS_SIZE_VER2 (cgroup, Linux 5.7). Passed to
+// the kernel as VER0 (64 bytes) unless `cgroup` is used.
 struct CloneArgs {
   uint64_t flags;
   uint64_t pidfd;
@@ -29,8 +30,11 @@ struct CloneArgs {
   uint64_t stack;
   uint64_t stack_size;
   uint64_t tls;
+  uint64_t set_tid;
+  uint64_t set_tid_size;
+  uint64_t cgroup;
 };
-static_assert(sizeof(CloneArgs) == 64, "clone_args v0 is 64 bytes");
+static_assert(sizeof(CloneArgs) == 88, "clone_args v2 is 88 bytes");
 
 // The PIDFD_GET_INFO answer, PIDFD_INFO_SIZE_VER0 (Linux >= 6.13; exit_code >= 6.15).
 struct PidfdInfo {
@@ -63,6 +67,12 @@ int sys_pidfd_exit_info(int pidfd, ExitInfo* info);
 
 // Decodes a waitpid-style status (as in PIDFD_INFO_EXIT or /proc/<pid>/stat).
 void decode_wait_status(int status, ExitInfo* info);
+
+// The wait status of the zombie `pid` from /proc/<pid>/stat (field 52). False when
+// it is not a zombie, or when this process may not see the status: the kernel shows
+// 0 there to a reader without ptrace read access, which would pass for exit code 0.
+// Allocates nothing, but reads files: not for the spawn child.
+bool read_zombie_status(pid_t pid, ExitInfo* info);
 
 // Runs fn(arg) in a new process created by clone3 on the given stack; the child
 // exits with fn's return value. Returns the child's pid or -errno. Only defined

@@ -1,4 +1,5 @@
 import { native } from './native.js';
+import { cgroupDirs } from './tree.js';
 import type { Capabilities } from './types.js';
 
 let probed: Readonly<Capabilities> | undefined;
@@ -14,6 +15,7 @@ export function capabilities(): Readonly<Capabilities> {
       waitidPidfd: caps.waitidPidfd,
       pidfdSendSignal: caps.pidfdSendSignal,
       pidfdInfoExit: caps.pidfdInfoExit,
+      cgroup: cgroupDirs()?.[0] ?? null,
     });
   }
   return probed;

@@ -1,5 +1,5 @@
 import { getSystemErrorName } from 'node:util';
-import type { ExitStatus, ResourceUsage } from './types.js';
+import type { ExitStatus, ResourceUsage, TreeStatus } from './types.js';
 
 /** A TypeError with Node's `code`, for bad arguments. */
 export function invalidArg(
@@ -114,6 +114,7 @@ export class ExitError extends Error implements ExitStatus {
   readonly aborted: boolean;
   readonly durationMs: number;
   readonly resourceUsage: ResourceUsage | null;
+  readonly tree: TreeStatus | null;
   readonly stdout: string | Buffer;
   readonly stderr: string | Buffer;
   /** With `all: true`: stdout and stderr interleaved. */
@@ -142,6 +143,7 @@ export class ExitError extends Error implements ExitStatus {
     this.aborted = status.aborted;
     this.durationMs = status.durationMs;
     this.resourceUsage = status.resourceUsage;
+    this.tree = status.tree;
     this.stdout = output.stdout;
     this.stderr = output.stderr;
     if (output.all !== undefined) this.all = output.all;

@@ -21,9 +21,11 @@ export type {
   ExitSource,
   ExitStatus,
   Output,
+  ProcessTree,
   ResourceUsage,
   SpawnOptions,
   StdioEntry,
   StdioKind,
+  TreeStatus,
 } from './types.js';
 export { POLL_CEILING_MS, POLL_FIRST_MS, type WatchedProcess, watch } from './watch.js';

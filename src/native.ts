@@ -32,6 +32,30 @@ export interface NativeProcess {
   close(): void;
 }
 
+/** A child spawned with a `leaf` (or SpawnFlag.processGroup) leads a tree. */
+export interface NativeTreeProcess extends NativeProcess {
+  /** Signals the process group the child leads: 0, or -errno (-ESRCH once reaped). */
+  killGroup(signal: number): number;
+  /** Members of its group killed when the leader exited (process-group trees). */
+  readonly leftovers: number;
+}
+
+/**
+ * A cgroup leaf holding one tree. `settle` is called once the leader has been
+ * reaped: it kills what is left and gives back `[leftovers, userUs, systemUs,
+ * memoryPeakBytes]` (-1: unknown), at once when the leaf is empty, else through
+ * `onEmpty` once it is. After that (or `release`) the leaf is no longer this tree's.
+ */
+export interface NativeLeaf {
+  readonly path: string;
+  /** 0 when sent, -ESRCH when the tree is empty (nothing sent), or -errno. */
+  kill(signal: number): number;
+  pids(): number[];
+  settle(onEmpty: (figures: number[]) => void): number[] | undefined;
+  /** Gives the leaf back after a spawn that failed. */
+  release(): void;
+}
+
 export interface NativeCapabilities {
   forcedSigchld: boolean;
   clone3Pidfd: boolean;
@@ -44,7 +68,7 @@ export interface NativeCapabilities {
 /** Child fd codes for `spawn`'s stdio array; a value >= 0 is a parent fd to pass. */
 export const StdioCode = { null: -1, none: -2, pipeIn: -3, pipeOut: -4, socketPair: -5 } as const;
 
-export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8 } as const;
+export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8, processGroup: 16 } as const;
 
 /**
  * The parent's ends of a child's stdin, stdout and stderr pipes, written and read on the
@@ -105,8 +129,20 @@ export interface NativeBinding {
     gid: number,
     fds: Int32Array,
     onExit: NativeExitCallback,
-  ): NativeProcess;
+    leaf?: NativeLeaf,
+  ): NativeTreeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  /**
+   * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
+   * ended it), or null when it is no zombie or this process may not see its status.
+   */
+  zombieStatus(pid: number): [code: number, signal: number, coreDumped: boolean] | null;
+  /** A leaf for a new tree, or -errno when none can be made; undefined while shutting down. */
+  treeLeaf(): NativeLeaf | number | undefined;
+  /** [root, this process's directory under it] where trees live, or null (no writable cgroup2). */
+  cgroupDirs(): [string, string] | null;
+  /** Live members of a process group, from a walk of /proc. */
+  pgroupMembers(pgid: number): number[];
   Capture: NativeCaptureConstructor;
 }
 

@@ -23,6 +23,7 @@ export interface NormalizedSpawn {
   timeout: number;
   killSignal: number;
   forceKillAfter: number | false;
+  tree: boolean;
 }
 
 function checkString(value: unknown, name: string): string {
@@ -160,5 +161,6 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
     timeout,
     killSignal,
     forceKillAfter: checkForceKillAfter(o.forceKillAfter),
+    tree: checkBoolean(o.tree, 'options.tree'),
   };
 }

@@ -1,8 +1,9 @@
 import { SpawnError } from './errors.js';
-import { deliver, joinNul, type NativeError, native } from './native.js';
+import { deliver, joinNul, type NativeError, native, SpawnFlag } from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
+import { acquireLeaf, ownTree } from './tree.js';
 import type { SpawnOptions } from './types.js';
 
 /**
@@ -36,6 +37,8 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   let proc: Subprocess | undefined;
   const fds = new Int32Array(request.stdio.length);
   let handle: ReturnType<typeof native.spawn> | undefined;
+  const leaf = request.tree ? acquireLeaf() : null;
+  const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
   try {
     handle = native.spawn(
       request.file,
@@ -44,13 +47,15 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
       request.path,
       request.cwd,
       request.stdio,
-      request.flags,
+      flags,
       request.uid,
       request.gid,
       fds,
       () => deliver(() => proc!.onExit()),
+      leaf ?? undefined,
     );
   } catch (error) {
+    leaf?.release();
     const e = error as NativeError;
     if (typeof e.errno !== 'number') throw error;
     // The path the failed step was about: the directory for chdir, else the program.
@@ -58,7 +63,10 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
     throw new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
   }
   // No handle: the environment (a terminating worker) can no longer run JS.
-  if (!handle) throw new Error('pidwatch: spawn() while the environment is shutting down');
+  if (!handle) {
+    leaf?.release();
+    throw new Error('pidwatch: spawn() while the environment is shutting down');
+  }
   const parentFds = Array.from(fds);
   if (raw !== null) {
     for (let fd = 0; fd < 3; fd++) {
@@ -66,7 +74,8 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
       parentFds[fd] = -1;
     }
   }
-  proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request);
+  const tree = request.tree ? ownTree(handle, leaf) : null;
+  proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }

@@ -31,6 +31,7 @@ export function nativeExitStatus(pid: number, timedOut = false, aborted = false)
     aborted,
     durationMs: slots[ExitSlot.durationMs],
     resourceUsage: slots[ExitSlot.hasUsage] === 1 ? resourceUsageAt(slots, ExitSlot.usage) : null,
+    tree: null,
   };
 }
 
@@ -53,5 +54,6 @@ export function toExitStatus(facts: StatusFacts): ExitStatus {
     aborted: false,
     durationMs: performance.now() - facts.startedAt,
     resourceUsage: null,
+    tree: null,
   };
 }

@@ -7,7 +7,8 @@ import type { NativeProcess } from './native.js';
 import { toSignalNumber } from './signals.js';
 import { nativeExitStatus } from './status.js';
 import type { StdioStream } from './stdio.js';
-import type { ExitStatus } from './types.js';
+import type { OwnedTree } from './tree.js';
+import type { ExitStatus, ProcessTree } from './types.js';
 
 const asyncDispose: typeof Symbol.asyncDispose =
   Symbol.asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose);
@@ -27,10 +28,16 @@ export class Subprocess implements AsyncDisposable {
   readonly stderr: Readable | null;
   /** One entry per child fd: the parent's stream, or null where not piped. */
   readonly stdio: ReadonlyArray<Readable | Writable | null>;
-  /** Resolves once, after the exit has been reaped. Never rejects. */
+  /**
+   * Resolves once, after the exit has been reaped (and, with `tree: true`, once
+   * the tree is empty: what was left of it is killed). Never rejects.
+   */
   readonly exited: Promise<ExitStatus>;
+  /** The child's whole tree with `tree: true`, else null. */
+  readonly tree: ProcessTree | null;
 
   #handle: NativeProcess;
+  #tree: OwnedTree | null;
   #policy: TerminationPolicy;
   #status: ExitStatus | null = null;
   #resolve!: (status: ExitStatus) => void;
@@ -42,9 +49,16 @@ export class Subprocess implements AsyncDisposable {
   #hasReadable: boolean;
 
   /** @internal Use `spawn()`. */
-  constructor(handle: NativeProcess, streams: StdioStream[], policy: TerminationPolicy) {
+  constructor(
+    handle: NativeProcess,
+    streams: StdioStream[],
+    policy: TerminationPolicy,
+    tree: OwnedTree | null = null,
+  ) {
     this.pid = handle.pid;
     this.#handle = handle;
+    this.#tree = tree;
+    this.tree = tree;
     this.#policy = policy;
     this.stdio = streams as Array<Readable | Writable | null>;
     this.#hasReadable = streams.some((stream) => stream !== null && isReadable(stream));
@@ -113,15 +127,19 @@ export class Subprocess implements AsyncDisposable {
     this.#cleanups.push(cleanup);
   }
 
-  /** @internal Sends killSignal, then SIGKILL after forceKillAfter. */
+  /**
+   * @internal Sends killSignal, then SIGKILL after forceKillAfter: to the whole
+   * tree with `tree: true`.
+   */
   terminate(reason: Reason): void {
     if (this.#status) return;
     if (reason === 'timeout') this.#timedOut = true;
     if (reason === 'abort') this.#aborted = true;
-    this.#handle.kill(this.#policy.killSignal);
+    const target = this.#tree ?? this.#handle;
+    target.kill(this.#policy.killSignal);
     const delay = this.#policy.forceKillAfter;
     if (delay !== false && this.#forceTimer === undefined && this.#policy.killSignal !== 9) {
-      this.#forceTimer = setTimeout(() => this.#handle.kill(9), delay);
+      this.#forceTimer = setTimeout(() => target.kill(9), delay);
       this.#forceTimer.unref();
     }
   }
@@ -140,6 +158,21 @@ export class Subprocess implements AsyncDisposable {
       this.#cleanups = [];
     }
     this.stdin?.destroy();
+    if (this.#tree) {
+      // The leader is gone: what is left of its tree is killed, and `exited`
+      // waits until the tree is empty.
+      const finish = (tree: ExitStatus['tree']) => {
+        status.tree = tree;
+        this.#finish(status);
+      };
+      const now = this.#tree.settle(finish);
+      if (now) finish(now);
+      return;
+    }
+    this.#finish(status);
+  }
+
+  #finish(status: ExitStatus): void {
     publishExit(status);
     this.#resolve(status);
     // Output nobody has started to read is drained, as child_process does, so

@@ -24,6 +24,31 @@ export interface ExitStatus {
   aborted: boolean;
   durationMs: number;
   resourceUsage: ResourceUsage | null;
+  /** What became of the child's tree (`tree: true`), else null. */
+  tree: TreeStatus | null;
+}
+
+/** How a tree ended: `ExitStatus.tree`. */
+export interface TreeStatus {
+  mechanism: 'cgroup' | 'pgroup';
+  /** Members still alive when the leader exited, killed then. */
+  leftovers: number;
+  /** microseconds of the whole tree, from cgroup cpu.stat; null for 'pgroup' */
+  userCPUTime: number | null;
+  systemCPUTime: number | null;
+  /** cgroup memory.peak where the memory controller is enabled, else null */
+  memoryPeakBytes: number | null;
+}
+
+/** The processes a child started with `tree: true` leads: `Subprocess.tree`. */
+export interface ProcessTree {
+  readonly mechanism: 'cgroup' | 'pgroup';
+  /** The leaf cgroup's path ('cgroup'), else null. */
+  readonly cgroup: string | null;
+  /** Live members, leader included. */
+  pids(): number[];
+  /** Signals every member (0 probes); false, and nothing sent, once the tree is empty. */
+  kill(signal?: NodeJS.Signals | number): boolean;
 }
 
 export type StdioKind = 'pipe' | 'inherit' | 'ignore';
@@ -48,6 +73,8 @@ export interface SpawnOptions {
    * shell, with `args` as `$1`...
    */
   shell?: boolean | string;
+  /** Own the child's whole tree: kill, timeout, abort and dispose reach every descendant. */
+  tree?: boolean;
 }
 
 export interface ExecOptions extends Omit<SpawnOptions, 'stdio'> {
@@ -77,6 +104,8 @@ export interface Capabilities {
   waitidPidfd: boolean;
   pidfdSendSignal: boolean;
   pidfdInfoExit: boolean;
+  /** The directory trees are created under (`'cgroup'` mechanism), or null (`'pgroup'`). */
+  cgroup: string | null;
 }
 
 /** What `exit$` and the runner need of a process: a Subprocess or a WatchedProcess. */

@@ -184,7 +184,6 @@ class PidfdSource implements Source {
 interface ProcStat {
   state: string;
   startTime: string;
-  exitCode: number;
 }
 
 /** The process's stat, or null when it is gone; other errors (EMFILE, ...) are thrown. */
@@ -198,8 +197,8 @@ function readStat(pid: number): ProcStat | null {
     throw error;
   }
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state); starttime is field 22; exit_code is field 52.
-  return { state: fields[0], startTime: fields[19], exitCode: Number(fields[49]) };
+  // fields[0] is field 3 (state); starttime is field 22.
+  return { state: fields[0], startTime: fields[19] };
 }
 
 /** A zombie leader may still have live threads: the process ends with its last thread. */
@@ -270,23 +269,17 @@ class ProcSource implements Source {
         this.#schedule(check);
         return;
       }
-      let code: number | null = null;
-      let signal = 0;
-      let coreDumped = false;
-      if (stat) {
-        // A zombie: its wait status is in /proc until its parent reaps it.
-        const status = stat.exitCode;
-        if ((status & 0x7f) === 0) code = (status >> 8) & 0xff;
-        else {
-          signal = status & 0x7f;
-          coreDumped = (status & 0x80) !== 0;
-        }
-      }
+      // A zombie: its wait status is in /proc until its parent reaps it, for a
+      // reader allowed to see it (null otherwise: unknown, never a made-up 0). Read
+      // natively, as the pidfd watcher does; the stat read again afterwards tells
+      // that the PID was not reaped and reused in between.
+      const zombie = stat ? native.zombieStatus(this.#pid) : null;
+      const known = zombie !== null && this.#read() !== null;
       const exit = toExitStatus({
         pid: this.#pid,
-        code,
-        signal,
-        coreDumped,
+        code: known && zombie[0] >= 0 ? zombie[0] : null,
+        signal: known ? zombie[1] : 0,
+        coreDumped: known && zombie[2],
         startedAt: this.#startedAt,
       });
       publishExit(exit);

@@ -77,6 +77,7 @@ describe(`capabilities() in mode ${testMode}`, () => {
     const caps = capabilities();
     expect(Object.keys(caps).sort()).toEqual(
       [
+        'cgroup',
         'clone3Pidfd',
         'mode',
         'pidfdInfoExit',
@@ -86,8 +87,9 @@ describe(`capabilities() in mode ${testMode}`, () => {
       ].sort(),
     );
     expect(['pidfd', 'sigchld']).toContain(caps.mode);
+    expect(caps.cgroup === null || typeof caps.cgroup === 'string').toBe(true);
     for (const [key, value] of Object.entries(caps)) {
-      if (key !== 'mode') expect(typeof value, key).toBe('boolean');
+      if (key !== 'mode' && key !== 'cgroup') expect(typeof value, key).toBe('boolean');
     }
   });
 

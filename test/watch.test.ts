@@ -19,6 +19,7 @@ import {
   identify,
   isZombie,
   procStat,
+  readAll,
   runNode,
   stillThere,
   trackChildren,
@@ -175,6 +176,63 @@ describe('watch() of a process that is not our child', () => {
     const pid = Number(await waitForLine(parent.stdout!));
     await waitFor(() => isZombie(pid), 'the forked child to become a zombie');
     expect(await watch(pid).exited).toMatchObject({ pid, code: null, signal: 'SIGKILL' });
+  });
+});
+
+/**
+ * A zombie that crashed (SIGSEGV, no core file), forked by a perl started as `uid`
+ * (this process's own by default) that never reaps it.
+ */
+async function startCrashedZombie(uid?: number): Promise<{ parent: ChildProcess; pid: number }> {
+  const ids = uid === undefined ? {} : { uid, gid: uid };
+  const parent = spawnChild(
+    'sh',
+    [
+      '-c',
+      'ulimit -c 0; exec perl -e \'$| = 1; my $pid = fork; if (!$pid) { kill "SEGV", $$; } print "$pid\\n"; sleep 60\'',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], ...ids },
+  );
+  started.push(parent);
+  track(parent as { pid: number });
+  const pid = Number(await waitForLine(parent.stdout!));
+  await waitFor(() => isZombie(pid), 'the forked child to become a zombie');
+  return { parent, pid };
+}
+
+/** watch(pid) in a node process running as `uid`: the status it resolves with. */
+async function watchAs(uid: number, pid: number): Promise<{ code: unknown; signal: unknown }> {
+  const watcher = spawnChild(process.execPath, [holdScript, String(pid), 'ref', distEntry], {
+    uid,
+    gid: uid,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.push(watcher);
+  const [out, err] = await Promise.all([
+    readAll(watcher.stdout!),
+    readAll(watcher.stderr!),
+    childExit(watcher),
+  ]);
+  expect(err.toString(), `the watcher running as uid ${uid} failed`).toBe('');
+  return JSON.parse(out.toString().split('\n')[1]);
+}
+
+// The kernel shows a zombie's wait status in /proc/<pid>/stat only to a reader with
+// ptrace access to it (same uid, euid and suid, or CAP_SYS_PTRACE); to anyone else
+// it shows 0, which reads as "exit code 0". Such a status is unknown: null, null.
+describe.skipIf(process.getuid?.() !== 0)('watch() of a zombie run by another user', () => {
+  const nobody = 65534;
+
+  it('a crashed root zombie is unknown to a watcher running as uid 65534: code and signal null, never code 0', async () => {
+    const { pid } = await startCrashedZombie();
+    expect(await watchAs(nobody, pid)).toEqual({ code: null, signal: null });
+    // The same zombie watched with the right to see its status (root): the crash.
+    expect(await watch(pid).exited).toMatchObject({ pid, code: null, signal: 'SIGSEGV' });
+  });
+
+  it('a crashed zombie of uid 65534 is seen by a watcher of that uid: SIGSEGV', async () => {
+    const { pid } = await startCrashedZombie(nobody);
+    expect(await watchAs(nobody, pid)).toEqual({ code: null, signal: 'SIGSEGV' });
   });
 });
 

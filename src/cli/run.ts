@@ -4,15 +4,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type JobSource, startRun } from '../runner/run.js';
 import type { Job, JobResult, RunAbortError } from '../runner/types.js';
 import { UsageError } from './args.js';
-import { ProgressBar } from './run/bar.js';
 import { invocation } from './run/direct.js';
 import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
-import { JobLog, readDoneSeqs } from './run/joblog.js';
+import type { JobLog } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
 import { GroupedOutput } from './run/output.js';
-import { writeResult } from './run/results.js';
-import { streamedAttempt } from './run/streamed.js';
 import { CommandTemplate, expandTag, type JobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
@@ -39,7 +36,10 @@ Options:
       --results DIR        each job's seq, stdout and stderr under DIR/1/<input>/...
       --tag                prefix output lines with the input; --tagstring STR with STR
       --line-buffer        print whole lines as they come; -u, --ungroup: as they come
-      --dry-run            print the commands, run nothing
+      --dry-run            print the commands, run nothing; -v: print each before its output
+  -I STR                   STR stands for {} in the command
+      --link               link all input sources (shorter ones wrap around)
+  -r, --no-run-if-empty    skip blank inputs
   -0, --null               inputs end with NUL; -d, --delimiter D: with D
   -a, --arg-file FILE      an input source, like :::: FILE
   -C, --colsep REGEXP      split each input into columns {1} {2} ...
@@ -98,6 +98,8 @@ export async function runRun(argv: string[]): Promise<number> {
     concurrency = jobSlots(config.jobs, availableParallelism());
     if (config.joblog !== null && !config.dryRun) {
       let append = config.joblog.append;
+      // Modules that only some options need are loaded only then: a lean start-up.
+      const { JobLog, readDoneSeqs } = await import('./run/joblog.js');
       if (config.resume !== 'no') {
         const read = readDoneSeqs(config.joblog.path, config.resume === 'failed');
         done = read.done;
@@ -126,7 +128,13 @@ async function runJobsOf(
   const count: InputCount = { read: 0, total: null };
   let inputs: AsyncIterable<string[]> | string[][] = jobArguments(
     config.sources,
-    { delimiter: config.delimiter, colsep: config.colsep, stdin: process.stdin },
+    {
+      delimiter: config.delimiter,
+      colsep: config.colsep,
+      stdin: process.stdin,
+      link: config.link,
+      skipEmpty: config.skipEmpty,
+    },
     count,
   );
   // A percentage in --halt is of all jobs: GNU parallel reads every input first to know it.
@@ -157,7 +165,13 @@ async function runJobsOf(
   let lastStart = 0;
   let startedJobs = 0;
 
-  const bar = config.bar ? new ProgressBar(process.stderr, count) : null;
+  const bar = config.bar
+    ? new (await import('./run/bar.js')).ProgressBar(process.stderr, count)
+    : null;
+  const writeResult =
+    config.results === null ? null : (await import('./run/results.js')).writeResult;
+  const { streamedAttempt } =
+    config.output === 'line' ? await import('./run/streamed.js') : { streamedAttempt: null };
   const beforeWrite = () => bar?.clear();
   const grouped = new GroupedOutput(
     { stdout: process.stdout, stderr: process.stderr, beforeWrite },
@@ -180,6 +194,10 @@ async function runJobsOf(
       const slot = freeSlots.length > 0 ? freeSlots.shift()! : ++slotCount;
       const values: JobValues = { args, seq, slot };
       const command = template.expand(values);
+      if (config.verbose && config.output !== 'group' && config.results === null) {
+        beforeWrite();
+        process.stdout.write(`${command}\n`);
+      }
       const info: Started = { values, command, receive: null };
       started.set(startedJobs++, info);
       const run = direct
@@ -211,7 +229,7 @@ async function runJobsOf(
   }
 
   const byJob = new WeakMap<Job, Started>();
-  const streamed = streamedAttempt({
+  const streamed = streamedAttempt?.({
     stdout: process.stdout,
     stderr: process.stderr,
     tag: (job) => tagOf(byJob.get(job)!.values),
@@ -246,15 +264,16 @@ async function runJobsOf(
     } else if (outcome.exitval === 0 && outcome.signal === 0) {
       runtimes.push(result.status.durationMs);
     }
-    if (config.results !== null) {
+    if (config.results !== null && writeResult !== null) {
       writeResult(config.results, job.values.args, job.values.seq, result.stdout, result.stderr);
       grouped.add(null, result.index);
     } else if (config.output === 'group') {
       const tag = tagOf(job.values);
-      grouped.add(
-        { index: result.index, stdout: result.stdout, stderr: result.stderr, tag },
-        result.index,
-      );
+      // -v: the command line comes first, as part of the job's output.
+      const stdout = config.verbose
+        ? Buffer.concat([Buffer.from(`${job.command}\n`), result.stdout])
+        : result.stdout;
+      grouped.add({ index: result.index, stdout, stderr: result.stderr, tag }, result.index);
     }
     const verdict = halt.finish(outcome);
     if (verdict !== null && config.halt !== null) {
@@ -295,7 +314,7 @@ async function runJobsOf(
     {
       retainResults: false,
       onResult,
-      startAttempt: config.output === 'line' ? streamed : undefined,
+      startAttempt: output === 'ignore' ? streamed : undefined,
     },
   );
 

@@ -34,6 +34,7 @@ export function notSpawned(): ExitStatus {
     aborted: false,
     durationMs: 0,
     resourceUsage: null,
+    tree: null,
   };
 }
 

@@ -109,7 +109,10 @@ class Run<T extends string | Buffer> {
   }
 
   kill(signal: NodeJS.Signals | number): void {
-    for (const slot of this.running) slot.attempt?.proc?.kill(signal);
+    for (const slot of this.running) {
+      const proc = slot.attempt?.proc;
+      (proc?.tree ?? proc)?.kill(signal);
+    }
   }
 
   /** Pulls jobs from the source while there is a free slot: never reads further ahead. */

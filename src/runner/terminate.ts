@@ -4,18 +4,22 @@ import type { ExitStatus } from '../types.js';
 export interface Killable {
   readonly exited: Promise<ExitStatus>;
   kill(signal?: NodeJS.Signals | number): boolean;
+  /** With `tree: true`, the signals go to the whole tree. */
+  readonly tree?: { kill(signal?: NodeJS.Signals | number): boolean } | null;
 }
 
 /**
  * Sends `killSignal`, then SIGKILL after `forceKillAfter` ms unless the process is gone by
- * then. Returns at once; the caller waits on `exited`. Signals nothing once reaped.
+ * then: to its whole tree when it has one. Returns at once; the caller waits on `exited`.
+ * Signals nothing once reaped (or the tree is empty).
  */
 export function terminate(
   proc: Killable,
   killSignal: NodeJS.Signals | number,
   forceKillAfter: number | false,
 ): void {
-  if (!proc.kill(killSignal) || forceKillAfter === false) return;
-  const timer = setTimeout(() => proc.kill('SIGKILL'), forceKillAfter);
+  const target = proc.tree ?? proc;
+  if (!target.kill(killSignal) || forceKillAfter === false) return;
+  const timer = setTimeout(() => target.kill('SIGKILL'), forceKillAfter);
   void proc.exited.then(() => clearTimeout(timer));
 }

@@ -67,6 +67,11 @@ export interface RunOptions<T extends string | Buffer = string> {
   killSignal?: NodeJS.Signals | number;
   /** ms before SIGKILL follows `killSignal`; default 5000; `false` turns it off. */
   forceKillAfter?: number | false;
+  /**
+   * Run each job as a process tree (default true): halt, abort and timeout kill
+   * every descendant, and a job ends once its whole tree has. `false` opts out.
+   */
+  tree?: boolean;
   /** Aborting stops starting jobs, kills the running ones and rejects with an `AbortError`. */
   signal?: AbortSignal;
   onResult?: (result: JobResult<T>) => void;

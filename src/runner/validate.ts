@@ -18,6 +18,7 @@ export interface RunSettings {
   encoding: 'utf8' | 'buffer';
   killSignal: NodeJS.Signals | number;
   forceKillAfter: number | false;
+  tree: boolean;
 }
 
 function isCount(value: unknown, min: number): value is number {
@@ -51,6 +52,7 @@ export function checkRunOptions(options: RunOptions<any> | undefined): RunSettin
     encoding = 'utf8',
     killSignal = 'SIGTERM',
     forceKillAfter = 5000,
+    tree = true,
     signal,
     onResult,
     onProgress,
@@ -79,6 +81,9 @@ export function checkRunOptions(options: RunOptions<any> | undefined): RunSettin
   if (forceKillAfter !== false && !(typeof forceKillAfter === 'number' && forceKillAfter >= 0)) {
     throw invalid('ERR_INVALID_ARG_VALUE', 'options.forceKillAfter must be ms >= 0 or false');
   }
+  if (typeof tree !== 'boolean') {
+    throw invalid('ERR_INVALID_ARG_TYPE', 'options.tree must be a boolean');
+  }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalid('ERR_INVALID_ARG_TYPE', 'options.signal must be an AbortSignal');
   }
@@ -99,6 +104,7 @@ export function checkRunOptions(options: RunOptions<any> | undefined): RunSettin
     encoding,
     killSignal,
     forceKillAfter,
+    tree,
   };
 }
 
@@ -140,5 +146,6 @@ export function attemptOptions(job: Job, settings: RunSettings): SpawnOptions {
     timeout: own.timeout ?? settings.timeout,
     killSignal: own.killSignal ?? settings.killSignal,
     forceKillAfter: own.forceKillAfter ?? settings.forceKillAfter,
+    tree: own.tree ?? settings.tree,
   };
 }

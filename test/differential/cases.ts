@@ -244,6 +244,10 @@ export const cases: Case[] = [
   c('line-buffer tag', ['--lb', '--tag', 'printf "x\\ny"', ':::', 'a']),
   c('ungroup', ['-u', 'echo', ':::', 'a', 'b']),
   c('dry-run', ['--dry-run', 'rm {}', ':::', 'a b', "c'd", '']),
+  c('verbose', ['-v', '-k', 'echo {}; echo e >&2', ':::', 'a', 'b c']),
+  c('-I replace string', ['-k', '-I', 'XX', 'echo', 'XX-XX', ':::', 'a', 'b']),
+  c('--link wraps', ['-k', '--link', 'echo', ':::', 'a', 'b', ':::', '1', '2', '3']),
+  c('-r skips blank lines', ['-r', '-k', 'echo', '[{}]'], 'a\n \n\nb\n'),
   c('dry-run no command', ['--dry-run', ':::', 'echo a; echo b']),
   // bad usage
   usage('unknown option', ['--no-such-option', 'echo', ':::', 'a']),

@@ -10,6 +10,10 @@ export type SourceSpec =
   | { kind: 'file'; path: string; linked: boolean };
 
 export interface InputSettings {
+  /** --link: every source is linked to the first, the shorter ones wrapping around. */
+  link: boolean;
+  /** -r: skip records that hold only blanks. */
+  skipEmpty: boolean;
   /** Record separator; null: newline. */
   delimiter: string | null;
   /** Splits each record into columns ({1}, {2}, ...). */
@@ -36,6 +40,10 @@ export async function* readRecords(stream: Readable, delimiter: string): AsyncGe
   if (carry !== '') yield carry;
 }
 
+async function* nonBlank(records: AsyncIterable<string>): AsyncGenerator<string> {
+  for await (const record of records) if (/\S/.test(record)) yield record;
+}
+
 /** Perl's split: trailing empty fields are dropped. */
 function splitColumns(record: string, colsep: RegExp): string[] {
   const columns = record.split(colsep);
@@ -47,7 +55,8 @@ function openSource(spec: SourceSpec, settings: InputSettings): AsyncIterable<st
   // GNU parallel reads `:::` values as records too: a value holding the delimiter is several.
   if (spec.kind === 'args') return spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
   const stream = spec.path === '-' ? settings.stdin : createReadStream(spec.path);
-  return readRecords(stream, settings.delimiter ?? '\n');
+  const records = readRecords(stream, settings.delimiter ?? '\n');
+  return settings.skipEmpty ? nonBlank(records) : records;
 }
 
 async function readAll(source: AsyncIterable<string> | string[]): Promise<string[]> {
@@ -57,8 +66,9 @@ async function readAll(source: AsyncIterable<string> | string[]): Promise<string
   return values;
 }
 
-/** Groups linked sources with the one they follow. */
-function groupSources(specs: readonly SourceSpec[]): SourceSpec[][] {
+/** Groups linked sources with the one they follow (all of them with --link). */
+function groupSources(specs: readonly SourceSpec[], link: boolean): SourceSpec[][] {
+  if (link) return [[...specs]];
   const groups: SourceSpec[][] = [];
   for (const spec of specs) {
     if (spec.linked && groups.length > 0) groups.at(-1)!.push(spec);
@@ -67,14 +77,19 @@ function groupSources(specs: readonly SourceSpec[]): SourceSpec[][] {
   return groups;
 }
 
-/** A linked group's values: one row per index, as long as its shortest source. */
+/**
+ * A linked group's values, one row per index: as long as its shortest source after `:::+`,
+ * as its longest with --link (the shorter ones wrap around), as GNU parallel does.
+ */
 async function readGroup(
   group: readonly SourceSpec[],
   settings: InputSettings,
 ): Promise<string[][]> {
   const lists = await Promise.all(group.map((spec) => readAll(openSource(spec, settings))));
-  const length = Math.min(...lists.map((list) => list.length));
-  return Array.from({ length }, (_, i) => lists.map((list) => list[i]));
+  const lengths = lists.map((list) => list.length);
+  const length =
+    settings.link && !lengths.includes(0) ? Math.max(...lengths) : Math.min(...lengths);
+  return Array.from({ length }, (_, i) => lists.map((list) => list[i % list.length]));
 }
 
 /**
@@ -86,7 +101,7 @@ export async function* jobArguments(
   settings: InputSettings,
   count: InputCount,
 ): AsyncGenerator<string[]> {
-  const groups = groupSources(specs);
+  const groups = groupSources(specs, settings.link);
   const rest: string[][][] = [];
   for (const group of groups.slice(1)) rest.push(await readGroup(group, settings));
   const first: AsyncIterable<string[]> | string[][] =

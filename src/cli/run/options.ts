@@ -31,6 +31,12 @@ export interface RunConfig {
   colsep: RegExp | null;
   bar: boolean;
   tree: boolean;
+  /** --link: link every input source to the first. */
+  link: boolean;
+  /** -r: skip blank inputs. */
+  skipEmpty: boolean;
+  /** -v: print each job's command line before its output. */
+  verbose: boolean;
 }
 
 interface OptionSpec {
@@ -66,6 +72,10 @@ option('delimiter', true, ['delimiter'], 'd');
 option('arg-file', true, ['arg-file'], 'a');
 option('colsep', true, ['colsep'], 'C');
 option('bar', false, ['bar']);
+option('link', false, ['link', 'xapply']);
+option('no-run-if-empty', false, ['no-run-if-empty'], 'r');
+option('verbose', false, ['verbose'], 'v');
+option('replace', true, ['replace'], 'I');
 option('help', false, ['help'], 'h');
 option('tree', false, ['tree']);
 option('no-tree', false, ['no-tree']);
@@ -171,7 +181,10 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   if (values.has('help')) return 'help';
   const last = (key: string): string | undefined => values.get(key)?.at(-1);
   const has = (key: string) => values.has(key);
-  const { command, sources } = readSources(rest, values.get('arg-file') ?? []);
+  const { command: words, sources } = readSources(rest, values.get('arg-file') ?? []);
+  // -I STR: STR stands for {} in the command.
+  const replace = last('replace');
+  const command = replace ? words.map((word) => word.split(replace).join('{}')) : words;
 
   const timeoutText = last('timeout');
   let timeout: RunConfig['timeout'] = null;
@@ -222,6 +235,9 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     colsep: colsepPattern,
     bar: has('bar'),
     tree: !has('no-tree'),
+    link: has('link'),
+    skipEmpty: has('no-run-if-empty'),
+    verbose: has('verbose'),
   };
 }
 
