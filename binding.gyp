@@ -46,6 +46,21 @@
           "libraries": ["-Wl,--no-as-needed", "-l:libpthread.so.0", "-Wl,--as-needed"]
         }]
       ]
+    },
+    {
+      # Kills the trees of a pidwatch process that dies (README: The guardian). Built
+      # for users too: trees with killOnParentExit need it.
+      "target_name": "pidwatch-guardian",
+      "type": "executable",
+      "sources": ["native/guardian.c"],
+      "cflags": ["-Wall", "-Wextra", "-std=gnu11", "-O2"],
+      "conditions": [
+        ["pidwatch_dev==1", {"cflags": ["-Werror"]}],
+        ["pidwatch_portable==1", {
+          "sources": ["native/compat/start.c"],
+          "ldflags": ["-s", "-Wl,--wrap=__libc_start_main"]
+        }]
+      ]
     }
   ],
   "conditions": [

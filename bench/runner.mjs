@@ -12,9 +12,10 @@ import { createInterface } from 'node:readline';
 import { loadCompetitor } from './lib/competitors.mjs';
 import { outputScenarios } from './lib/output.mjs';
 import { scenarios } from './lib/scenarios.mjs';
+import { treeScenarios } from './lib/trees.mjs';
 
 // Scenarios whose rows are ways to do a job, not spawn adapters: setup(row, params).
-const rowScenarios = { ...outputScenarios };
+const rowScenarios = { ...outputScenarios, ...treeScenarios };
 
 const [name, kind, params] = process.argv.slice(2);
 const setup = scenarios[kind] ?? rowScenarios[kind];

@@ -417,14 +417,14 @@ void leaf_migrate(const LeafDir& leaf, const std::string& to) {
   close(to_fd);
 }
 
-int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids) {
+int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids, pid_t from) {
   pids->clear();
   DIR* proc = opendir("/proc");
   if (!proc) return -errno;
   int proc_fd = dirfd(proc);
   char buf[512];
   while (struct dirent* e = readdir(proc)) {
-    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    if (e->d_name[0] < '1' || e->d_name[0] > '9' || atoi(e->d_name) < from) continue;
     char path[300];
     snprintf(path, sizeof path, "%s/stat", e->d_name);
     int fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);

@@ -71,8 +71,9 @@ bool leaf_wait_empty(const LeafDir& leaf, int timeout_ms);
 void leaf_migrate(const LeafDir& leaf, const std::string& to);
 
 // Process groups (the 'pgroup' mechanism): the members of group pgid found by a
-// walk of /proc, leaving out `except` (0: none).
-int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids);
+// walk of /proc, leaving out `except` (0: none) and PIDs below `from` (whose
+// stat is then not read).
+int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids, pid_t from = 0);
 
 // Process-wide registry of leaves that exist on disk, for the exit hook that
 // removes them (and the parent) when the process exits normally.

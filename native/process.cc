@@ -143,10 +143,14 @@ bool ProcessHandle::EndGroup() {
   if (r == 0 && si.si_pid == 0) return false;
   group_leader_ = false;
   if (r != 0) return true;  // reaped elsewhere: the group ID is no longer ours to use
+  // Members are counted among the PIDs above the leader's, which is where its
+  // descendants are unless PIDs wrapped around meanwhile: reading the stat of
+  // every process on the machine at each exit would cost more than the spawn.
+  // The kill reaches every member either way.
   std::vector<pid_t> members;
-  pgroup_members(pid_, pid_, &members);
+  pgroup_members(pid_, pid_, &members, pid_ + 1);
   group_leftovers_ = static_cast<int>(members.size());
-  if (!members.empty()) kill(-pid_, SIGKILL);
+  kill(-pid_, SIGKILL);
   return true;
 }
 

@@ -1,7 +1,7 @@
 // Builds the prebuilt binaries that ship in the package (run by prepack, so
 // `npm pack` and `npm publish` produce them from the sources):
-//   prebuilds/linux-x64-glibc/pidwatch.node
-//   prebuilds/linux-arm64-glibc/pidwatch.node
+//   prebuilds/linux-x64-glibc/pidwatch.node (and pidwatch-guardian)
+//   prebuilds/linux-arm64-glibc/pidwatch.node (and pidwatch-guardian)
 // each with node-gyp against the same Node headers, with pidwatch_portable=1
 // (binding.gyp): symbols pinned to glibc 2.28 and GCC 8's libstdc++, stripped.
 // The architecture that is not the build machine's is cross-compiled with
@@ -60,7 +60,8 @@ function build(target) {
     if (result.status !== 0) fail(`the ${target.tag} build failed`);
     const dir = join(root, 'prebuilds', target.tag);
     mkdirSync(dir, { recursive: true });
-    copyFileSync(join(work, 'build', 'Release', 'pidwatch.node'), join(dir, 'pidwatch.node'));
+    for (const name of ['pidwatch.node', 'pidwatch-guardian'])
+      copyFileSync(join(work, 'build', 'Release', name), join(dir, name));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

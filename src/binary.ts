@@ -46,6 +46,12 @@ export function binaryCandidates(root = packageRoot): string[] {
   ];
 }
 
+/** A program built beside the addon (the guardian), from the same places; null when none is. */
+export function builtProgram(name: string, root = packageRoot): string | null {
+  const files = binaryCandidates(root).map((addon) => join(dirname(addon), name));
+  return files.find((file) => existsSync(file)) ?? null;
+}
+
 export interface NoBinaryError extends Error {
   code: 'ERR_PIDWATCH_NO_BINARY';
 }

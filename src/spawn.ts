@@ -1,4 +1,5 @@
 import { SpawnError } from './errors.js';
+import { guardTree } from './guardian.js';
 import { deliver, joinNul, type NativeError, native, SpawnFlag } from './native.js';
 import { normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
@@ -76,6 +77,8 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   }
   const tree = request.tree ? ownTree(handle, leaf) : null;
   proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
+  // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
+  if (tree && request.flags & SpawnFlag.pdeathsig) void proc.exited.then(guardTree(proc.pid, tree));
   watchDeadlines(proc, request.timeout, request.signal);
   return proc;
 }

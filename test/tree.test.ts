@@ -4,9 +4,11 @@
 // /proc and /sys/fs/cgroup directly, not through pidwatch.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { capabilities, exec, runJobs, type Subprocess, spawn } from '../src/index.js';
 import { haveCompiler, PidReuser, retryingPidRace } from './fixtures/reliability/support.js';
+import { testMode } from './helpers/mode.js';
 import { distEntry, procStat, runNode, waitFor } from './helpers/proc.js';
 
 const cgroupRoot = capabilities().cgroup;
@@ -378,4 +380,101 @@ describe.skipIf(cgroupRoot === null)('cgroup accounting and cleanup', () => {
       [],
     );
   });
+});
+
+/** Kills a process this test left running on purpose (without tree: true). */
+function end(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+describe('without tree: true the same scenarios are bounded by the timeout', () => {
+  it('exec of `sh -c "sleep 30 & echo started"` settles by timeout + forceKillAfter', async () => {
+    const started = performance.now();
+    const output = await exec('sh', ['-c', 'sleep 30 & echo $!; echo started'], {
+      timeout: 300,
+      forceKillAfter: 300,
+      reject: false,
+    });
+    const [sleeper, word] = (output.stdout as string).trim().split('\n');
+    end(Number(sleeper));
+    expect(word).toBe('started');
+    expect(output.tree).toBeNull();
+    expect(performance.now() - started).toBeLessThan(300 + 300 + 1000);
+  });
+
+  it('runJobs with tree: false and a daemon job still finishes', async () => {
+    const started = performance.now();
+    const summary = await runJobs([['sh', '-c', 'sleep 33 & echo $!']], {
+      timeout: 300,
+      forceKillAfter: 300,
+      tree: false,
+    });
+    const daemon = Number(summary.results[0].stdout.trim());
+    end(daemon);
+    expect(daemon).toBeGreaterThan(1);
+    expect(summary.results[0].status.tree).toBeNull();
+    expect(performance.now() - started).toBeLessThan(300 + 300 + 1000);
+  });
+
+  it('kill() of a leader: exited resolves at its exit', async () => {
+    const proc = spawn('sh', ['-c', 'sleep 60 & echo $!; wait'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const [sleeper] = await reportedPids(lineReader(proc), 1);
+    expect(proc.kill()).toBe(true);
+    expect((await proc.exited).signal).toBe('SIGTERM');
+    // Without a tree, the child's own child lives on, as with child_process.
+    expect(dead(sleeper)).toBe(false);
+    end(sleeper);
+  });
+});
+
+describe.skipIf(testMode !== 'pidfd')('pidwatch run', () => {
+  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+
+  it('runs jobs as trees: a daemon a job starts ends with it; --no-tree opts out', async () => {
+    const tree = await runNode([
+      cli,
+      'run',
+      '--timeout',
+      '10',
+      'sleep 30 & echo $! {}',
+      ':::',
+      '1',
+    ]);
+    expect(tree.code).toBe(0);
+    const daemon = Number(tree.stdout.split(' ')[0]);
+    strays.push(daemon);
+    expect(dead(daemon)).toBe(true);
+
+    const plain = await runNode([
+      cli,
+      'run',
+      '--no-tree',
+      '--timeout',
+      '0.3',
+      'sleep 30 & echo $! {}',
+      ':::',
+      '1',
+    ]);
+    const survivor = Number(plain.stdout.split(' ')[0]);
+    strays.push(survivor);
+    expect(plain.code).toBe(1); // the job timed out: its daemon held the output
+    expect(dead(survivor)).toBe(false);
+  });
+});
+
+describe.skipIf(testMode !== 'pidfd')('10,000 trees', () => {
+  it('leave no cgroup directory, idle or after the exit', async () => {
+    const script = fileURLToPath(new URL('stress/trees.mjs', import.meta.url));
+    const result = await runNode([script, '--count', '10000'], { timeout: 120_000 });
+    const report = JSON.parse(result.stdout) as { pid: number; problems: unknown[] };
+    expect(report.problems).toEqual([]);
+    expect(result.code).toBe(0);
+    if (cgroupRoot !== null) expect(existsSync(`${cgroupRoot}/pidwatch-${report.pid}`)).toBe(false);
+  }, 180_000);
 });

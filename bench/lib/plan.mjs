@@ -1,4 +1,5 @@
 import { outputPlan } from './output.mjs';
+import { treePlan } from './trees.mjs';
 
 // What the bench measures: the scenarios of issue 6 with their sizes, and the rows.
 // Quick mode divides every size by ten.
@@ -89,5 +90,6 @@ export function scenarios({ quick }) {
       unit: 'ms to last exit',
     },
     ...outputPlan({ quick, size, rounds }),
+    ...treePlan({ quick, size, rounds }),
   ];
 }

@@ -6,6 +6,7 @@ const USAGE = `Usage: pidwatch <command> [options]
 Commands:
   run     run a command once per input line (or ::: argument), N at a time
   wait    wait for processes to exit, without polling
+  worker  run the jobs of a BullMQ queue (pidwatch run --queue) as process trees
 
 Options:
   -h, --help     show this help (also: pidwatch <command> --help)
@@ -20,6 +21,7 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.js')).runRun,
   wait: async () => (await import('./wait.js')).runWait,
+  worker: async () => (await import('./worker.js')).runWorker,
 };
 
 function version(): string {

@@ -1,9 +1,11 @@
 // `pidwatch run`: GNU parallel's command line (see its man page), on pidwatch's runner.
 import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type JobSource, startRun } from '../runner/run.js';
-import type { Job, JobResult, RunAbortError } from '../runner/types.js';
+import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
+import type { Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
 import { UsageError } from './args.js';
+
+import { startQueueRun } from './queue.js';
 import { invocation } from './run/direct.js';
 import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
@@ -45,6 +47,8 @@ Options:
   -C, --colsep REGEXP      split each input into columns {1} {2} ...
       --bar                show a progress bar on stderr
       --no-tree            run each job as a single process, not as a process tree
+      --queue URL          run the jobs on 'pidwatch worker --queue URL' processes (BullMQ):
+                           redis://HOST[:PORT]/NAME or redis+unix:///SOCKET?queue=NAME
   -h, --help               show this help
 
 Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more; with --halt, GNU
@@ -300,23 +304,34 @@ async function runJobsOf(
       : config.output === 'line'
         ? 'ignore'
         : 'inherit';
-  const run = startRun<Buffer>(
-    jobs() as JobSource,
-    {
-      concurrency,
-      retries: Math.max(config.retries - 1, 0),
-      output,
-      encoding: 'buffer',
-      killSignal: 'SIGTERM',
-      forceKillAfter: GRACE_MS,
-      onProgress: bar === null ? undefined : (progress) => bar.update(progress),
-    },
-    {
-      retainResults: false,
-      onResult,
-      startAttempt: output === 'ignore' ? streamed : undefined,
-    },
-  );
+  const runOptions: RunOptions<Buffer> = {
+    concurrency,
+    retries: Math.max(config.retries - 1, 0),
+    output,
+    encoding: 'buffer',
+    killSignal: 'SIGTERM',
+    forceKillAfter: GRACE_MS,
+    tree: config.tree,
+    onProgress: bar === null ? undefined : (progress) => bar.update(progress),
+  };
+  let run: RunHandle<Buffer>;
+  try {
+    run =
+      config.queue === null
+        ? startRun<Buffer>(jobs() as JobSource, runOptions, {
+            retainResults: false,
+            onResult,
+            startAttempt: output === 'ignore' ? streamed : undefined,
+          })
+        : await startQueueRun(config.queue, jobs() as JobSource, runOptions, {
+            retainResults: false,
+            onResult,
+          });
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`pidwatch run: ${error.message}\n`);
+    return USAGE_STATUS;
+  }
 
   let stoppedBy: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -233,27 +233,28 @@ describe.skipIf(testMode !== 'pidfd')('the packed tarball', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('holds both prebuilt binaries, no build directory, and stays under 400 kB', () => {
+  it('holds both prebuilt binaries and guardians, no build directory, and stays under 400 kB', () => {
     const files = packed.files.map((f) => f.path);
-    expect(files).toContain('prebuilds/linux-x64-glibc/pidwatch.node');
-    expect(files).toContain('prebuilds/linux-arm64-glibc/pidwatch.node');
+    for (const tag of ['linux-x64-glibc', 'linux-arm64-glibc']) {
+      expect(files).toContain(`prebuilds/${tag}/pidwatch.node`);
+      expect(files).toContain(`prebuilds/${tag}/pidwatch-guardian`);
+    }
     expect(files.filter((f) => f.startsWith('build/') || f.startsWith('test/'))).toEqual([]);
     expect(packed.size).toBeLessThan(400_000);
     expect(readdirSync(installed)).not.toContain('build');
   });
 
   it("its binaries need nothing newer than glibc 2.28 and GCC 8's libstdc++", async () => {
-    const x64 = await versionNeeds(
-      join(installed, 'prebuilds', 'linux-x64-glibc', 'pidwatch.node'),
-    );
-    const arm64 = await versionNeeds(
-      join(installed, 'prebuilds', 'linux-arm64-glibc', 'pidwatch.node'),
-    );
-    expect(x64.machine).toMatch(/X86-64/);
-    expect(arm64.machine).toMatch(/AArch64/);
-    for (const { versions } of [x64, arm64]) {
-      expect(versions).toContain('GLIBC_2.28'); // fcntl64: the reading works
-      expect(tooNew(versions)).toEqual([]);
+    for (const [tag, machine] of [
+      ['linux-x64-glibc', /X86-64/],
+      ['linux-arm64-glibc', /AArch64/],
+    ] as const) {
+      for (const name of ['pidwatch.node', 'pidwatch-guardian']) {
+        const needs = await versionNeeds(join(installed, 'prebuilds', tag, name));
+        expect(needs.machine, `${tag}/${name}`).toMatch(machine);
+        expect(needs.versions.length, `${tag}/${name}`).toBeGreaterThan(0); // the reading works
+        expect(tooNew(needs.versions), `${tag}/${name}`).toEqual([]);
+      }
     }
   });
 

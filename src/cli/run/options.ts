@@ -1,6 +1,7 @@
 // The command line of `pidwatch run`: GNU parallel's options, read the way GNU parallel reads
 // them (Getopt::Long with bundling and require_order: options first, the command from the
 // first word that is not one), then the input sources after the command.
+import { parseQueueUrl } from '../../bullmq/url.js';
 import { UsageError } from '../args.js';
 import { type HaltRule, parseHalt } from './halt.js';
 import type { SourceSpec } from './input.js';
@@ -31,6 +32,8 @@ export interface RunConfig {
   colsep: RegExp | null;
   bar: boolean;
   tree: boolean;
+  /** `--queue URL`: the jobs run on `pidwatch worker` processes (BullMQ), not here. */
+  queue: string | null;
   /** --link: link every input source to the first. */
   link: boolean;
   /** -r: skip blank inputs. */
@@ -79,6 +82,7 @@ option('replace', true, ['replace'], 'I');
 option('help', false, ['help'], 'h');
 option('tree', false, ['tree']);
 option('no-tree', false, ['no-tree']);
+option('queue', true, ['queue']);
 // Accepted and ignored, so that command lines written for GNU parallel run unchanged.
 option('ignored', false, ['will-cite', 'no-notice', 'silent', 'eta', 'progress']);
 
@@ -229,16 +233,33 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     results: last('results') ?? null,
     keepOrder: has('keep-order'),
     tagstring,
-    output: has('ungroup') ? 'ungroup' : has('line-buffer') ? 'line' : 'group',
+    // Jobs on a queue come back whole: their output is printed as with --group.
+    output: has('queue')
+      ? 'group'
+      : has('ungroup')
+        ? 'ungroup'
+        : has('line-buffer')
+          ? 'line'
+          : 'group',
     dryRun: has('dry-run'),
     delimiter: delimiterText === undefined ? null : unescapeDelimiter(delimiterText),
     colsep: colsepPattern,
     bar: has('bar'),
     tree: !has('no-tree'),
+    queue: has('queue') ? checkQueueUrl(last('queue')!) : null,
     link: has('link'),
     skipEmpty: has('no-run-if-empty'),
     verbose: has('verbose'),
   };
+}
+
+function checkQueueUrl(url: string): string {
+  try {
+    parseQueueUrl(url);
+  } catch (error) {
+    throw new UsageError(`--queue: ${(error as Error).message}`);
+  }
+  return url;
 }
 
 /**
