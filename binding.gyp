@@ -20,8 +20,10 @@
         "native/sys.cc",
         "native/spawn.cc",
         "native/process.cc",
+        "native/reaper.cc",
         "native/probe.cc",
         "native/capture.cc",
+        "native/sync.cc",
         "native/cgroup.cc",
         "native/tree.cc"
       ],

@@ -4,22 +4,29 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace pidwatch {
 namespace {
 
 enum CaptureFlags { kFlagAll = 1, kFlagDiscard = 2 };
 enum PipeIndex { kStdin, kStdout, kStderr, kPipes };
+// What onEvent(id, event, stdout, stderr, all) reports.
+enum CaptureEvent { kEventOverflow = 1, kEventDone = 2, kEventDoneOverflowed = 3 };
 
 // One read(2) at most this much; a pipe holds 64 KiB by default.
 constexpr size_t kReadChunk = 64 * 1024;
 // Output up to this size is copied into a fresh Buffer; larger output is handed
 // over without a copy (an external Buffer freeing the malloc'd bytes).
 constexpr size_t kCopyLimit = 64 * 1024;
+constexpr int kBatch = 64;
 
 // A growing byte buffer; plain malloc so that JS can take it over.
 struct Bytes {
@@ -48,180 +55,239 @@ struct Bytes {
   }
 };
 
-class CaptureHandle;
-
-// Per environment (main thread or worker): its loop, the async context the JS
-// callbacks run in, and the live captures, closed without JS at teardown.
-struct CaptureEnv {
-  napi_env env = nullptr;
-  uv_loop_t* loop = nullptr;
-  napi_async_context async_context = nullptr;
-  CaptureHandle* live = nullptr;
-};
+struct Capture;
 
 struct Pipe {
-  CaptureHandle* owner = nullptr;
+  Capture* owner = nullptr;
   int index = 0;
   int fd = -1;
-  uv_poll_t* poll = nullptr;
   Bytes bytes;
 };
 
-void delete_poll(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
+// One child's pipes. Referred to from JS by its id only: no JS object per capture.
+struct Capture {
+  uint32_t id = 0;
+  Pipe pipes[kPipes];
+  std::string input;
+  size_t written = 0;
+  Bytes all;
+  double max_buffer = 0;
+  unsigned flags = 0;
+  int open_outputs = 0;
+  bool overflowed = false;
+  bool overflow_told = false;
+  bool delivered = false;
+};
 
 void free_external(napi_env, void* data, void*) { free(data); }
 
-// new Capture(fds: Int32Array [stdin, stdout, stderr] (-1: none), input: Uint8Array | null,
-//             maxBuffer, flags, onOverflow: () => void, onDone: (stdout?, stderr?, all?) => void)
-// takes over the fds. Output is kept up to maxBuffer bytes per stream; past it the
-// stream is closed and onOverflow runs once. onDone runs once every output pipe has
-// ended (EOF, error, overflow or close()), with a Buffer per non-empty stream.
-class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
+// Per environment (main thread or worker): one epoll set holding every pipe end,
+// watched by a single uv_poll, so a pipe costs an epoll_ctl ADD and DEL and no libuv
+// handle; the JS callback; and the live captures by id.
+class CaptureEnv {
  public:
-  static Napi::Function Define(Napi::Env env, CaptureEnv* cenv) {
-    return DefineClass(env, "Capture",
-                       {
-                           InstanceMethod<&CaptureHandle::Close>("close"),
-                           InstanceMethod<&CaptureHandle::EndInput>("endInput"),
-                       },
-                       cenv);
-  }
+  CaptureEnv(napi_env env, uv_loop_t* loop) : env_(env), loop_(loop) {}
 
-  explicit CaptureHandle(const Napi::CallbackInfo& info);
-  ~CaptureHandle() override { CloseAll(); }
-
-  CaptureHandle* next_live() const { return live_next_; }
-  // Environment teardown: handles closed, fds closed, no JS.
-  void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));
+  bool Init();
+  napi_value Start(const Napi::CallbackInfo& info);
+  void Close(uint32_t id);
+  void EndInput(uint32_t id);
+  void SetCallback(napi_value fn);
+  // Environment teardown: every fd closed, handles closed, no JS.
+  void Teardown(void (*on_closed)(uv_handle_t*), void* closure);
+  bool has_poll() const { return poll_ != nullptr; }
 
  private:
-  Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value EndInput(const Napi::CallbackInfo& info);
-
   static void OnPoll(uv_poll_t* handle, int status, int events);
-  bool StartPoll(Pipe& p, int events);
-  void OnReadable(Pipe& p, bool failed);
-  bool ReadAvailable(Pipe& p);
-  bool Keep(Pipe& p, const char* chunk, size_t n);
-  bool WriteInput();
+  void Dispatch();
+  bool Watch(Pipe& p, uint32_t events);
   void EndPipe(Pipe& p);
-  void Deliver();
-  void NotifyOverflow();
-  void MaybeRelease();
-  void CloseAll();
-  void Unlink();
-  napi_value Take(napi_env env, Bytes& bytes);
+  bool ReadAvailable(Pipe& p, bool to_end);
+  bool Keep(Pipe& p, const char* chunk, size_t n);
+  bool WriteInput(Capture* c);
+  void Deliver(Capture* c);
+  void Notify(uint32_t id, int event, napi_value* buffers);
+  napi_value Take(Bytes& bytes);
+  void MaybeRelease(Capture* c);
+  void UpdateRef();
 
-  CaptureEnv* cenv_ = nullptr;
-  Pipe pipes_[kPipes];
-  std::string input_;
-  size_t written_ = 0;
-  Bytes all_;
-  double max_buffer_ = 0;
-  unsigned flags_ = 0;
-  int open_outputs_ = 0;
-  bool overflowed_ = false;
-  bool overflow_told_ = false;
-  bool delivered_ = false;
-  bool held_ = false;  // the wrap is Ref'd while pipes are open or the result is pending
-  CaptureHandle* live_prev_ = nullptr;
-  CaptureHandle* live_next_ = nullptr;
-  bool linked_ = false;
-  Napi::FunctionReference on_overflow_;
-  Napi::FunctionReference on_done_;
+  napi_env env_;
+  uv_loop_t* loop_;
+  int epfd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  napi_ref callback_ = nullptr;
+  napi_async_context async_context_ = nullptr;
+  uint32_t next_id_ = 1;
+  std::unordered_map<uint32_t, Capture*> live_;
+  // Captures released while a batch is being handled, freed after it.
+  std::vector<Capture*> released_;
+  bool dispatching_ = false;
 };
 
-CaptureHandle::CaptureHandle(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<CaptureHandle>(info) {
-  Napi::Env env = info.Env();
-  cenv_ = static_cast<CaptureEnv*>(info.Data());
-  for (int i = 0; i < kPipes; i++) {
-    pipes_[i].owner = this;
-    pipes_[i].index = i;
-  }
-  if (info.Length() < 6 || !info[0].IsTypedArray() || !info[2].IsNumber() ||
-      !info[3].IsNumber() || !info[5].IsFunction()) {
-    Napi::TypeError::New(env, "pidwatch native Capture: bad arguments").ThrowAsJavaScriptException();
-    return;
-  }
-  Napi::Int32Array fds = info[0].As<Napi::Int32Array>();
-  if (fds.ElementLength() < kPipes) {
-    Napi::TypeError::New(env, "pidwatch native Capture: fds needs 3 entries")
-        .ThrowAsJavaScriptException();
-    return;
-  }
-  for (int i = 0; i < kPipes; i++) pipes_[i].fd = fds[i];
-  if (info[1].IsTypedArray()) {
-    Napi::Uint8Array input = info[1].As<Napi::Uint8Array>();
-    input_.assign(reinterpret_cast<const char*>(input.Data()), input.ByteLength());
-  }
-  max_buffer_ = info[2].As<Napi::Number>().DoubleValue();
-  flags_ = info[3].As<Napi::Number>().Uint32Value();
-  if (info[4].IsFunction()) on_overflow_ = Napi::Persistent(info[4].As<Napi::Function>());
-  on_done_ = Napi::Persistent(info[5].As<Napi::Function>());
-
-  Ref();
-  held_ = true;
-  live_next_ = cenv_->live;
-  if (live_next_) live_next_->live_prev_ = this;
-  cenv_->live = this;
-  linked_ = true;
-
-  Pipe& in = pipes_[kStdin];
-  if (in.fd >= 0) {
-    fcntl(in.fd, F_SETFL, fcntl(in.fd, F_GETFL) | O_NONBLOCK);
-    if (WriteInput() || !StartPoll(in, UV_WRITABLE)) EndPipe(in);
-  }
-  for (int i = kStdout; i < kPipes; i++) {
-    Pipe& p = pipes_[i];
-    if (p.fd < 0) continue;
-    open_outputs_++;
-    if (!StartPoll(p, UV_READABLE)) EndPipe(p);
-  }
-  // Nothing to read: the JS side does not construct a capture then, but stay correct.
-  if (open_outputs_ == 0) MaybeRelease();
-}
-
-bool CaptureHandle::StartPoll(Pipe& p, int events) {
-  p.poll = new uv_poll_t;
-  if (uv_poll_init(cenv_->loop, p.poll, p.fd) != 0) {
-    delete p.poll;
-    p.poll = nullptr;
+bool CaptureEnv::Init() {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) return false;
+  poll_ = new uv_poll_t;
+  if (uv_poll_init(loop_, poll_, epfd_) != 0) {
+    delete poll_;
+    poll_ = nullptr;
+    close(epfd_);
+    epfd_ = -1;
     return false;
   }
-  p.poll->data = &p;
-  uv_poll_start(p.poll, events, OnPoll);
+  poll_->data = this;
+  uv_poll_start(poll_, UV_READABLE, OnPoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  napi_value name;
+  napi_create_string_utf8(env_, "pidwatch:capture", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env_, nullptr, name, &async_context_);
   return true;
 }
 
-void CaptureHandle::OnPoll(uv_poll_t* handle, int status, int events) {
-  Pipe* p = static_cast<Pipe*>(handle->data);
-  CaptureHandle* self = p->owner;
-  if (p->index == kStdin) {
-    if (status < 0 || self->WriteInput()) self->EndPipe(*p);
-    self->MaybeRelease();
-    return;
-  }
-  self->OnReadable(*p, status < 0);
+void CaptureEnv::SetCallback(napi_value fn) {
+  if (callback_) napi_delete_reference(env_, callback_);
+  napi_create_reference(env_, fn, 1, &callback_);
 }
 
-void CaptureHandle::OnReadable(Pipe& p, bool failed) {
-  bool ended = failed || ReadAvailable(p);
-  // Tell JS of an overflow first (it stops the process), then end the pipe,
-  // which may deliver. A callback may have closed everything: check the fd.
-  if (overflowed_ && !overflow_told_) NotifyOverflow();
-  if (ended && p.fd >= 0) EndPipe(p);
-  MaybeRelease();
+// A live capture keeps the loop alive, as a stream being read does.
+void CaptureEnv::UpdateRef() {
+  if (!poll_) return;
+  if (live_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  else uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+}
+
+bool CaptureEnv::Watch(Pipe& p, uint32_t events) {
+  struct epoll_event ev;
+  ev.events = events;
+  ev.data.ptr = &p;
+  return epoll_ctl(epfd_, EPOLL_CTL_ADD, p.fd, &ev) == 0;
+}
+
+// start(fds: Int32Array [stdin, stdout, stderr] (-1: none), input: Uint8Array | null,
+//       maxBuffer, flags) -> id. Takes over the fds. Output is kept up to maxBuffer bytes
+// per stream; past it the stream is closed and an overflow event is reported once. The
+// done event comes once every output pipe has ended (EOF, error, overflow or close()),
+// with a Buffer per non-empty stream.
+napi_value CaptureEnv::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsTypedArray() || !info[2].IsNumber() ||
+      !info[3].IsNumber() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      info[0].As<Napi::Int32Array>().ElementLength() < kPipes) {
+    Napi::TypeError::New(env, "pidwatch native captureStart: bad arguments")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (epfd_ < 0) {
+    Napi::Error::New(env, "pidwatch native captureStart: no epoll set").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  Napi::Int32Array fds = info[0].As<Napi::Int32Array>();
+  Capture* c = new Capture;
+  c->id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;
+  for (int i = 0; i < kPipes; i++) {
+    c->pipes[i].owner = c;
+    c->pipes[i].index = i;
+    c->pipes[i].fd = fds[i];
+  }
+  if (info[1].IsTypedArray()) {
+    Napi::Uint8Array input = info[1].As<Napi::Uint8Array>();
+    c->input.assign(reinterpret_cast<const char*>(input.Data()), input.ByteLength());
+  }
+  c->max_buffer = info[2].As<Napi::Number>().DoubleValue();
+  c->flags = info[3].As<Napi::Number>().Uint32Value();
+  live_.emplace(c->id, c);
+
+  Pipe& in = c->pipes[kStdin];
+  if (in.fd >= 0) {
+    fcntl(in.fd, F_SETFL, O_NONBLOCK);  // a pipe end has no other F_SETFL flag set
+    if (WriteInput(c) || !Watch(in, EPOLLOUT)) EndPipe(in);
+  }
+  for (int i = kStdout; i < kPipes; i++) {
+    Pipe& p = c->pipes[i];
+    if (p.fd < 0) continue;
+    c->open_outputs++;
+    fcntl(p.fd, F_SETFL, O_NONBLOCK);
+    if (!Watch(p, EPOLLIN)) {
+      int err = errno;
+      for (Pipe& q : c->pipes) EndPipe(q);
+      live_.erase(c->id);
+      delete c;
+      Napi::Error error = Napi::Error::New(env, strerror(err));
+      error.Set("code", Napi::String::New(env, err == ENOSPC ? "ENOSPC" : "ENOMEM"));
+      error.Set("syscall", Napi::String::New(env, "epoll_ctl"));
+      error.ThrowAsJavaScriptException();
+      return nullptr;
+    }
+  }
+  UpdateRef();
+  return Napi::Number::New(env, c->id);
+}
+
+void CaptureEnv::OnPoll(uv_poll_t* handle, int status, int events) {
+  static_cast<CaptureEnv*>(handle->data)->Dispatch();
+}
+
+// Handles what the epoll set has ready: the I/O of the whole batch first, with no JS
+// (so nothing can close a pipe of the batch under us), then the events to JS.
+void CaptureEnv::Dispatch() {
+  struct epoll_event events[kBatch];
+  int n = epoll_wait(epfd_, events, kBatch, 0);
+  if (n <= 0) return;
+  struct Notice {
+    uint32_t id;
+    int pipe;
+    int event;
+  };
+  std::vector<Notice> notices;
+  dispatching_ = true;
+  for (int i = 0; i < n; i++) {
+    Pipe& p = *static_cast<Pipe*>(events[i].data.ptr);
+    Capture* c = p.owner;
+    if (p.fd < 0) continue;
+    if (p.index == kStdin) {
+      if ((events[i].events & EPOLLERR) || WriteInput(c)) EndPipe(p);
+      MaybeRelease(c);
+      continue;
+    }
+    bool ended = ReadAvailable(p, events[i].events & (EPOLLHUP | EPOLLERR));
+    if (c->overflowed && !c->overflow_told) {
+      // Told first (JS stops the process with its killSignal), then the pipe ends.
+      c->overflow_told = true;
+      notices.push_back({c->id, p.index, kEventOverflow});
+    } else if (ended) {
+      EndPipe(p);
+      if (c->open_outputs == 0) notices.push_back({c->id, p.index, kEventDone});
+    }
+  }
+  dispatching_ = false;
+  for (const Notice& notice : notices) {
+    auto it = live_.find(notice.id);
+    if (it == live_.end() || it->second->delivered) continue;
+    Capture* c = it->second;
+    if (notice.event == kEventOverflow) {
+      Notify(notice.id, kEventOverflow, nullptr);
+      if (live_.count(notice.id) == 0 || c->delivered) continue;  // closed from JS
+      EndPipe(c->pipes[notice.pipe]);
+      if (c->open_outputs > 0) continue;
+    }
+    Deliver(c);
+  }
+  for (Capture* c : released_) delete c;
+  released_.clear();
 }
 
 // Reads what the pipe holds now. True once it has ended: EOF, an error, or its
-// maxBuffer reached.
-bool CaptureHandle::ReadAvailable(Pipe& p) {
+// maxBuffer reached. A short read means the pipe is empty for now, unless every
+// writer is gone (`to_end`, after EPOLLHUP): then reading on finds the EOF at once
+// rather than one loop turn later.
+bool CaptureEnv::ReadAvailable(Pipe& p, bool to_end) {
   char chunk[kReadChunk];
   for (;;) {
     ssize_t n = read(p.fd, chunk, sizeof chunk);
     if (n > 0) {
       if (!Keep(p, chunk, static_cast<size_t>(n))) return true;
+      if (!to_end && static_cast<size_t>(n) < sizeof chunk) return false;
       continue;
     }
     if (n == 0) return true;
@@ -232,14 +298,15 @@ bool CaptureHandle::ReadAvailable(Pipe& p) {
 
 // Keeps a chunk within maxBuffer. False when the stream must stop: past maxBuffer
 // (or out of memory, reported the same way: output was cut).
-bool CaptureHandle::Keep(Pipe& p, const char* chunk, size_t n) {
-  if (flags_ & kFlagDiscard) return true;
-  double room = max_buffer_ - static_cast<double>(p.bytes.size);
+bool CaptureEnv::Keep(Pipe& p, const char* chunk, size_t n) {
+  Capture* c = p.owner;
+  if (c->flags & kFlagDiscard) return true;
+  double room = c->max_buffer - static_cast<double>(p.bytes.size);
   bool over = static_cast<double>(n) > room;
   size_t take = over ? static_cast<size_t>(room > 0 ? room : 0) : n;
-  bool ok = p.bytes.Append(chunk, take) && (!(flags_ & kFlagAll) || all_.Append(chunk, take));
+  bool ok = p.bytes.Append(chunk, take) && (!(c->flags & kFlagAll) || c->all.Append(chunk, take));
   if (over || !ok) {
-    overflowed_ = true;
+    c->overflowed = true;
     return false;
   }
   return true;
@@ -247,12 +314,12 @@ bool CaptureHandle::Keep(Pipe& p, const char* chunk, size_t n) {
 
 // Writes as much input as the pipe takes. True when done: all written, or the
 // reader is gone (EPIPE) or another error.
-bool CaptureHandle::WriteInput() {
-  Pipe& in = pipes_[kStdin];
-  while (written_ < input_.size()) {
-    ssize_t n = write(in.fd, input_.data() + written_, input_.size() - written_);
+bool CaptureEnv::WriteInput(Capture* c) {
+  Pipe& in = c->pipes[kStdin];
+  while (c->written < c->input.size()) {
+    ssize_t n = write(in.fd, c->input.data() + c->written, c->input.size() - c->written);
     if (n > 0) {
-      written_ += static_cast<size_t>(n);
+      c->written += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -261,139 +328,160 @@ bool CaptureHandle::WriteInput() {
   return true;
 }
 
-void CaptureHandle::EndPipe(Pipe& p) {
+// Takes the pipe off the epoll set (explicitly: a copy of the fd in a child being
+// spawned would keep it registered) and closes it.
+void CaptureEnv::EndPipe(Pipe& p) {
   if (p.fd < 0) return;
-  // uv_close takes the fd off epoll before we close it.
-  if (p.poll) uv_close(reinterpret_cast<uv_handle_t*>(p.poll), delete_poll);
-  p.poll = nullptr;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, p.fd, nullptr);
   close(p.fd);
   p.fd = -1;
   if (p.index == kStdin) {
-    std::string().swap(input_);  // frees it (shrink_to_fit() would need GLIBCXX_3.4.29)
-    return;
+    std::string().swap(p.owner->input);  // frees it (shrink_to_fit() would need GLIBCXX_3.4.29)
+  } else {
+    p.owner->open_outputs--;
   }
-  if (--open_outputs_ == 0) Deliver();
 }
 
-napi_value CaptureHandle::Take(napi_env env, Bytes& bytes) {
+napi_value CaptureEnv::Take(Bytes& bytes) {
   napi_value value = nullptr;
   if (bytes.size == 0) {
-    napi_get_undefined(env, &value);
+    napi_get_undefined(env_, &value);
   } else if (bytes.size > kCopyLimit &&
-             napi_create_external_buffer(env, bytes.size, bytes.data, free_external, nullptr,
+             napi_create_external_buffer(env_, bytes.size, bytes.data, free_external, nullptr,
                                          &value) == napi_ok) {
     bytes = Bytes{};  // now owned by the Buffer
     return value;
-  } else if (napi_create_buffer_copy(env, bytes.size, bytes.data, nullptr, &value) != napi_ok) {
-    value = nullptr;
+  } else if (napi_create_buffer_copy(env_, bytes.size, bytes.data, nullptr, &value) != napi_ok) {
+    napi_get_undefined(env_, &value);
   }
   bytes.Free();
   return value;
 }
 
-void CaptureHandle::NotifyOverflow() {
-  overflow_told_ = true;
-  if (on_overflow_.IsEmpty() || !cenv_ || !cenv_->async_context) return;
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  napi_value result;
-  if (napi_make_callback(env, cenv_->async_context, Value(), on_overflow_.Value(), 0, nullptr,
-                         &result) == napi_pending_exception) {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(env, &ignored);
-  }
-}
-
-void CaptureHandle::Deliver() {
-  if (delivered_) return;
-  delivered_ = true;
-  Napi::FunctionReference cb = std::move(on_done_);
-  on_overflow_.Reset();
-  if (!cenv_ || !cenv_->async_context || cb.IsEmpty()) return;
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  napi_value argv[4];
-  argv[0] = Take(env, pipes_[kStdout].bytes);
-  argv[1] = Take(env, pipes_[kStderr].bytes);
-  argv[2] = Take(env, all_);
-  napi_get_boolean(env, overflowed_, &argv[3]);
-  for (napi_value& v : argv)
-    if (!v) napi_get_undefined(env, &v);
-  napi_value result;
-  // The JS callback never throws (it defers user errors); an exception here
-  // means the environment is going away.
-  if (napi_make_callback(env, cenv_->async_context, Value(), cb.Value(), 4, argv, &result) ==
-      napi_pending_exception) {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(env, &ignored);
-  }
-}
-
-// Lets the wrap be collected once nothing is open and the result is out.
-// Nothing may touch `this` after it.
-void CaptureHandle::MaybeRelease() {
-  if (!held_ || !delivered_ || pipes_[kStdin].fd >= 0) return;
-  held_ = false;
-  Unlink();
-  Unref();
-}
-
-void CaptureHandle::Unlink() {
-  if (!linked_) return;
-  if (live_prev_) live_prev_->live_next_ = live_next_;
-  else if (cenv_) cenv_->live = live_next_;
-  if (live_next_) live_next_->live_prev_ = live_prev_;
-  live_prev_ = live_next_ = nullptr;
-  linked_ = false;
-}
-
-// close(): stop now. What the pipes already hold is read (without waiting for
-// more), then every pipe end is closed and onDone runs, if it has not yet.
-Napi::Value CaptureHandle::Close(const Napi::CallbackInfo& info) {
-  for (int i = kStdout; i < kPipes; i++) {
-    Pipe& p = pipes_[i];
-    if (p.fd >= 0 && !overflowed_) ReadAvailable(p);
-  }
-  for (Pipe& p : pipes_) EndPipe(p);
-  if (open_outputs_ == 0) Deliver();  // a capture built with no outputs
-  MaybeRelease();
-  return info.Env().Undefined();
-}
-
-// endInput(): stop writing input and close the child's stdin, as after its exit.
-Napi::Value CaptureHandle::EndInput(const Napi::CallbackInfo& info) {
-  EndPipe(pipes_[kStdin]);
-  MaybeRelease();
-  return info.Env().Undefined();
-}
-
-void CaptureHandle::CloseAll() {
-  Unlink();
-  for (Pipe& p : pipes_) {
-    if (p.poll) uv_close(reinterpret_cast<uv_handle_t*>(p.poll), delete_poll);
-    p.poll = nullptr;
-    if (p.fd >= 0) close(p.fd);
-    p.fd = -1;
-    p.bytes.Free();
-  }
-  all_.Free();
-}
-
-void CaptureHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*)) {
-  for (Pipe& p : pipes_) {
-    if (p.poll) {
-      p.poll->data = closure;
-      ++*pending;
-      uv_close(reinterpret_cast<uv_handle_t*>(p.poll), on_closed);
-      p.poll = nullptr;
+void CaptureEnv::Notify(uint32_t id, int event, napi_value* buffers) {
+  if (!callback_ || !async_context_) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+  napi_value fn, global, result;
+  napi_value argv[5];
+  if (napi_get_reference_value(env_, callback_, &fn) == napi_ok && fn &&
+      napi_get_global(env_, &global) == napi_ok) {
+    napi_create_uint32(env_, id, &argv[0]);
+    napi_create_int32(env_, event, &argv[1]);
+    for (int i = 0; i < 3; i++) {
+      if (buffers) argv[2 + i] = buffers[i];
+      else napi_get_undefined(env_, &argv[2 + i]);
     }
-    if (p.fd >= 0) close(p.fd);
-    p.fd = -1;
+    // The JS callback never throws (it defers user errors); an exception here
+    // means the environment is going away.
+    if (napi_make_callback(env_, async_context_, global, fn, 5, argv, &result) ==
+        napi_pending_exception) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env_, &ignored);
+    }
   }
-  linked_ = false;
-  live_prev_ = live_next_ = nullptr;
-  cenv_ = nullptr;
-  delivered_ = true;
+  napi_close_handle_scope(env_, scope);
+}
+
+void CaptureEnv::Deliver(Capture* c) {
+  if (c->delivered) return;
+  c->delivered = true;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+  napi_value buffers[3] = {Take(c->pipes[kStdout].bytes), Take(c->pipes[kStderr].bytes),
+                           Take(c->all)};
+  uint32_t id = c->id;
+  int event = c->overflowed ? kEventDoneOverflowed : kEventDone;
+  MaybeRelease(c);  // `c` may be gone after this
+  Notify(id, event, buffers);
+  napi_close_handle_scope(env_, scope);
+}
+
+// Forgets a capture once nothing is open and its result is out.
+void CaptureEnv::MaybeRelease(Capture* c) {
+  if (!c->delivered || c->pipes[kStdin].fd >= 0) return;
+  if (live_.erase(c->id) == 0) return;
+  UpdateRef();
+  if (dispatching_) released_.push_back(c);
+  else delete c;
+}
+
+// close(id): stop now. What the pipes already hold is read (without waiting for more),
+// then every pipe end is closed and the done event comes, if it has not yet.
+void CaptureEnv::Close(uint32_t id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  Capture* c = it->second;
+  for (int i = kStdout; i < kPipes; i++) {
+    Pipe& p = c->pipes[i];
+    if (p.fd >= 0 && !c->overflowed) ReadAvailable(p, false);
+  }
+  for (Pipe& p : c->pipes) EndPipe(p);
+  if (c->delivered) MaybeRelease(c);
+  else Deliver(c);
+}
+
+// endInput(id): stop writing input and close the child's stdin, as after its exit.
+void CaptureEnv::EndInput(uint32_t id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  EndPipe(it->second->pipes[kStdin]);
+  MaybeRelease(it->second);
+}
+
+void CaptureEnv::Teardown(void (*on_closed)(uv_handle_t*), void* closure) {
+  for (auto& [id, c] : live_) {
+    for (Pipe& p : c->pipes)
+      if (p.fd >= 0) close(p.fd);
+    for (Pipe& p : c->pipes) p.bytes.Free();
+    c->all.Free();
+    delete c;
+  }
+  live_.clear();
+  if (callback_) napi_delete_reference(env_, callback_);
+  callback_ = nullptr;
+  if (async_context_) napi_async_destroy(env_, async_context_);
+  async_context_ = nullptr;
+  if (poll_) {
+    poll_->data = closure;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), on_closed);
+    poll_ = nullptr;
+  }
+  if (epfd_ >= 0) close(epfd_);  // uv_close has taken it off the loop's epoll
+  epfd_ = -1;
+}
+
+// ---- the functions JS calls ----
+
+CaptureEnv* EnvOf(const Napi::CallbackInfo& info) { return static_cast<CaptureEnv*>(info.Data()); }
+
+uint32_t IdOf(const Napi::CallbackInfo& info) {
+  return info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+}
+
+Napi::Value CaptureStart(const Napi::CallbackInfo& info) {
+  napi_value id = EnvOf(info)->Start(info);
+  return id ? Napi::Value(info.Env(), id) : info.Env().Undefined();
+}
+
+Napi::Value CaptureClose(const Napi::CallbackInfo& info) {
+  EnvOf(info)->Close(IdOf(info));
+  return info.Env().Undefined();
+}
+
+Napi::Value CaptureEndInput(const Napi::CallbackInfo& info) {
+  EnvOf(info)->EndInput(IdOf(info));
+  return info.Env().Undefined();
+}
+
+Napi::Value CaptureInit(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) {
+    Napi::TypeError::New(info.Env(), "pidwatch native captureInit: a function is needed")
+        .ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  EnvOf(info)->SetCallback(info[0]);
+  return info.Env().Undefined();
 }
 
 // ---- environment teardown ----
@@ -401,48 +489,41 @@ void CaptureHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
 struct Teardown {
   CaptureEnv* cenv = nullptr;
   napi_async_cleanup_hook_handle hook = nullptr;
-  int pending = 0;
-  bool armed = false;
 };
 
-void FinishTeardown(Teardown* t) {
+void OnTeardownClosed(uv_handle_t* handle) {
+  Teardown* t = static_cast<Teardown*>(handle->data);
+  delete reinterpret_cast<uv_poll_t*>(handle);
   napi_remove_async_cleanup_hook(t->hook);
   delete t->cenv;
   delete t;
 }
 
-void OnTeardownClosed(uv_handle_t* handle) {
-  Teardown* t = static_cast<Teardown*>(handle->data);
-  delete reinterpret_cast<uv_poll_t*>(handle);
-  if (--t->pending == 0 && t->armed) FinishTeardown(t);
-}
-
 void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   CaptureEnv* cenv = static_cast<CaptureEnv*>(arg);
-  Teardown* t = new Teardown;
-  t->cenv = cenv;
-  t->hook = hook;
-  CaptureHandle* next;
-  for (CaptureHandle* handle = cenv->live; handle; handle = next) {
-    next = handle->next_live();
-    handle->Teardown(t, &t->pending, OnTeardownClosed);
+  Teardown* t = new Teardown{cenv, hook};
+  bool closing = cenv->has_poll();
+  cenv->Teardown(OnTeardownClosed, t);
+  if (!closing) {
+    napi_remove_async_cleanup_hook(hook);
+    delete cenv;
+    delete t;
   }
-  cenv->live = nullptr;
-  if (cenv->async_context) napi_async_destroy(cenv->env, cenv->async_context);
-  cenv->async_context = nullptr;
-  t->armed = true;
-  if (t->pending == 0) FinishTeardown(t);
 }
 
 }  // namespace
 
 void InitCapture(Napi::Env env, Napi::Object exports) {
-  CaptureEnv* cenv = new CaptureEnv;
-  cenv->env = env;
-  napi_get_uv_event_loop(env, &cenv->loop);
-  napi_async_init(env, nullptr, Napi::String::New(env, "pidwatch:capture"), &cenv->async_context);
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  CaptureEnv* cenv = new CaptureEnv(env, loop);
+  cenv->Init();  // without an epoll set, captureStart throws
   napi_add_async_cleanup_hook(env, OnEnvCleanup, cenv, nullptr);
-  exports.Set("Capture", CaptureHandle::Define(env, cenv));
+  exports.Set("captureInit", Napi::Function::New<CaptureInit>(env, "captureInit", cenv));
+  exports.Set("captureStart", Napi::Function::New<CaptureStart>(env, "captureStart", cenv));
+  exports.Set("captureClose", Napi::Function::New<CaptureClose>(env, "captureClose", cenv));
+  exports.Set("captureEndInput",
+              Napi::Function::New<CaptureEndInput>(env, "captureEndInput", cenv));
 }
 
 }  // namespace pidwatch

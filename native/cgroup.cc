@@ -26,6 +26,8 @@ constexpr long kCgroup2Magic = 0x63677270;
 // How long a non-SIGKILL tree.kill waits for the leaf to report "frozen 1"
 // before it signals anyway (a member in uninterruptible sleep delays freezing).
 constexpr int kFreezeWaitMs = 100;
+// How long the exit hook waits, in all, for killed trees to empty.
+constexpr long kExitWaitMs = 500;
 
 // Reads a whole small file; returns its size or -errno.
 ssize_t read_all(int fd, std::string* out) {
@@ -177,6 +179,7 @@ void sleep_ms(int ms) {
 void remove_all_at_exit() {
   std::lock_guard<std::mutex> lock(registry_mutex);
   if (registry) {
+    std::vector<LeafDir> leaves;
     for (const auto& [path, keep] : *registry) {
       LeafDir leaf;
       leaf.path = path;
@@ -185,7 +188,15 @@ void remove_all_at_exit() {
       leaf.events_fd = openat(leaf.dir_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
       if (keep) leaf_migrate(leaf, cgroup_root());
       else leaf_signal(leaf, SIGKILL);
-      leaf_wait_empty(leaf, 500);
+      leaves.push_back(std::move(leaf));
+    }
+    // All killed first, then each waited for within one shared bound.
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (LeafDir& leaf : leaves) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long waited = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+      leaf_wait_empty(leaf, static_cast<int>(std::max(0L, kExitWaitMs - waited)));
       leaf_remove(&leaf);
       leaf_close(&leaf);
     }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #include "cgroup.h"
 #include "probe.h"
+#include "reaper.h"
 
 namespace pidwatch {
 namespace {
@@ -31,10 +33,6 @@ void delete_handle(uv_handle_t* handle) {
   else delete reinterpret_cast<uv_timer_t*>(handle);
 }
 
-double timeval_us(const struct timeval& tv) {
-  return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
-}
-
 }  // namespace
 
 Napi::Function ProcessHandle::Define(Napi::Env env) {
@@ -43,6 +41,7 @@ Napi::Function ProcessHandle::Define(Napi::Env env) {
                          InstanceMethod<&ProcessHandle::Kill>("kill"),
                          InstanceMethod<&ProcessHandle::SetRef>("setRef"),
                          InstanceMethod<&ProcessHandle::Close>("close"),
+                         InstanceMethod<&ProcessHandle::ClaimFds>("claimFds"),
                          InstanceAccessor<&ProcessHandle::GetPid>("pid"),
                          InstanceAccessor<&ProcessHandle::GetPidfd>("pidfd"),
                          InstanceMethod<&ProcessHandle::KillGroup>("killGroup"),
@@ -206,17 +205,7 @@ void ProcessHandle::Finish(const ExitInfo& info) {
   slots[kSlotCoreDumped] = info.core_dumped ? 1 : 0;
   slots[kSlotDurationMs] = duration_ms;
   slots[kSlotHasUsage] = info.has_rusage ? 1 : 0;
-  if (info.has_rusage) {
-    const struct rusage& ru = info.usage;
-    double* usage = slots + kSlotUsage;
-    usage[0] = timeval_us(ru.ru_utime);
-    usage[1] = timeval_us(ru.ru_stime);
-    usage[2] = static_cast<double>(ru.ru_maxrss);
-    usage[3] = static_cast<double>(ru.ru_minflt);
-    usage[4] = static_cast<double>(ru.ru_majflt);
-    usage[5] = static_cast<double>(ru.ru_nvcsw);
-    usage[6] = static_cast<double>(ru.ru_nivcsw);
-  }
+  if (info.has_rusage) rusage_values(info.usage, slots + kSlotUsage);
 
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
@@ -232,9 +221,34 @@ void ProcessHandle::Finish(const ExitInfo& info) {
   }
 }
 
+void ProcessHandle::HoldFds(const std::vector<int>& fds) {
+  struct stat st;
+  for (int fd : fds) {
+    if (fd >= 0 && fstat(fd, &st) == 0) unclaimed_.push_back({fd, st.st_dev, st.st_ino});
+  }
+}
+
+Napi::Value ProcessHandle::ClaimFds(const Napi::CallbackInfo& info) {
+  unclaimed_.clear();
+  return info.Env().Undefined();
+}
+
+// Closes the pipe ends JS never took. Only while the fd is still the same pipe:
+// one that a stream did wrap was closed with the stream (Node closes its handles
+// before the environment's cleanup hooks run), and its number may be reused.
+void ProcessHandle::CloseUnclaimedFds() {
+  struct stat st;
+  for (const HeldFd& held : unclaimed_) {
+    if (fstat(held.fd, &st) == 0 && st.st_dev == held.dev && st.st_ino == held.ino)
+      close(held.fd);
+  }
+  unclaimed_.clear();
+}
+
 // Stops watching: off the SIGCHLD watcher, handles closed, pidfd released.
 void ProcessHandle::Release() {
   done_ = true;
+  CloseUnclaimedFds();
   if (!data_) return;
   if (on_sigchld_) {
     if (refed_) data_->sigchld.RemoveRef();
@@ -328,7 +342,11 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
   }
   poll_ = nullptr;
   timer_ = nullptr;
-  if (pidfd_ >= 0) close(pidfd_);
+  CloseUnclaimedFds();
+  // A child still running goes on without us: the process-wide reaper takes it
+  // (and its pidfd), so that it does not stay a zombie once it exits.
+  if (is_child_ && !reaped_) abandon_child(pid_, pidfd_);
+  else if (pidfd_ >= 0) close(pidfd_);
   pidfd_ = -1;
   done_ = true;
   on_sigchld_ = false;
@@ -404,6 +422,7 @@ void SigchldWatcher::ReapExited() {
     if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) break;
     auto it = children_.find(si.si_pid);
     ExitInfo info;
+    if (it == children_.end() && reap_if_abandoned(si.si_pid)) continue;
     if (it == children_.end() || !it->second->TryReap(&info)) return ReapAll(std::move(exited));
     exited.emplace_back(it->second, info);
     children_.erase(it);

@@ -6,6 +6,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <vector>
+
 #include "addon.h"
 #include "sys.h"
 
@@ -28,6 +30,10 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   // Environment teardown: closes the handles, no JS. Each closed handle gets
   // `closure` as its data and counts in *pending until on_closed runs.
   void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));
+  // The parent's ends of the child's pipes, held until JS has wrapped them in
+  // streams (claimFds): if JS stops before that (a Worker terminated between the
+  // native spawn and its streams), the handle closes them.
+  void HoldFds(const std::vector<int>& fds);
   pid_t pid() const { return pid_; }
   // The child leads a process group that is its tree ('pgroup'): when it exits,
   // before it is reaped (so the group ID cannot be reused), what is left of the
@@ -41,6 +47,8 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetPid(const Napi::CallbackInfo& info);
   Napi::Value GetPidfd(const Napi::CallbackInfo& info);
+  Napi::Value ClaimFds(const Napi::CallbackInfo& info);
+  void CloseUnclaimedFds();
   Napi::Value KillGroup(const Napi::CallbackInfo& info);
   Napi::Value GetLeftovers(const Napi::CallbackInfo& info);
   bool EndGroup();
@@ -74,6 +82,12 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   ProcessHandle* live_next_ = nullptr;
   bool linked_ = false;
   Napi::FunctionReference on_exit_;
+  struct HeldFd {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+  };
+  std::vector<HeldFd> unclaimed_;
 };
 
 }  // namespace pidwatch

@@ -292,12 +292,12 @@ void TreeLeaf::Teardown(void* closure, int* pending, void (*on_closed)(uv_handle
   if (!has_dir_) return;
   has_dir_ = false;
   prev_ = next_ = nullptr;
+  TreeState* trees = data_ ? data_->trees : nullptr;
   data_ = nullptr;
   if (detached_) leaf_migrate(dir_, cgroup_root());
   else leaf_signal(dir_, SIGKILL);
-  leaf_wait_empty(dir_, kTeardownWaitMs);
-  if (leaf_remove(&dir_) == 0) registry_remove(dir_.path);
-  leaf_close(&dir_);
+  if (trees) trees->removing.push_back(std::move(dir_));  // removed by TeardownTrees
+  dir_ = LeafDir{};
 }
 
 Napi::Value AcquireLeaf(const Napi::CallbackInfo& info) {
@@ -371,9 +371,13 @@ void TeardownTrees(AddonData* data, void* closure, int* pending,
     leaf->Teardown(closure, pending, on_closed);
   }
   ts->live = nullptr;
+  // Every tree was sent SIGKILL above; now each leaf is waited for (within one
+  // shared bound) and removed.
+  uint64_t deadline = uv_hrtime() + kTeardownWaitMs * 1000000ULL;
   for (std::vector<LeafDir>* dirs : {&ts->pool, &ts->removing}) {
     for (LeafDir& dir : *dirs) {
-      leaf_wait_empty(dir, kTeardownWaitMs);
+      uint64_t now = uv_hrtime();
+      leaf_wait_empty(dir, now < deadline ? static_cast<int>((deadline - now) / 1000000) : 0);
       if (leaf_remove(&dir) == 0) registry_remove(dir.path);
       leaf_close(&dir);
     }

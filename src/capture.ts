@@ -6,7 +6,7 @@
 // writes forever while it runs, stdout and stderr interleave in arrival order for `all`,
 // and a descendant still holding the output is waited for as child_process does. Bounded
 // waits (below) keep that wait from outliving `timeout` or an abort.
-import { CaptureFlag, deliver, type NativeCapture, native } from './native.js';
+import { CaptureEvent, CaptureFlag, deliver, native } from './native.js';
 import { spawnRaw } from './spawn.js';
 import type { Subprocess } from './subprocess.js';
 import type { ExitStatus, SpawnOptions } from './types.js';
@@ -36,40 +36,49 @@ export interface Captured {
   isMaxBuffer: boolean;
 }
 
+/** The captures of this thread that have not reported done, by native id. */
+const running = new Map<number, Capture>();
+
+native.captureInit((id, event, stdout, stderr, all) => {
+  const capture = running.get(id);
+  if (capture === undefined) return;
+  if (event === CaptureEvent.overflow) {
+    capture.onOverflow();
+    return;
+  }
+  running.delete(id);
+  capture.onDone(stdout, stderr, all, event === CaptureEvent.doneOverflowed);
+});
+
 /** The parent's ends of a child's stdin, stdout and stderr, handled natively. */
 export class Capture {
   /** Resolves once every output pipe has ended (EOF, maxBuffer or `close()`). Never rejects. */
   readonly done: Promise<Captured>;
-  #native: NativeCapture | null = null;
+  #id = 0;
+  #all: boolean;
+  #onOverflow: (() => void) | undefined;
+  #resolve!: (result: Captured) => void;
 
   /**
    * Takes over `fds` (the parent's ends of the child's fds 0, 1 and 2; -1 where none):
    * it closes them.
    */
   constructor(fds: Int32Array, options: CaptureOptions = {}) {
-    const { input = null, maxBuffer = Number.POSITIVE_INFINITY, onOverflow } = options;
-    const flags = (options.all ? CaptureFlag.all : 0) | (options.discard ? CaptureFlag.discard : 0);
+    const { input = null, maxBuffer = Number.POSITIVE_INFINITY } = options;
+    this.#all = options.all === true;
+    this.#onOverflow = options.onOverflow;
+    const flags = (this.#all ? CaptureFlag.all : 0) | (options.discard ? CaptureFlag.discard : 0);
     if (fds[1] < 0 && fds[2] < 0) {
-      // Nothing to read: no native handle. The child's stdin gets no input.
-      if (fds[0] >= 0) new native.Capture(fds, null, 0, 0, null, () => {}).close();
-      this.done = Promise.resolve(captured(undefined, undefined, options.all ? EMPTY : undefined));
+      // Nothing to read: the child's stdin, if piped, gets EOF at once.
+      if (fds[0] >= 0) native.captureClose(native.captureStart(fds, null, 0, 0));
+      this.done = Promise.resolve(captured(undefined, undefined, this.#all ? EMPTY : undefined));
       return;
     }
-    let resolve!: (result: Captured) => void;
-    this.done = new Promise((r) => {
-      resolve = r;
+    this.done = new Promise((resolve) => {
+      this.#resolve = resolve;
     });
-    this.#native = new native.Capture(
-      fds,
-      input,
-      maxBuffer,
-      flags,
-      onOverflow ? () => deliver(onOverflow) : null,
-      (stdout, stderr, all, overflowed) => {
-        this.#native = null;
-        resolve(captured(stdout, stderr, options.all ? (all ?? EMPTY) : undefined, overflowed));
-      },
-    );
+    this.#id = native.captureStart(fds, input, maxBuffer, flags);
+    running.set(this.#id, this);
   }
 
   /**
@@ -78,12 +87,28 @@ export class Capture {
    * then gets EPIPE (or SIGPIPE).
    */
   close(): void {
-    this.#native?.close();
+    if (this.#id !== 0) native.captureClose(this.#id);
   }
 
   /** Stops writing input and closes the child's stdin. */
   endInput(): void {
-    this.#native?.endInput();
+    if (this.#id !== 0) native.captureEndInput(this.#id);
+  }
+
+  /** @internal */
+  onOverflow(): void {
+    if (this.#onOverflow) deliver(this.#onOverflow);
+  }
+
+  /** @internal */
+  onDone(
+    stdout: Buffer | undefined,
+    stderr: Buffer | undefined,
+    all: Buffer | undefined,
+    overflowed: boolean,
+  ): void {
+    this.#id = 0;
+    this.#resolve(captured(stdout, stderr, this.#all ? (all ?? EMPTY) : undefined, overflowed));
   }
 }
 
@@ -167,18 +192,32 @@ export function spawnCaptured(
   };
   signal?.addEventListener('abort', onAbort, { once: true });
 
-  const status = proc.exited.then((status) => {
-    exited = true;
-    capture.endInput();
-    if (bounded || status.timedOut || status.aborted) capture.close();
-    return status;
+  // Settles once both the exit and the end of the output are in.
+  let status: ExitStatus | undefined;
+  let output: Captured | undefined;
+  let settle!: (result: CaptureResult) => void;
+  const result = new Promise<CaptureResult>((resolve) => {
+    settle = resolve;
   });
-  const result = Promise.all([status, capture.done]).then(([status, output]) => {
+  const finish = () => {
     if (timer !== undefined) clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
-    if (lateTimeout) status = { ...status, timedOut: true };
-    if (lateAbort) status = { ...status, aborted: true };
-    return { status, ...output };
+    let final = status!;
+    if (lateTimeout) final = { ...final, timedOut: true };
+    if (lateAbort) final = { ...final, aborted: true };
+    const { stdout, stderr, all, isMaxBuffer } = output!;
+    settle({ status: final, stdout, stderr, all, isMaxBuffer });
+  };
+  proc.exited.then((exit) => {
+    exited = true;
+    status = exit;
+    capture.endInput();
+    if (bounded || exit.timedOut || exit.aborted) capture.close();
+    if (output !== undefined) finish();
+  });
+  capture.done.then((captured) => {
+    output = captured;
+    if (status !== undefined) finish();
   });
   return { proc, result, stop: bound };
 }

@@ -28,6 +28,8 @@ export interface NativeProcess {
   /** 0 when sent, or -errno (-ESRCH once reaped or closed: nothing was signalled). */
   kill(signal: number): number;
   setRef(ref: boolean): void;
+  /** The parent's pipe ends (spawn's fds) are in streams now: the handle no longer closes them. */
+  claimFds(): void;
   /** Stops watching and releases the pidfd; the exit callback never runs. */
   close(): void;
 }
@@ -71,33 +73,18 @@ export const StdioCode = { null: -1, none: -2, pipeIn: -3, pipeOut: -4, socketPa
 export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8, processGroup: 16 } as const;
 
 /**
- * The parent's ends of a child's stdin, stdout and stderr pipes, written and read on the
- * event loop (native/capture.cc). It owns the fds given to it (-1: none).
+ * What a capture reports through the callback given to `captureInit`: an overflow
+ * (once, while the pipes are still read), then done, once every output pipe has ended.
  */
-export interface NativeCapture {
-  /** Reads what the pipes hold now, closes them, and calls onDone if it has not run. */
-  close(): void;
-  /** Stops writing the input and closes the child's stdin. */
-  endInput(): void;
-}
+export const CaptureEvent = { overflow: 1, done: 2, doneOverflowed: 3 } as const;
 
-export interface NativeCaptureConstructor {
-  new (
-    fds: Int32Array,
-    input: Uint8Array | null,
-    maxBuffer: number,
-    flags: number,
-    onOverflow: (() => void) | null,
-    onDone: NativeCaptureDone,
-  ): NativeCapture;
-}
-
-/** Once every output pipe has ended; an empty stream is undefined. */
-export type NativeCaptureDone = (
+/** An empty stream is undefined. */
+export type NativeCaptureCallback = (
+  id: number,
+  event: number,
   stdout: Buffer | undefined,
   stderr: Buffer | undefined,
   all: Buffer | undefined,
-  overflowed: boolean,
 ) => void;
 
 export const CaptureFlag = { all: 1, discard: 2 } as const;
@@ -118,18 +105,12 @@ export interface NativeBinding {
    * parent's end of each child fd is written to `fds` (-1 where none).
    */
   spawn(
-    file: string,
-    argv: string,
-    env: string,
-    path: string | null,
-    cwd: string | null,
-    stdio: Int32Array,
-    flags: number,
-    uid: number,
-    gid: number,
-    fds: Int32Array,
-    onExit: NativeExitCallback,
-    leaf?: NativeLeaf,
+    ...args: [
+      ...request: NativeSpawnRequest,
+      fds: Int32Array,
+      onExit: NativeExitCallback,
+      leaf?: NativeLeaf,
+    ]
   ): NativeTreeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
   /**
@@ -143,7 +124,69 @@ export interface NativeBinding {
   cgroupDirs(): [string, string] | null;
   /** Live members of a process group, from a walk of /proc. */
   pgroupMembers(pgid: number): number[];
-  Capture: NativeCaptureConstructor;
+  /** Sets the one callback of this environment's captures. */
+  captureInit(callback: NativeCaptureCallback): void;
+  /**
+   * Starts reading the parent's ends of a child's fds 0, 1 and 2 (-1: none; it takes them
+   * over and closes them) and writing `input` to fd 0. Returns the capture's id.
+   */
+  captureStart(fds: Int32Array, input: Uint8Array | null, maxBuffer: number, flags: number): number;
+  /** Reads what the pipes hold now, closes them, and reports done if it has not yet. */
+  captureClose(id: number): void;
+  /** Stops writing the input and closes the child's stdin. */
+  captureEndInput(id: number): void;
+  /**
+   * Runs a child to its end on this thread, no event loop (native/sync.cc). It begins
+   * with spawn's request; `forceKillAfterMs` -1 never; throws as spawn does.
+   */
+  spawnSync(
+    ...args: [
+      ...request: NativeSpawnRequest,
+      leaf: NativeLeaf | null,
+      input: Uint8Array | null,
+      timeoutMs: number,
+      killSignal: number,
+      forceKillAfterMs: number,
+      maxBuffer: number,
+      all: boolean,
+    ]
+  ): NativeSyncResult;
+  /** A blocking kernel pipe, both ends close-on-exec: [read end, write end]. */
+  pipe(): [number, number];
+}
+
+/**
+ * What spawn and spawnSync begin with: `argv` and `env` are their strings each
+ * ended by a NUL, joined (`joinNul`).
+ */
+export type NativeSpawnRequest = [
+  file: string,
+  argv: string,
+  env: string,
+  path: string | null,
+  cwd: string | null,
+  stdio: Int32Array,
+  flags: number,
+  uid: number,
+  gid: number,
+];
+
+/** What spawnSync reports. `code` -1 and `signal` 0 mean none. */
+export interface NativeSyncResult {
+  pid: number;
+  code: number;
+  signal: number;
+  coreDumped: boolean;
+  durationMs: number;
+  /** The 7 values of ExitStatus.resourceUsage in order, or null. */
+  usage: Float64Array | null;
+  timedOut: boolean;
+  overflowed: boolean;
+  /** With a tree: members still alive when the child exited, killed then. */
+  leftovers: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  all: Buffer | null;
 }
 
 export const native: NativeBinding = loadBinary<NativeBinding>();

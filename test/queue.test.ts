@@ -17,7 +17,7 @@ import {
   processor,
 } from '../src/bullmq/index.js';
 import { testMode } from './helpers/mode.js';
-import { startRedis, type TestRedis } from './helpers/redis.js';
+import { startRedis, type TestRedis } from './helpers/redis.mjs';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixture = (name: string) =>
@@ -361,6 +361,26 @@ describe.runIf(runs)('pidwatch worker', () => {
         expect(columns('remote.log')).toEqual(columns('local.log'));
         // The run's jobs are removed from Redis once their results are read.
         expect(await queue.count()).toBe(0);
+
+        // --retries: BullMQ attempts; the output and status are those of the last try.
+        const flaky = fileURLToPath(new URL('./fixtures/runner/flaky.sh', import.meta.url));
+        const retried = (counters: string) => [
+          '--retries',
+          '3',
+          'sh',
+          flaky,
+          `${join(scratch, counters)}{}`,
+          '2',
+          ':::',
+          'a',
+          'b',
+        ];
+        const [remoteRetry, localRetry] = await Promise.all([
+          startCli(['run', '--queue', url, '-k', ...retried('remote-')]).done,
+          startCli(['run', '-k', ...retried('local-')]).done,
+        ]);
+        expect(remoteRetry).toMatchObject({ code: 0, stdout: 'attempt 2\nattempt 2\n' });
+        expect(remoteRetry).toMatchObject({ code: localRetry.code, stdout: localRetry.stdout });
       } finally {
         worker.child.kill('SIGTERM');
         await worker.done;

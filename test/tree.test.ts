@@ -310,6 +310,41 @@ for (const mechanism of mechanisms) {
   });
 }
 
+describe('the tree option', () => {
+  it('must be a boolean', async () => {
+    expect(() => spawn('/bin/true', [], { tree: 1 as never })).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+    await expect(runJobs([['/bin/true']], { tree: 'yes' as never })).rejects.toMatchObject({
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
+  });
+
+  it('a spawn that fails leaves no tree behind, and the next one works', async () => {
+    expect(() => spawn('/nonexistent/program', [], { tree: true })).toThrow(
+      expect.objectContaining({ code: 'ENOENT' }),
+    );
+    const parent = `${cgroupRoot}/pidwatch-${process.pid}`;
+    if (cgroupRoot !== null && existsSync(parent)) {
+      for (const leaf of readdirSync(parent).filter((name) => name.startsWith('t'))) {
+        expect(readFileSync(`${parent}/${leaf}/cgroup.procs`, 'utf8')).toBe('');
+      }
+    }
+    const proc = spawn('sleep', ['60'], { stdio: 'ignore', tree: true });
+    expect(proc.tree!.pids()).toEqual([proc.pid]);
+    expect(proc.tree!.kill('SIGKILL')).toBe(true);
+    expect((await proc.exited).signal).toBe('SIGKILL');
+  });
+
+  it('capabilities().cgroup names the parent of every leaf', async () => {
+    const proc = spawn('/bin/true', [], { stdio: 'ignore', tree: true });
+    if (cgroupRoot === null) expect(proc.tree!.cgroup).toBeNull();
+    else expect(proc.tree!.cgroup!.startsWith(`${cgroupRoot}/pidwatch-${process.pid}/`)).toBe(true);
+    await proc.exited;
+  });
+});
+
 /** Where the cgroup2 file system is mounted (the part of a leaf path before its cgroup path). */
 function cgroupMount(): string {
   const line = readFileSync('/proc/self/mountinfo', 'utf8')

@@ -1,4 +1,5 @@
 import { outputPlan } from './output.mjs';
+import { queuePlan } from './queue.mjs';
 import { treePlan } from './trees.mjs';
 
 // What the bench measures: the scenarios of issue 6 with their sizes, and the rows.
@@ -18,7 +19,7 @@ export const COMPETITORS = [
  * Each scenario: the runner `kind` and its params (the same keys reach the C floor
  * as key=value), the metric compared across rows, and how to print it.
  */
-export function scenarios({ quick }) {
+export function scenarios({ quick, only }) {
   const size = (n, least = 1) => (quick ? Math.max(least, Math.round(n / 10)) : n);
   const rounds = quick ? 5 : 11;
   return [
@@ -89,7 +90,38 @@ export function scenarios({ quick }) {
       metric: 'lastExitMs',
       unit: 'ms to last exit',
     },
+    {
+      id: '7',
+      title: `${quick ? '100 MiB' : '1 GiB'} through a pipeline of four: head -c, cat, cat, wc -c`,
+      kind: 'pipe',
+      params: { bytes: size(1024, 100) * 1024 * 1024, rounds: quick ? 3 : 5 },
+      metric: 'ms',
+      unit: 'ms',
+      rows: [
+        { id: 'pidwatch', label: 'pidwatch pipeline()' },
+        { id: 'sh', label: '/bin/sh -c' },
+        { id: 'child_process', label: 'cp .pipe()' },
+      ],
+      baseline: 'sh',
+    },
+    {
+      id: '8',
+      title: 'Sequential synchronous runs of /bin/true',
+      kind: 'sync',
+      params: { n: size(300), rounds, warmup: size(50) },
+      metric: 'usPerOp',
+      unit: 'us/run',
+      sigchld: true,
+      rows: [
+        { id: 'pidwatch', label: 'pidwatch execSync' },
+        { id: 'pidwatch-sigchld', label: 'execSync (sigchld)', env: { PIDWATCH_PIDFD: '0' } },
+        { id: 'child_process', label: 'cp execFileSync' },
+        { id: 'child_process-spawnSync', label: 'cp spawnSync' },
+      ],
+    },
     ...outputPlan({ quick, size, rounds }),
     ...treePlan({ quick, size, rounds }),
+    // Needs redis-server and takes minutes: run only when asked for (`--only queue`).
+    ...(only?.has('queue') ? queuePlan({ quick, size }) : []),
   ];
 }

@@ -49,12 +49,19 @@ export interface JobOutcome {
   tree: TreeStatus | null;
   pid: number;
   host: string;
+  /** Which attempt this was, from 1. */
+  attempts: number;
   /** With `reject: 'untilLastAttempt'`, the SpawnError of a job that could not start. */
   spawnError?: { errno: number; syscall: string; path: string; spawnargs: string[] };
 }
 
 /** The outcome of a job that could not start, for `reject: 'untilLastAttempt'`. */
-function spawnFailure(error: SpawnError, startTime: number, host: string): JobOutcome {
+function spawnFailure(
+  error: SpawnError,
+  startTime: number,
+  host: string,
+  attempts: number,
+): JobOutcome {
   const { errno, syscall, path, spawnargs } = error;
   return {
     code: null,
@@ -67,6 +74,7 @@ function spawnFailure(error: SpawnError, startTime: number, host: string): JobOu
     tree: null,
     pid: 0,
     host,
+    attempts,
     spawnError: { errno, syscall, path, spawnargs },
   };
 }
@@ -168,7 +176,8 @@ export function processor(
       } as SpawnOptions);
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;
-      if (reject === 'untilLastAttempt') return spawnFailure(error, startTime, host);
+      if (reject === 'untilLastAttempt')
+        return spawnFailure(error, startTime, host, job.attemptsMade + 1);
       // Retrying cannot make a missing program appear (ENOENT, EACCES, ...).
       throw new UnrecoverableError(error.message);
     }
@@ -218,6 +227,7 @@ export function processor(
       tree: status.tree,
       pid: status.pid,
       host,
+      attempts: job.attemptsMade + 1,
     };
     if (status.code === 0) return outcome;
     const error = new ExitError(command.line, status, outcome);

@@ -3,6 +3,7 @@
 // CLI prints, logs and exits the same way. Each job is enqueued as it is read, and
 // its result comes back through the queue's events.
 import { randomBytes } from 'node:crypto';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import { type Job as BullJob, Queue, QueueEvents, type RedisOptions } from 'bullmq';
 import { SpawnError } from '../errors.js';
 import { notSpawned } from '../runner/attempt.js';
@@ -15,6 +16,43 @@ import type { JobOutcome } from './processor.js';
 
 /** BullMQ job name of the jobs a run enqueues. */
 export const RUN_JOB_NAME = 'pidwatch-run';
+/** Jobs added per round trip, at most. */
+const BATCH = 200;
+/** How long the events may be quiet before the pending jobs are looked up. */
+const RECONCILE_MS = 2000;
+const WAITING = Symbol('waiting');
+const DAY_S = 24 * 3600;
+
+/** The next items of an iterable or async iterable, as promises. */
+function iterate(jobs: JobSource): { next(): Promise<IteratorResult<JobInput>> } {
+  if (Symbol.asyncIterator in jobs) return jobs[Symbol.asyncIterator]();
+  const iterator = (jobs as Iterable<JobInput>)[Symbol.iterator]();
+  return { next: async () => iterator.next() };
+}
+
+/**
+ * The id of the newest event of the queue, so that events are read from there on:
+ * none of this run's is missed, however soon its first job ends. '$' (from when
+ * the reading starts) where the client cannot be reached this way.
+ */
+async function lastEventId(queue: Queue): Promise<string> {
+  try {
+    const owner = (queue as unknown as { backend?: { client: unknown } }).backend ?? queue;
+    const client = (await (owner as { client: unknown }).client) as {
+      xrevrange(
+        key: string,
+        end: string,
+        start: string,
+        count: 'COUNT',
+        n: number,
+      ): Promise<[string, string[]][]>;
+    };
+    const newest = await client.xrevrange(queue.keys.events!, '+', '-', 'COUNT', 1);
+    return newest[0]?.[0] ?? '0-0';
+  } catch {
+    return '$';
+  }
+}
 
 interface Pending {
   index: number;
@@ -95,15 +133,18 @@ export async function startQueueRun(
   hooks: RunHooks<Buffer>,
 ): Promise<RunHandle<Buffer>> {
   const queue = new Queue(name, { connection });
+  queue.on('error', () => {});
+  await queue.waitUntilReady();
   const events = new QueueEvents(name, {
     connection: { ...connection, maxRetriesPerRequest: null },
+    lastEventId: await lastEventId(queue),
   });
-  queue.on('error', () => {});
   events.on('error', () => {});
-  await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+  await events.waitUntilReady();
   if (options.killSignal !== undefined) toSignalNumber(options.killSignal);
 
   const run = randomBytes(6).toString('hex');
+  /** Jobs enqueued (or about to be) whose result has not come yet. */
   const pending = new Map<string, Pending>();
   const results: JobResult<Buffer>[] = [];
   const summary: RunSummary<Buffer> = { results, succeeded: 0, failed: 0, halted: false };
@@ -113,6 +154,7 @@ export async function startQueueRun(
   let finished = false;
   let stopped: { reason: unknown } | null = null;
   let allAdded = false;
+  let heard = false;
   let settle!: (error?: unknown) => void;
   const done = new Promise<RunSummary<Buffer>>((resolve, reject) => {
     settle = (error) => (error === undefined ? resolve(summary) : reject(error));
@@ -126,9 +168,17 @@ export async function startQueueRun(
       running: pending.size,
     });
 
+  // A result whose event was missed (the stream is trimmed to its last ~10,000
+  // events) is looked up once events have been quiet for a while.
+  const reconcile = setInterval(() => {
+    if (!heard) for (const id of [...pending.keys()]) void lookUp(id);
+    heard = false;
+  }, RECONCILE_MS);
+
   const finish = async () => {
     if (finished) return;
     finished = true;
+    clearInterval(reconcile);
     await Promise.allSettled([events.close(), queue.close()]);
     if (stopped && !summary.halted) settle(abortError(stopped.reason, summary));
     else settle();
@@ -136,40 +186,37 @@ export async function startQueueRun(
 
   /** Removes the run's jobs that no worker has taken yet. */
   const dropWaiting = async () => {
-    for (const id of [...pending.keys()]) {
-      const removed = await queue.remove(id).catch(() => 0);
-      if (removed === 1) pending.delete(id);
-    }
+    await Promise.all(
+      [...pending.keys()].map(async (id) => {
+        if ((await queue.remove(id).catch(() => 0)) === 1) pending.delete(id);
+      }),
+    );
   };
 
-  const record = async (id: string, fetched?: BullJob) => {
+  const record = (id: string, outcome: JobOutcome | null, job: BullJob | undefined) => {
     const entry = pending.get(id);
     if (entry === undefined) return;
-    const job = fetched ?? (await queue.getJob(id));
-    if (!pending.delete(id)) return;
+    pending.delete(id);
     let result: JobResult<Buffer>;
-    const outcome = job?.returnvalue as JobOutcome | null | undefined;
     if (outcome?.spawnError) {
       const { errno, syscall, path, spawnargs } = outcome.spawnError;
       result = failedResult(entry, job, new SpawnError(errno, syscall, path, spawnargs));
-    } else if (job?.finishedOn && !job.failedReason && outcome) {
+    } else if (outcome) {
       result = {
         index: entry.index,
         job: entry.job,
         status: statusOf(outcome),
         stdout: Buffer.from(outcome.stdout),
         stderr: Buffer.from(outcome.stderr),
-        attempts: job.attemptsMade,
+        attempts: outcome.attempts,
         startTime: outcome.startTime,
       };
     } else {
-      result = failedResult(
-        entry,
-        job,
-        new Error(job?.failedReason ?? 'the job was removed from the queue'),
-      );
+      const reason = job?.failedReason || 'the job was removed from the queue';
+      result = failedResult(entry, job, new Error(reason));
     }
-    await job?.remove().catch(() => {});
+    // Read once, the job has nothing more to tell: a run leaves nothing in Redis.
+    void queue.remove(id).catch(() => {});
     const ok = result.status.code === 0;
     if (ok) summary.succeeded++;
     else summary.failed++;
@@ -180,37 +227,72 @@ export async function startQueueRun(
     if (!ok && halt !== 'never' && summary.failed >= halt.fail && !summary.halted) {
       summary.halted = true;
       stopped = { reason: 'halt' };
-      await dropWaiting();
+      void dropWaiting().then(() => {
+        if (pending.size === 0) return finish();
+      });
     }
-    if ((allAdded || stopped) && pending.size === 0) await finish();
+    if ((allAdded || stopped) && pending.size === 0) void finish();
   };
 
-  events.on('completed', ({ jobId }) => void record(jobId));
-  events.on('failed', ({ jobId }) => void record(jobId));
+  /** Records the job if it has finished: for a failure, and for a missed event. */
+  const lookUp = async (id: string) => {
+    const job = await queue.getJob(id).catch(() => undefined);
+    if (!pending.has(id)) return;
+    if (job === undefined) return record(id, null, undefined);
+    if (!job.finishedOn) return;
+    record(id, job.failedReason ? null : (job.returnvalue as JobOutcome | null), job);
+  };
+
+  events.on('completed', ({ jobId, returnvalue }) => {
+    heard = true;
+    const outcome = returnvalue as unknown as JobOutcome | null;
+    if (outcome && typeof outcome === 'object') record(jobId, outcome, undefined);
+    else void lookUp(jobId);
+  });
+  events.on('failed', ({ jobId }) => {
+    heard = true;
+    void lookUp(jobId);
+  });
 
   const add = async () => {
     let index = 0;
-    for await (const input of jobs as AsyncIterable<JobInput>) {
-      if (stopped) break;
-      const job = toJob(input);
+    let batch: Parameters<Queue['addBulk']>[0] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const adding = batch;
+      batch = [];
+      await queue.addBulk(adding);
+      progress();
+    };
+    const source = iterate(jobs);
+    let next = source.next();
+    for (;;) {
+      // What the source has ready joins the batch; one that has to wait flushes it first.
+      let item = await Promise.race([next, setImmediatePromise(WAITING)]);
+      if (item === WAITING) {
+        await flush();
+        item = await next;
+      }
+      if (item.done || stopped) break;
+      const job = toJob(item.value);
       const id = `${run}-${index + 1}`;
       pending.set(id, { index, job });
       index++;
       started++;
-      await queue.add(RUN_JOB_NAME, toQueued(job, options), {
+      // Each job is removed once its result is read; one of an interrupted run, left
+      // running on a worker, goes with BullMQ's next clean-up after a day.
+      const opts = {
         jobId: id,
         attempts,
-        removeOnComplete: false,
-        removeOnFail: false,
-      });
-      progress();
+        removeOnComplete: { age: DAY_S },
+        removeOnFail: { age: DAY_S },
+      };
+      batch.push({ name: RUN_JOB_NAME, data: toQueued(job, options), opts });
+      if (batch.length >= BATCH) await flush();
+      next = source.next();
     }
+    await flush();
     allAdded = true;
-    // Results that came before the events were looked at (none should) are read once.
-    for (const id of [...pending.keys()]) {
-      const job = await queue.getJob(id);
-      if (job?.finishedOn) await record(id, job);
-    }
     if (pending.size === 0) await finish();
   };
   add().catch(async (error) => {
@@ -218,6 +300,7 @@ export async function startQueueRun(
     await dropWaiting();
     if (!finished) {
       finished = true;
+      clearInterval(reconcile);
       await Promise.allSettled([events.close(), queue.close()]);
       settle(error);
     }

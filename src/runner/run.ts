@@ -168,7 +168,7 @@ class Run<T extends string | Buffer> {
 
   private attemptDone(slot: Slot, attempt: AttemptResult): void {
     slot.attempt = null;
-    const ok = attempt.status.code === 0 && !attempt.status.timedOut && attempt.error === undefined;
+    const ok = attempt.status.code === 0 && attempt.error === undefined;
     if (!ok && !slot.killed && !this.stopped && slot.attempts <= this.settings.retries) {
       this.attempt(slot);
       return;

@@ -51,6 +51,24 @@ describe('worker.terminate() while the worker’s children run', () => {
   }
 });
 
+describe('workers terminated while their children run', () => {
+  it('leave no zombie and no fd once the children end (20 workers)', async () => {
+    const result = await runNode([reliabilityFixture('teardown-reap.mjs'), '20'], {
+      timeout: 60_000,
+    });
+    expectNoCrash(result.stderr);
+    expect(result).toMatchObject({ code: 0, signal: null });
+    const report = JSON.parse(result.stdout) as {
+      children: number;
+      zombies: number[];
+      running: number[];
+      leftFds: string[];
+    };
+    expect(report.children).toBeGreaterThanOrEqual(40);
+    expect(report).toMatchObject({ zombies: [], running: [], leftFds: [] });
+  });
+});
+
 describe('process.exit() with children running', () => {
   for (const where of ['top', 'callback', 'data'] as const) {
     it(`exits with the code asked for, no abort (called from ${where})`, async () => {

@@ -222,7 +222,7 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     halt: has('halt') ? parseHalt(last('halt')!) : null,
     retries: has('retries') ? count('--retries', last('retries')!) : 0,
     timeout,
-    delaySeconds: delay === undefined ? 0 : parseDuration('--delay', delay),
+    delaySeconds: delay === undefined ? 0 : delaySeconds(delay),
     joblog:
       joblogText === undefined
         ? null
@@ -251,6 +251,15 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     skipEmpty: has('no-run-if-empty'),
     verbose: has('verbose'),
   };
+}
+
+/** --delay: GNU parallel evaluates what is not a duration as 0 and runs without delay. */
+function delaySeconds(text: string): number {
+  try {
+    return parseDuration('--delay', text);
+  } catch {
+    return 0;
+  }
 }
 
 function checkQueueUrl(url: string): string {

@@ -1,20 +1,14 @@
 // A throwaway redis-server on a unix socket (no TCP port, nothing saved), for the
-// queue tests and the queue benchmark's shape. Stopped with SIGTERM and awaited.
-import { type ChildProcess, spawn } from 'node:child_process';
+// queue tests and the queue benchmark. Stopped with SIGTERM and awaited. Plain
+// JavaScript (types in redis.d.mts), so that bench/ can use it too.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export interface TestRedis {
-  socket: string;
-  /** A queue URL for `name` on this server: redis+unix://SOCKET?queue=NAME */
-  url(name: string): string;
-  stop(): Promise<void>;
-}
-
 /** Resolves once the server answers PING on `socket`; rejects if it exits or takes 10 s. */
-async function whenAnswering(socket: string, exited: Promise<void>): Promise<void> {
+async function whenAnswering(socket, exited) {
   let gone = false;
   void exited.then(() => {
     gone = true;
@@ -22,7 +16,7 @@ async function whenAnswering(socket: string, exited: Promise<void>): Promise<voi
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (gone) throw new Error('redis-server exited before it was ready');
-    const answered = await new Promise<boolean>((resolve) => {
+    const answered = await new Promise((resolve) => {
       const client = connect(socket);
       client.on('error', () => resolve(false));
       client.on('data', (data) => {
@@ -37,31 +31,17 @@ async function whenAnswering(socket: string, exited: Promise<void>): Promise<voi
   }
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** Starts redis-server in a fresh temporary directory and waits until it answers. */
+export async function startRedis() {
   const dir = mkdtempSync(join(tmpdir(), 'pidwatch-redis-'));
   const socket = join(dir, 'redis.sock');
-  const server: ChildProcess = spawn(
-    'redis-server',
-    [
-      '--port',
-      '0',
-      '--unixsocket',
-      socket,
-      '--unixsocketperm',
-      '700',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-      '--maxmemory-policy',
-      'noeviction',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
-  server.stdout!.resume();
+  // biome-ignore format: the server's options, in pairs
+  const options = [
+    '--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--save', '',
+    '--appendonly', 'no', '--dir', dir, '--maxmemory-policy', 'noeviction',
+  ];
+  const server = spawn('redis-server', options, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((resolve) => server.once('exit', () => resolve()));
   try {
     await whenAnswering(socket, exited);
   } catch (error) {

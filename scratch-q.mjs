@@ -1,0 +1,16 @@
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import { processor } from './dist/bullmq/index.js';
+const sock = process.argv[2]; const n = 400;
+const connection = { path: sock, maxRetriesPerRequest: null };
+const q = new Queue('x', { connection }); const ev = new QueueEvents('x', { connection });
+await Promise.all([q.waitUntilReady(), ev.waitUntilReady()]);
+const variant = process.argv[3];
+const proc = variant === 'noop' ? async () => ({}) : processor({ progress: false });
+const w = new Worker('x', proc, { connection, concurrency: 2 });
+let done = 0; let resolve; const all = new Promise(r => resolve = r);
+ev.on('completed', () => { if (++done === n) resolve(); });
+const t0 = performance.now();
+await q.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'j', data: ['/bin/true'] })));
+await all;
+console.log(variant, ((performance.now() - t0) / n).toFixed(2), 'ms/job');
+await w.close(); await ev.close(); await q.obliterate({ force: true }); await q.close();
