@@ -49,6 +49,9 @@ void forget_child_frames(char* stack, size_t size) {
 #endif
 }
 
+// The kernel's ceiling for fs.nr_open, so for every fd number: INT_MAX & -64.
+constexpr int kFdCeiling = 0x7fffffc0;
+
 constexpr uint64_t kCloneClearSighand = 0x100000000ULL;  // CLONE_CLEAR_SIGHAND, Linux 5.5
 
 enum Step : int { kStepNone, kStepUnshare, kStepCgroup, kStepSetsid, kStepSetpgid, kStepDup,
@@ -376,7 +379,18 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());
   args.keep_below = args.stdio_count;
-  for (int src : child_src) args.keep_below = std::max(args.keep_below, src + 1);
+  for (int src : child_src) {
+    // An fd number the kernel never hands out (JS checks it too): refused before
+    // src + 1 could overflow.
+    if (src >= kFdCeiling) {
+      out->err = EBADF;
+      out->syscall = "dup2";
+      close_all(&child_fds);
+      close_all(&out->parent_fds);
+      return;
+    }
+    args.keep_below = std::max(args.keep_below, src + 1);
+  }
   args.setsid = req.setsid;
   args.setpgid = req.setpgid;
   args.cgroup_procs = req.cgroup_procs;
