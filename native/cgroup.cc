@@ -266,19 +266,26 @@ int leaf_create(const std::string& path, LeafDir* leaf) {
   if (mkdir(path.c_str(), 0755) != 0) return -errno;
   leaf->path = path;
   leaf->procs_path = path + "/cgroup.procs";
-  leaf->dir_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (int r = leaf_open(leaf)) {
+    rmdir(path.c_str());
+    return r;
+  }
+  leaf->base_user_us = leaf->base_system_us = 0;
+  leaf->has_memory_peak = faccessat(leaf->dir_fd, "memory.peak", R_OK, 0) == 0;
+  return 0;
+}
+
+int leaf_open(LeafDir* leaf) {
+  leaf->dir_fd = open(leaf->path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (leaf->dir_fd >= 0)
     leaf->events_fd = openat(leaf->dir_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (leaf->dir_fd < 0 || leaf->events_fd < 0 || fstat(leaf->dir_fd, &st) != 0) {
     int err = errno;
     leaf_close(leaf);
-    rmdir(path.c_str());
     return -err;
   }
   leaf->id = st.st_ino;
-  leaf->base_user_us = leaf->base_system_us = 0;
-  leaf->has_memory_peak = faccessat(leaf->dir_fd, "memory.peak", R_OK, 0) == 0;
   return 0;
 }
 

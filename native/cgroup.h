@@ -46,6 +46,8 @@ struct CgroupEvents {
 
 // mkdir + open. The name is taken as given; EEXIST is returned as is.
 int leaf_create(const std::string& path, LeafDir* leaf);
+// Opens the fds of a leaf that exists (one taken from the pool, which keeps no fd).
+int leaf_open(LeafDir* leaf);
 // Closes the fds and removes the directory. -EBUSY while members remain.
 int leaf_remove(LeafDir* leaf);
 void leaf_close(LeafDir* leaf);
