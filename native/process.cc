@@ -156,12 +156,11 @@ bool ProcessHandle::EndGroup() {
   if (r == 0 && si.si_pid == 0) return false;
   group_leader_ = false;
   if (r != 0) return true;  // reaped elsewhere: the group ID is no longer ours to use
-  // Members are counted among the PIDs above the leader's, which is where its
-  // descendants are unless PIDs wrapped around meanwhile: reading the stat of
-  // every process on the machine at each exit would cost more than the spawn.
-  // The kill reaches every member either way.
+  // Its descendants got PIDs handed out after the leader's: only those are
+  // looked at, since reading the stat of every process on the machine at each
+  // exit would cost more than the spawn. The kill reaches every member anyway.
   std::vector<pid_t> members;
-  pgroup_members(pid_, pid_, &members, pid_ + 1);
+  pgroup_members(pid_, pid_, &members, pid_);
   group_leftovers_ = static_cast<int>(members.size());
   kill(-pid_, SIGKILL);
   return true;
