@@ -22,6 +22,7 @@
         "native/reaper.cc",
         "native/probe.cc",
         "native/capture.cc",
+        "native/sync.cc",
         "native/cgroup.cc",
         "native/tree.cc"
       ],

@@ -10,13 +10,19 @@
 //   node --expose-gc bench/runner.mjs COMPETITOR KIND '{"n":100,...}'
 import { createInterface } from 'node:readline';
 import { loadCompetitor } from './lib/competitors.mjs';
+import { everydayScenarios } from './lib/everyday.mjs';
 import { outputScenarios } from './lib/output.mjs';
 import { queueScenarios } from './lib/queue.mjs';
 import { scenarios } from './lib/scenarios.mjs';
 import { treeScenarios } from './lib/trees.mjs';
 
 // Scenarios whose rows are ways to do a job, not spawn adapters: setup(row, params).
-const rowScenarios = { ...outputScenarios, ...treeScenarios, ...queueScenarios };
+const rowScenarios = {
+  ...outputScenarios,
+  ...treeScenarios,
+  ...queueScenarios,
+  ...everydayScenarios,
+};
 
 const [name, kind, params] = process.argv.slice(2);
 const setup = scenarios[kind] ?? rowScenarios[kind];

@@ -12,23 +12,15 @@
 #include "process.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "sync.h"
 #include "tree.h"
 
 namespace pidwatch {
-namespace {
-
-enum SpawnFlags {
-  kFlagSetsid = 1,
-  kFlagPdeathsig = 2,
-  kFlagUid = 4,
-  kFlagGid = 8,
-  kFlagProcessGroup = 16,  // leads a new process group that is its tree ('pgroup')
-};
 
 // Raw napi calls, each allowed to fail: while a worker is being terminated no
 // error can be created, and node-addon-api's Error::New would then abort.
 napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
-                 const std::string& path, bool type_error = false) {
+                 const std::string& path, bool type_error) {
   napi_value text, error, value;
   if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text) != napi_ok) return nullptr;
   napi_status st = type_error ? napi_create_type_error(env, nullptr, text, &error)
@@ -66,6 +58,46 @@ std::vector<std::string> SplitNul(const std::string& joined) {
     out.emplace_back(joined, start, end - start);
   return out;
 }
+
+enum SpawnFlags {
+  kFlagSetsid = 1,
+  kFlagPdeathsig = 2,
+  kFlagUid = 4,
+  kFlagGid = 8,
+  kFlagProcessGroup = 16,  // leads a new process group that is its tree ('pgroup')
+};
+
+// spawn's and spawnSync's first arguments: (file, argv, env, path | null, cwd | null,
+// stdio: Int32Array, flags, uid, gid); argv and env are NUL-terminated strings joined.
+bool ReadSpawnRequest(const Napi::CallbackInfo& info, SpawnRequest* req) {
+  if (info.Length() < 9 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString() ||
+      !info[5].IsTypedArray())
+    return false;
+  req->file = info[0].As<Napi::String>().Utf8Value();
+  req->argv = SplitNul(info[1].As<Napi::String>().Utf8Value());
+  req->env = SplitNul(info[2].As<Napi::String>().Utf8Value());
+  if (info[3].IsString()) {
+    req->has_path_env = true;
+    req->path_env = info[3].As<Napi::String>().Utf8Value();
+  }
+  if (info[4].IsString()) {
+    req->has_cwd = true;
+    req->cwd = info[4].As<Napi::String>().Utf8Value();
+  }
+  Napi::Int32Array stdio = info[5].As<Napi::Int32Array>();
+  req->stdio.assign(stdio.Data(), stdio.Data() + stdio.ElementLength());
+  uint32_t flags = info[6].As<Napi::Number>().Uint32Value();
+  req->setsid = flags & kFlagSetsid;
+  req->pdeathsig = flags & kFlagPdeathsig;
+  req->set_uid = flags & kFlagUid;
+  req->set_gid = flags & kFlagGid;
+  req->uid = info[7].As<Napi::Number>().Uint32Value();
+  req->gid = info[8].As<Napi::Number>().Uint32Value();
+  req->setpgid = flags & kFlagProcessGroup;
+  return true;
+}
+
+namespace {
 
 Napi::Value GetCapabilities(const Napi::CallbackInfo& info) {
   const pidwatch::Capabilities& caps = capabilities();
@@ -114,35 +146,14 @@ void AbandonChild(SpawnResult& result) {
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
-  if (info.Length() < 11 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString() ||
-      !info[5].IsTypedArray() || !info[9].IsTypedArray() || !info[10].IsFunction()) {
+  SpawnRequest req;
+  if (info.Length() < 11 || !ReadSpawnRequest(info, &req) || !info[9].IsTypedArray() ||
+      !info[10].IsFunction()) {
     return ThrowTypeError(env, "pidwatch native spawn: bad arguments");
   }
-  SpawnRequest req;
-  req.file = info[0].As<Napi::String>().Utf8Value();
-  req.argv = SplitNul(info[1].As<Napi::String>().Utf8Value());
-  req.env = SplitNul(info[2].As<Napi::String>().Utf8Value());
-  if (info[3].IsString()) {
-    req.has_path_env = true;
-    req.path_env = info[3].As<Napi::String>().Utf8Value();
-  }
-  if (info[4].IsString()) {
-    req.has_cwd = true;
-    req.cwd = info[4].As<Napi::String>().Utf8Value();
-  }
-  Napi::Int32Array stdio = info[5].As<Napi::Int32Array>();
   Napi::Int32Array fds = info[9].As<Napi::Int32Array>();
-  if (fds.ElementLength() < stdio.ElementLength())
+  if (fds.ElementLength() < req.stdio.size())
     return ThrowTypeError(env, "pidwatch native spawn: fds shorter than stdio");
-  req.stdio.assign(stdio.Data(), stdio.Data() + stdio.ElementLength());
-  uint32_t flags = info[6].As<Napi::Number>().Uint32Value();
-  req.setsid = flags & kFlagSetsid;
-  req.pdeathsig = flags & kFlagPdeathsig;
-  req.set_uid = flags & kFlagUid;
-  req.set_gid = flags & kFlagGid;
-  req.uid = info[7].As<Napi::Number>().Uint32Value();
-  req.gid = info[8].As<Napi::Number>().Uint32Value();
-  req.setpgid = flags & kFlagProcessGroup;
   TreeLeaf* leaf = nullptr;
   if (info.Length() > 11 && info[11].IsObject()) {
     void* native = nullptr;
@@ -305,6 +316,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cgroupDirs", Napi::Function::New<CgroupDirs>(env, "cgroupDirs"));
   exports.Set("pgroupMembers", Napi::Function::New<PgroupMembers>(env, "pgroupMembers"));
   InitCapture(env, exports);
+  InitSync(env, exports);
   return exports;
 }
 

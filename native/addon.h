@@ -5,6 +5,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -14,6 +15,19 @@
 namespace pidwatch {
 
 class ProcessHandle;
+struct SpawnRequest;
+
+// Errors thrown to JS through raw napi calls, each allowed to fail (a terminating
+// worker can create no error): `errno` and `syscall` are set when syscall is given.
+napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
+                 const std::string& path, bool type_error = false);
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& path);
+Napi::Value ThrowTypeError(Napi::Env env, const char* message);
+// Splits "a\0b\0" (each string NUL-terminated) into its strings.
+std::vector<std::string> SplitNul(const std::string& joined);
+// Reads the spawn request that spawn() and spawnSync() both begin with (arguments
+// 0 to 8); false when they are malformed.
+bool ReadSpawnRequest(const Napi::CallbackInfo& info, SpawnRequest* req);
 struct TreeState;
 
 // The SIGCHLD watcher of sigchld mode: one uv_signal_t per loop (libuv shares

@@ -33,10 +33,6 @@ void delete_handle(uv_handle_t* handle) {
   else delete reinterpret_cast<uv_timer_t*>(handle);
 }
 
-double timeval_us(const struct timeval& tv) {
-  return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
-}
-
 }  // namespace
 
 Napi::Function ProcessHandle::Define(Napi::Env env) {
@@ -209,17 +205,7 @@ void ProcessHandle::Finish(const ExitInfo& info) {
   slots[kSlotCoreDumped] = info.core_dumped ? 1 : 0;
   slots[kSlotDurationMs] = duration_ms;
   slots[kSlotHasUsage] = info.has_rusage ? 1 : 0;
-  if (info.has_rusage) {
-    const struct rusage& ru = info.usage;
-    double* usage = slots + kSlotUsage;
-    usage[0] = timeval_us(ru.ru_utime);
-    usage[1] = timeval_us(ru.ru_stime);
-    usage[2] = static_cast<double>(ru.ru_maxrss);
-    usage[3] = static_cast<double>(ru.ru_minflt);
-    usage[4] = static_cast<double>(ru.ru_majflt);
-    usage[5] = static_cast<double>(ru.ru_nvcsw);
-    usage[6] = static_cast<double>(ru.ru_nivcsw);
-  }
+  if (info.has_rusage) rusage_values(info.usage, slots + kSlotUsage);
 
   Napi::Env env = Env();
   Napi::HandleScope scope(env);

@@ -65,6 +65,20 @@ int sys_pidfd_exit_info(int pidfd, ExitInfo* info) {
   return 0;
 }
 
+static double timeval_us(const struct timeval& tv) {
+  return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
+}
+
+void rusage_values(const struct rusage& ru, double* out) {
+  out[0] = timeval_us(ru.ru_utime);
+  out[1] = timeval_us(ru.ru_stime);
+  out[2] = static_cast<double>(ru.ru_maxrss);
+  out[3] = static_cast<double>(ru.ru_minflt);
+  out[4] = static_cast<double>(ru.ru_majflt);
+  out[5] = static_cast<double>(ru.ru_nvcsw);
+  out[6] = static_cast<double>(ru.ru_nivcsw);
+}
+
 void decode_wait_status(int status, ExitInfo* info) {
   info->known = true;
   if (WIFEXITED(status)) {

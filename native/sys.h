@@ -65,6 +65,12 @@ int sys_waitid_exit(int idtype, int id, int options, ExitInfo* info);
 // kernel published the exit, 1 when it has not (yet), -errno on failure.
 int sys_pidfd_exit_info(int pidfd, ExitInfo* info);
 
+// The 7 resource usage values JS reports, in the order of ExitStatus.resourceUsage:
+// user and system CPU time (us), maxRSS (KiB), minor and major faults, voluntary
+// and involuntary context switches.
+constexpr int kUsageValues = 7;
+void rusage_values(const struct rusage& ru, double* out);
+
 // Decodes a waitpid-style status (as in PIDFD_INFO_EXIT or /proc/<pid>/stat).
 void decode_wait_status(int status, ExitInfo* info);
 

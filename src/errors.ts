@@ -62,6 +62,22 @@ export class SpawnError extends Error {
   }
 }
 
+/**
+ * A failure thrown by a native spawn, as the SpawnError it stands for; anything
+ * else is returned as it is. `path` is what the failed step was about: the
+ * directory for chdir, else the program.
+ */
+export function toSpawnError(
+  error: unknown,
+  request: { file: string; args: readonly string[]; cwd: string | null },
+): unknown {
+  const e = error as { errno?: unknown; syscall: string; path?: string };
+  if (typeof e?.errno !== 'number') return error;
+  const path =
+    e.syscall === 'chdir' && request.cwd !== null ? request.cwd : (e.path ?? request.file);
+  return new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
+}
+
 /** At most this many bytes of stderr end an ExitError's message. */
 export const STDERR_TAIL_BYTES = 1024;
 

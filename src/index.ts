@@ -2,6 +2,15 @@ export { capabilities } from './capabilities.js';
 export { ExitError, ProcessGoneError, SpawnError } from './errors.js';
 export { exec } from './exec.js';
 export {
+  type ExecPipelineOptions,
+  execPipeline,
+  Pipeline,
+  type PipelineCommand,
+  type PipelineOptions,
+  type PipelineOutput,
+  pipeline,
+} from './pipeline.js';
+export {
   type HaltPolicy,
   type Job,
   type JobInput,
@@ -15,6 +24,7 @@ export {
 export { type ShTag, sh } from './sh.js';
 export { spawn } from './spawn.js';
 export { Subprocess } from './subprocess.js';
+export { execSync, spawnSync } from './sync.js';
 export type {
   Capabilities,
   ExecOptions,

@@ -105,18 +105,12 @@ export interface NativeBinding {
    * parent's end of each child fd is written to `fds` (-1 where none).
    */
   spawn(
-    file: string,
-    argv: string,
-    env: string,
-    path: string | null,
-    cwd: string | null,
-    stdio: Int32Array,
-    flags: number,
-    uid: number,
-    gid: number,
-    fds: Int32Array,
-    onExit: NativeExitCallback,
-    leaf?: NativeLeaf,
+    ...args: [
+      ...request: NativeSpawnRequest,
+      fds: Int32Array,
+      onExit: NativeExitCallback,
+      leaf?: NativeLeaf,
+    ]
   ): NativeTreeProcess;
   watch(pid: number, onExit: NativeExitCallback): NativeProcess;
   /**
@@ -141,6 +135,58 @@ export interface NativeBinding {
   captureClose(id: number): void;
   /** Stops writing the input and closes the child's stdin. */
   captureEndInput(id: number): void;
+  /**
+   * Runs a child to its end on this thread, no event loop (native/sync.cc). It begins
+   * with spawn's request; `forceKillAfterMs` -1 never; throws as spawn does.
+   */
+  spawnSync(
+    ...args: [
+      ...request: NativeSpawnRequest,
+      leaf: NativeLeaf | null,
+      input: Uint8Array | null,
+      timeoutMs: number,
+      killSignal: number,
+      forceKillAfterMs: number,
+      maxBuffer: number,
+      all: boolean,
+    ]
+  ): NativeSyncResult;
+  /** A blocking kernel pipe, both ends close-on-exec: [read end, write end]. */
+  pipe(): [number, number];
+}
+
+/**
+ * What spawn and spawnSync begin with: `argv` and `env` are their strings each
+ * ended by a NUL, joined (`joinNul`).
+ */
+export type NativeSpawnRequest = [
+  file: string,
+  argv: string,
+  env: string,
+  path: string | null,
+  cwd: string | null,
+  stdio: Int32Array,
+  flags: number,
+  uid: number,
+  gid: number,
+];
+
+/** What spawnSync reports. `code` -1 and `signal` 0 mean none. */
+export interface NativeSyncResult {
+  pid: number;
+  code: number;
+  signal: number;
+  coreDumped: boolean;
+  durationMs: number;
+  /** The 7 values of ExitStatus.resourceUsage in order, or null. */
+  usage: Float64Array | null;
+  timedOut: boolean;
+  overflowed: boolean;
+  /** With a tree: members still alive when the child exited, killed then. */
+  leftovers: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  all: Buffer | null;
 }
 
 export const native: NativeBinding = loadBinary<NativeBinding>();

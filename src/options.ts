@@ -2,7 +2,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { invalidType, invalidValue } from './errors.js';
-import { SpawnFlag } from './native.js';
+import { joinNul, type NativeSpawnRequest, SpawnFlag } from './native.js';
 import { checkShell, shellArgs } from './shell.js';
 import { toSignalNumber } from './signals.js';
 import { stdioCodes } from './stdio.js';
@@ -163,4 +163,9 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
     forceKillAfter: checkForceKillAfter(o.forceKillAfter),
     tree: checkBoolean(o.tree, 'options.tree'),
   };
+}
+
+/** The request as native spawn and spawnSync take it. */
+export function nativeRequest(r: NormalizedSpawn): NativeSpawnRequest {
+  return [r.file, joinNul(r.argv), joinNul(r.env), r.path, r.cwd, r.stdio, r.flags, r.uid, r.gid];
 }

@@ -1,7 +1,7 @@
-import { SpawnError } from './errors.js';
+import { toSpawnError } from './errors.js';
 import { guardTree } from './guardian.js';
-import { deliver, joinNul, type NativeError, native, SpawnFlag } from './native.js';
-import { normalizeSpawn } from './options.js';
+import { deliver, native, SpawnFlag } from './native.js';
+import { nativeRequest, normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
 import { acquireLeaf, ownTree } from './tree.js';
@@ -42,26 +42,14 @@ function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | nu
   const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
   try {
     handle = native.spawn(
-      request.file,
-      joinNul(request.argv),
-      joinNul(request.env),
-      request.path,
-      request.cwd,
-      request.stdio,
-      flags,
-      request.uid,
-      request.gid,
+      ...nativeRequest({ ...request, flags }),
       fds,
       () => deliver(() => proc!.onExit()),
       leaf ?? undefined,
     );
   } catch (error) {
     leaf?.release();
-    const e = error as NativeError;
-    if (typeof e.errno !== 'number') throw error;
-    // The path the failed step was about: the directory for chdir, else the program.
-    const path = e.syscall === 'chdir' ? request.cwd! : (e.path ?? request.file);
-    throw new SpawnError(e.errno, e.syscall, path, [request.file, ...request.args]);
+    throw toSpawnError(error, request);
   }
   // No handle: the environment (a terminating worker) can no longer run JS.
   if (!handle) {

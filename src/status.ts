@@ -4,7 +4,7 @@ import type { ExitStatus, ResourceUsage } from './types.js';
 
 const slots = native.exitInfo;
 
-function resourceUsageAt(values: Float64Array, at: number): ResourceUsage {
+export function resourceUsageAt(values: Float64Array, at: number): ResourceUsage {
   return {
     userCPUTime: values[at],
     systemCPUTime: values[at + 1],
