@@ -195,8 +195,9 @@ describe('refusals come back as a synchronous SpawnError', () => {
 
 describe('a pidfd that cannot be put on the event loop', () => {
   // Someone closed a running child's pidfd behind pidwatch's back: its number is
-  // still registered on the loop, and the next spawn's pidfd gets that number, which
-  // libuv refuses (uv_poll_init: EEXIST). Unchecked, that spawn crashed the process.
+  // still held by that child's handle, and the next spawn's pidfd gets that number,
+  // which pidwatch refuses (EEXIST): two handles on one number could signal the
+  // wrong process. Unchecked, that spawn crashed the process.
   it.skipIf(isSigchldMode())(
     'fails the spawn with the errno; the child is killed and reaped, no fd is left',
     async () => {
@@ -206,7 +207,7 @@ describe('a pidfd that cannot be put on the event loop', () => {
       const report = JSON.parse(result.stdout);
       expect(report).toMatchObject({
         pidfd: true,
-        error: { name: 'SpawnError', code: 'EEXIST', syscall: 'uv_poll_init' },
+        error: { name: 'SpawnError', code: 'EEXIST', syscall: 'epoll_ctl' },
         others: [],
         gained: [],
       });

@@ -47,6 +47,7 @@ Options:
   -C, --colsep REGEXP      split each input into columns {1} {2} ...
       --bar                show a progress bar on stderr
       --no-tree            run each job as a single process, not as a process tree
+      --tree-cpu           with --results, also write each job's tree CPU time to 'cpu'
       --queue URL          run the jobs on 'pidwatch worker --queue URL' processes (BullMQ):
                            redis://HOST[:PORT]/NAME or redis+unix:///SOCKET?queue=NAME
   -h, --help               show this help
@@ -184,6 +185,8 @@ async function runJobsOf(
   const tagOf = (values: JobValues) =>
     config.tagstring === null ? '' : `${expandTag(config.tagstring, values)}\t`;
 
+  // process.env is read through a getter per key: copy it once, not once per job.
+  const baseEnv = { ...process.env, PARALLEL_PID: String(process.pid) };
   async function* jobs(): AsyncGenerator<Job> {
     let seq = 0;
     for await (const args of inputs) {
@@ -218,10 +221,9 @@ async function runJobsOf(
         options: {
           argv0: run.argv0,
           env: {
-            ...process.env,
+            ...baseEnv,
             PARALLEL_SEQ: String(seq),
             PARALLEL_JOBSLOT: String(slot),
-            PARALLEL_PID: String(process.pid),
           },
           timeout: timeout === undefined ? undefined : Math.max(1, Math.round(timeout)),
           killOnParentExit: true,
@@ -269,7 +271,7 @@ async function runJobsOf(
       runtimes.push(result.status.durationMs);
     }
     if (config.results !== null && writeResult !== null) {
-      writeResult(config.results, job.values.args, job.values.seq, result.stdout, result.stderr);
+      writeResult(config.results, job.values.args, job.values.seq, result, config.treeCpu);
       grouped.add(null, result.index);
     } else if (config.output === 'group') {
       const tag = tagOf(job.values);
