@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <signal.h>
 
-#include <system_error>
 
 #include "probe.h"
 
@@ -24,12 +23,7 @@ int Spawner::Start(uv_loop_t* loop) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = 0;
-  try {
-    thread_ = std::thread(&Spawner::Main, this);
-  } catch (const std::system_error& e) {
-    err = e.code().value() ? e.code().value() : EAGAIN;
-  }
+  int err = pthread_create(&thread_, nullptr, Main, this);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err) {
     uv_close(reinterpret_cast<uv_handle_t*>(async_),
@@ -46,38 +40,39 @@ int Spawner::Submit(uv_loop_t* loop, SpawnJob* job, Done done, void* context) {
   on_done_ = done;
   context_ = context;
   if (in_flight_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    todo_.push_back(job);
-  }
-  wake_.notify_one();
+  pthread_mutex_lock(&mu_);
+  todo_.push_back(job);
+  pthread_cond_signal(&wake_);
+  pthread_mutex_unlock(&mu_);
   return 0;
 }
 
-void Spawner::Main() {
+void* Spawner::Main(void* arg) {
+  Spawner* self = static_cast<Spawner*>(arg);
   const SpawnTier tier = capabilities().tier();
-  std::unique_lock<std::mutex> lock(mu_);
+  pthread_mutex_lock(&self->mu_);
   for (;;) {
-    wake_.wait(lock, [this] { return stopping_ || !todo_.empty(); });
-    if (stopping_) return;
-    SpawnJob* job = todo_.front();
-    todo_.pop_front();
-    lock.unlock();
+    while (!self->stopping_ && self->todo_.empty()) pthread_cond_wait(&self->wake_, &self->mu_);
+    if (self->stopping_) break;
+    SpawnJob* job = self->todo_.front();
+    self->todo_.pop_front();
+    pthread_mutex_unlock(&self->mu_);
     job->started_ns = uv_hrtime();
     spawn_process(job->req, tier, &job->result);
-    lock.lock();
-    done_.push_back(job);
-    uv_async_send(async_);
+    pthread_mutex_lock(&self->mu_);
+    self->done_.push_back(job);
+    uv_async_send(self->async_);
   }
+  pthread_mutex_unlock(&self->mu_);
+  return nullptr;
 }
 
 void Spawner::OnAsync(uv_async_t* handle) {
   Spawner* self = static_cast<Spawner*>(handle->data);
   std::deque<SpawnJob*> done;
-  {
-    std::lock_guard<std::mutex> lock(self->mu_);
-    done.swap(self->done_);
-  }
+  pthread_mutex_lock(&self->mu_);
+  done.swap(self->done_);
+  pthread_mutex_unlock(&self->mu_);
   self->in_flight_ -= static_cast<unsigned>(done.size());
   if (self->in_flight_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(handle));
   if (!done.empty()) self->on_done_(self->context_, done);
@@ -86,12 +81,11 @@ void Spawner::OnAsync(uv_async_t* handle) {
 void Spawner::Teardown(void (*abandon)(SpawnJob*), void* closure, int* pending,
                        void (*on_closed)(uv_handle_t*)) {
   if (!async_) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  wake_.notify_one();
-  thread_.join();
+  pthread_mutex_lock(&mu_);
+  stopping_ = true;
+  pthread_cond_signal(&wake_);
+  pthread_mutex_unlock(&mu_);
+  pthread_join(thread_, nullptr);
   for (SpawnJob* job : todo_) abandon(job);
   for (SpawnJob* job : done_) abandon(job);
   todo_.clear();

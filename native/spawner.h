@@ -11,10 +11,9 @@
 #include <napi.h>
 #include <uv.h>
 
-#include <condition_variable>
+#include <pthread.h>
+
 #include <deque>
-#include <mutex>
-#include <thread>
 
 #include "spawn.h"
 
@@ -48,16 +47,18 @@ class Spawner {
                 void (*on_closed)(uv_handle_t*));
 
  private:
-  void Main();
+  // Raw pthreads, not std::thread: the prebuilt binary must not need a newer
+  // libstdc++ than GCC 8's.
+  static void* Main(void* self);
   static void OnAsync(uv_async_t* handle);
   int Start(uv_loop_t* loop);
 
-  std::mutex mu_;
-  std::condition_variable wake_;
+  pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t wake_ = PTHREAD_COND_INITIALIZER;
   std::deque<SpawnJob*> todo_;  // under mu_
   std::deque<SpawnJob*> done_;  // under mu_
   bool stopping_ = false;       // under mu_
-  std::thread thread_;
+  pthread_t thread_{};
   uv_async_t* async_ = nullptr;
   unsigned in_flight_ = 0;  // loop thread: jobs submitted and not handed back
   Done on_done_ = nullptr;
