@@ -238,6 +238,32 @@ describe('bounded waits', () => {
     expect(fdCount()).toBe(before);
   });
 
+  it('exec with tree: true: leftovers are killed when the leader exits, so nothing waits', async () => {
+    const output = track(
+      await exec('/bin/sh', ['-c', 'sleep 30 & echo $!; echo started'], {
+        tree: true,
+        timeout: 20_000,
+      }),
+    );
+    const [sleeper] = reportedPids(output.stdout);
+    expect(output.stdout).toBe(`${sleeper}\nstarted\n`);
+    expect(output.timedOut).toBe(false);
+    expect(output.tree?.leftovers).toBe(1);
+    expect(['Z', undefined]).toContain(procStat(sleeper)?.state);
+  });
+
+  it('runJobs (trees by default): a job that leaves a daemon finishes at its exit', async () => {
+    const summary = await runJobs([['/bin/sh', '-c', 'sleep 33 & echo $!; echo x']], {
+      timeout: 20_000,
+    });
+    const [result] = summary.results;
+    track(result.status);
+    const [sleeper] = reportedPids(result.stdout);
+    expect(result.stdout).toBe(`${sleeper}\nx\n`);
+    expect(result.status).toMatchObject({ code: 0, timedOut: false });
+    expect(summary.failed).toBe(0);
+  });
+
   it('runJobs: halt now ends the wait for a killed job whose child holds the pipe', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pidwatch-capture-'));
     const file = join(dir, 'pid');

@@ -430,7 +430,7 @@ describe('pidwatch run', () => {
     expect((await cli(['run', 'sleep', ':::', '0.1'])).stderr).toBe('');
   });
 
-  it('SIGINT stops the run, kills every job (SIGKILL after the grace), and exits 130', async () => {
+  it('SIGINT stops the run, kills every job (SIGKILL after the grace), and exits 255 as GNU parallel', async () => {
     const pidLog = scratchFile('pids');
     let cliPid = 0;
     const run = cli(
@@ -458,7 +458,7 @@ describe('pidwatch run', () => {
     }, 'three jobs to start');
     process.kill(cliPid, 'SIGINT');
     const outcome = await run;
-    expect(outcome.code).toBe(130);
+    expect(outcome.code).toBe(255);
     for (const pid of pids) expect(alive(pid)).toBe(false);
     expect(lines(readFileSync(pidLog, 'utf8'))).toHaveLength(3);
   });

@@ -52,10 +52,10 @@ Options:
   -h, --help               show this help
 
 Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more; with --halt, GNU
-parallel's; 255 on bad usage.
+parallel's; 255 on bad usage, or after SIGINT/SIGTERM (which kill the running jobs).
 `;
 
-/** GNU parallel's status for an error before any job runs. */
+/** GNU parallel's status for bad usage, and after SIGINT or SIGTERM. */
 const USAGE_STATUS = 255;
 /** Grace between SIGTERM and SIGKILL for jobs stopped by a signal, a halt or a timeout. */
 const GRACE_MS = 2000;
@@ -352,7 +352,8 @@ async function runJobsOf(
     await run.done;
   } catch (error) {
     if ((error as RunAbortError).name !== 'AbortError') throw error;
-    if (stoppedBy !== null) return 128 + constants.signals[stoppedBy];
+    // GNU parallel exits 255 after SIGINT or SIGTERM, the killed jobs unprinted.
+    if (stoppedBy !== null) return USAGE_STATUS;
     if (brokenPipe) return 128 + constants.signals.SIGPIPE;
   } finally {
     bar?.stop();
