@@ -6,7 +6,8 @@
   #                        an architecture the launcher does not know cannot fail it.
   #   pidwatch_portable=1  the prebuilt binaries (scripts/prebuild.mjs): glibc symbols
   #                        pinned to glibc 2.28 and libstdc++ symbols to GCC 8's
-  #                        (native/compat/).
+  #                        (native/compat/), -O2 with unused sections dropped, stripped:
+  #                        the tarball carries two of them.
   "variables": {
     "pidwatch_dev%": 0,
     "pidwatch_portable%": 0
@@ -39,8 +40,11 @@
         }],
         ["pidwatch_portable==1", {
           "sources": ["native/compat/libstdcxx.cc"],
+          "cflags!": ["-O3"],
+          "cflags_cc!": ["-O3"],
+          "cflags": ["-O2", "-ffunction-sections", "-fdata-sections"],
           "cflags_cc": ["-include", "<(module_root_dir)/native/compat/glibc-2.28.h"],
-          "ldflags": ["-s"],
+          "ldflags": ["-s", "-Wl,--gc-sections"],
           "libraries": ["-Wl,--no-as-needed", "-l:libpthread.so.0", "-Wl,--as-needed"]
         }]
       ]
@@ -54,7 +58,10 @@
       "cflags": ["-Wall", "-Wextra", "-std=gnu11", "-O2"],
       "conditions": [
         ["pidwatch_dev==1", {"cflags": ["-Werror"]}],
-        ["pidwatch_portable==1", {"ldflags": ["-s"]}]
+        ["pidwatch_portable==1", {
+          "sources": ["native/compat/start.c"],
+          "ldflags": ["-s", "-Wl,--wrap=__libc_start_main"]
+        }]
       ]
     }
   ],

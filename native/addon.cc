@@ -128,7 +128,8 @@ ProcessHandle* NewHandle(napi_env env, AddonData* data, napi_value* object) {
   return static_cast<ProcessHandle*>(native);
 }
 
-void AbandonChild(SpawnResult& result) {
+// Ends a child nobody can watch: SIGKILL, its fds closed, reaped by the reaper.
+void EndChild(SpawnResult& result) {
   if (result.pidfd >= 0 && capabilities().pidfd_send_signal) {
     sys_pidfd_send_signal(result.pidfd, SIGKILL);
   } else {
@@ -175,12 +176,16 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   ProcessHandle* handle = NewHandle(env, data, &object);
   if (!handle) {
     // The environment is terminating: end the child rather than lose track of it.
-    AbandonChild(result);
+    EndChild(result);
     return env.Undefined();
   }
   if (req.setpgid) handle->SetGroupLeader();
   if (leaf && req.setsid) leaf->SetDetached();
-  handle->Start(data, result.pid, result.pidfd, true, started_ns, info[10].As<Napi::Function>());
+  if (int err = handle->Start(data, result.pid, result.pidfd, true, started_ns,
+                              info[10].As<Napi::Function>())) {
+    EndChild(result);
+    return ThrowErrno(env, -err, "uv_poll_init", result.path);
+  }
   handle->HoldFds(result.parent_fds);
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
   return Napi::Value(env, object);
@@ -205,7 +210,10 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
     close(pidfd);
     return env.Undefined();
   }
-  handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Function>());
+  if (int err = handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Function>())) {
+    close(pidfd);
+    return ThrowErrno(env, -err, "uv_poll_init", "");
+  }
   return Napi::Value(env, object);
 }
 

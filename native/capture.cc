@@ -336,8 +336,7 @@ void CaptureEnv::EndPipe(Pipe& p) {
   close(p.fd);
   p.fd = -1;
   if (p.index == kStdin) {
-    p.owner->input.clear();
-    p.owner->input.shrink_to_fit();
+    std::string().swap(p.owner->input);  // frees it (shrink_to_fit() would need GLIBCXX_3.4.29)
   } else {
     p.owner->open_outputs--;
   }

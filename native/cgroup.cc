@@ -266,19 +266,26 @@ int leaf_create(const std::string& path, LeafDir* leaf) {
   if (mkdir(path.c_str(), 0755) != 0) return -errno;
   leaf->path = path;
   leaf->procs_path = path + "/cgroup.procs";
-  leaf->dir_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (int r = leaf_open(leaf)) {
+    rmdir(path.c_str());
+    return r;
+  }
+  leaf->base_user_us = leaf->base_system_us = 0;
+  leaf->has_memory_peak = faccessat(leaf->dir_fd, "memory.peak", R_OK, 0) == 0;
+  return 0;
+}
+
+int leaf_open(LeafDir* leaf) {
+  leaf->dir_fd = open(leaf->path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (leaf->dir_fd >= 0)
     leaf->events_fd = openat(leaf->dir_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (leaf->dir_fd < 0 || leaf->events_fd < 0 || fstat(leaf->dir_fd, &st) != 0) {
     int err = errno;
     leaf_close(leaf);
-    rmdir(path.c_str());
     return -err;
   }
   leaf->id = st.st_ino;
-  leaf->base_user_us = leaf->base_system_us = 0;
-  leaf->has_memory_peak = faccessat(leaf->dir_fd, "memory.peak", R_OK, 0) == 0;
   return 0;
 }
 
@@ -428,29 +435,62 @@ void leaf_migrate(const LeafDir& leaf, const std::string& to) {
   close(to_fd);
 }
 
-int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids, pid_t from) {
+namespace {
+
+// Adds `pid` to *pids when /proc/<pid>/stat says it is a live member of pgid.
+void check_member(int proc_fd, long pid, pid_t pgid, pid_t except, std::vector<pid_t>* pids) {
+  char path[32], buf[512];
+  snprintf(path, sizeof path, "%ld/stat", pid);
+  int fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+  const char* p = strrchr(buf, ')');
+  int ppid, pgrp;
+  char state;
+  if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) return;
+  if (pgrp == pgid && pid != except && state != 'Z') pids->push_back(static_cast<pid_t>(pid));
+}
+
+// Up to this many PIDs handed out since the leader are looked at one by one;
+// past it, /proc is listed instead.
+constexpr long kProbeWindow = 64;
+
+}  // namespace
+
+int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids, pid_t since) {
   pids->clear();
-  DIR* proc = opendir("/proc");
-  if (!proc) return -errno;
-  int proc_fd = dirfd(proc);
-  char buf[512];
+  long last = 0;
+  if (since > 0) {
+    std::string text;
+    if (read_path("/proc/sys/kernel/ns_last_pid", &text) == 0) last = atol(text.c_str());
+  }
+  int proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc_fd < 0) return -errno;
+  if (since > 0 && last >= since && last - since <= kProbeWindow) {
+    // The usual case: few PIDs handed out since, so no listing of /proc at all.
+    for (long pid = since + 1; pid <= last; pid++) check_member(proc_fd, pid, pgid, except, pids);
+    close(proc_fd);
+    return 0;
+  }
+  // A PID handed out after `since`: in (since, last], or past the wrap-around.
+  auto after_since = [&](long pid) {
+    if (since <= 0 || last <= 0) return true;
+    return since < last ? pid > since && pid <= last : pid > since || pid <= last;
+  };
+  DIR* proc = fdopendir(proc_fd);
+  if (!proc) {
+    int err = errno;
+    close(proc_fd);
+    return -err;
+  }
   while (struct dirent* e = readdir(proc)) {
-    if (e->d_name[0] < '1' || e->d_name[0] > '9' || atoi(e->d_name) < from) continue;
-    char path[300];
-    snprintf(path, sizeof path, "%s/stat", e->d_name);
-    int fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-    const char* p = strrchr(buf, ')');
-    int ppid, pgrp;
-    char state;
-    if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) continue;
-    pid_t pid = static_cast<pid_t>(atoi(e->d_name));
-    if (pgrp == pgid && pid != except && state != 'Z') pids->push_back(pid);
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    long pid = atol(e->d_name);
+    if (after_since(pid)) check_member(dirfd(proc), pid, pgid, except, pids);
   }
   closedir(proc);
   return 0;

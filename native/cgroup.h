@@ -46,6 +46,8 @@ struct CgroupEvents {
 
 // mkdir + open. The name is taken as given; EEXIST is returned as is.
 int leaf_create(const std::string& path, LeafDir* leaf);
+// Opens the fds of a leaf that exists (one taken from the pool, which keeps no fd).
+int leaf_open(LeafDir* leaf);
 // Closes the fds and removes the directory. -EBUSY while members remain.
 int leaf_remove(LeafDir* leaf);
 void leaf_close(LeafDir* leaf);
@@ -71,9 +73,10 @@ bool leaf_wait_empty(const LeafDir& leaf, int timeout_ms);
 void leaf_migrate(const LeafDir& leaf, const std::string& to);
 
 // Process groups (the 'pgroup' mechanism): the members of group pgid found by a
-// walk of /proc, leaving out `except` (0: none) and PIDs below `from` (whose
-// stat is then not read).
-int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids, pid_t from = 0);
+// walk of /proc, leaving out `except` (0: none). With `since` (a PID), only the
+// PIDs handed out after it are looked at (up to the last one the kernel gave,
+// wrapping around), whose stat is then all that is read.
+int pgroup_members(pid_t pgid, pid_t except, std::vector<pid_t>* pids, pid_t since = 0);
 
 // Process-wide registry of leaves that exist on disk, for the exit hook that
 // removes them (and the parent) when the process exits normally.

@@ -57,8 +57,26 @@ ProcessHandle::~ProcessHandle() {
   StopHandles();
 }
 
-void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
-                          uint64_t started_ns, Napi::Function on_exit) {
+int ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
+                         uint64_t started_ns, Napi::Function on_exit) {
+  if (pidfd >= 0) {
+    // First, since it can fail (EEXIST: that fd number is still on the loop, as
+    // when someone closed a pidfd of ours behind our back; ENOMEM): the caller
+    // then ends the process and reports the error.
+    uv_poll_t* poll = new uv_poll_t;
+    int err = uv_poll_init(data->loop, poll, pidfd);
+    if (err != 0) {
+      delete poll;  // not initialized: nothing for libuv to close
+      return err;
+    }
+    poll->data = this;
+    err = uv_poll_start(poll, UV_READABLE, OnPoll);
+    if (err != 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll), delete_handle);
+      return err;
+    }
+    poll_ = poll;
+  }
   data_ = data;
   pid_ = pid;
   started_ns_ = started_ns;
@@ -68,17 +86,13 @@ void ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
   on_exit_ = Napi::Persistent(on_exit);
   LinkLive();
   Ref();  // the running process keeps its handle alive, whatever JS drops
-  if (pidfd_ >= 0) {
-    poll_ = new uv_poll_t;
-    uv_poll_init(data_->loop, poll_, pidfd_);
-    poll_->data = this;
-    uv_poll_start(poll_, UV_READABLE, OnPoll);
-  } else {
+  if (pidfd_ < 0) {
     on_sigchld_ = true;
     data_->sigchld.Add(this);
     data_->sigchld.AddRef();
   }
   ApplyRef();
+  return 0;
 }
 
 void ProcessHandle::OnPoll(uv_poll_t* handle, int status, int events) {
@@ -142,12 +156,11 @@ bool ProcessHandle::EndGroup() {
   if (r == 0 && si.si_pid == 0) return false;
   group_leader_ = false;
   if (r != 0) return true;  // reaped elsewhere: the group ID is no longer ours to use
-  // Members are counted among the PIDs above the leader's, which is where its
-  // descendants are unless PIDs wrapped around meanwhile: reading the stat of
-  // every process on the machine at each exit would cost more than the spawn.
-  // The kill reaches every member either way.
+  // Its descendants got PIDs handed out after the leader's: only those are
+  // looked at, since reading the stat of every process on the machine at each
+  // exit would cost more than the spawn. The kill reaches every member anyway.
   std::vector<pid_t> members;
-  pgroup_members(pid_, pid_, &members, pid_ + 1);
+  pgroup_members(pid_, pid_, &members, pid_);
   group_leftovers_ = static_cast<int>(members.size());
   kill(-pid_, SIGKILL);
   return true;

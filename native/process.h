@@ -20,8 +20,9 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   ~ProcessHandle() override;
 
   // Begins watching. pidfd may be -1 (sigchld mode, children only). started_ns
-  // (uv_hrtime) is when the process was started or the watch began.
-  void Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
+  // (uv_hrtime) is when the process was started or the watch began. Returns 0,
+  // or the libuv error that kept the pidfd off the loop (nothing is watched then).
+  int Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
              Napi::Function on_exit);
   // sigchld mode: tries to reap without blocking; true when the child is gone.
   bool TryReap(ExitInfo* info);

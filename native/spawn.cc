@@ -49,6 +49,9 @@ void forget_child_frames(char* stack, size_t size) {
 #endif
 }
 
+// The kernel's ceiling for fs.nr_open, so for every fd number: INT_MAX & -64.
+constexpr int kFdCeiling = 0x7fffffc0;
+
 constexpr uint64_t kCloneClearSighand = 0x100000000ULL;  // CLONE_CLEAR_SIGHAND, Linux 5.5
 
 enum Step : int { kStepNone, kStepUnshare, kStepCgroup, kStepSetsid, kStepSetpgid, kStepDup,
@@ -89,6 +92,7 @@ struct ChildArgs {
   bool pdeathsig;
   bool handlers_cleared;  // clone3 reset every handled signal (CLONE_CLEAR_SIGHAND)
   pid_t parent_pid;
+  int err_fd;  // where the clone copies memory: the pipe to report err/step on, else -1
   volatile int err;
   volatile int step;
 };
@@ -96,8 +100,17 @@ struct ChildArgs {
 [[noreturn]] void child_fail(ChildArgs* a, int step) {
   a->err = errno;
   a->step = step;
+  if (a->err_fd >= 0) {
+    int report[2] = {a->err, step};
+    ssize_t ignored = write(a->err_fd, report, sizeof report);
+    (void)ignored;
+  }
   _exit(127);
 }
+
+// False where CLONE_VM | CLONE_VFORK does not run the child in the parent's
+// memory (QEMU user mode turns it into a plain fork): set by the probe.
+std::atomic<bool> clone_shares_memory{true};
 
 // The child starts on the parent's fd table (CLONE_FILES), so that the kernel
 // does not copy every fd of the parent (one pidfd per running child, say) only
@@ -200,8 +213,11 @@ int child_main(void* arg) {
 
   // The sources placed above (a parent's fd passed in stdio, say) go too: the
   // child keeps its stdio fds and nothing else, with or without FD_CLOEXEC.
-  if (a->keep_below > n && syscall(SYS_close_range, n, a->keep_below - 1, 0) != 0) {
-    for (int fd = n; fd < a->keep_below; fd++) close(fd);
+  // The error pipe, when there is one, is the highest fd kept, and stays open
+  // until execve closes it (CLOEXEC).
+  int close_end = a->err_fd >= 0 ? a->err_fd : a->keep_below;
+  if (close_end > n && syscall(SYS_close_range, n, close_end - 1, 0) != 0) {
+    for (int fd = n; fd < close_end; fd++) close(fd);
   }
 
   if (a->cwd && chdir(a->cwd) < 0) child_fail(a, kStepChdir);
@@ -252,6 +268,38 @@ int resolve_path(const SpawnRequest& req, std::string* path) {
     start = end + 1;
   }
   return saw_eacces ? EACCES : ENOENT;
+}
+
+// Where the clone copies memory, the child reports a failure through a CLOEXEC
+// pipe instead (as libuv does): its write end is placed above every fd the child
+// keeps, so that the child's fd shuffling leaves it alone.
+int open_error_pipe(ChildArgs* a, int* read_end) {
+  int pair[2];
+  if (pipe2(pair, O_CLOEXEC) < 0) return errno;
+  int write_end = fcntl(pair[1], F_DUPFD_CLOEXEC, a->keep_below);
+  int err = errno;
+  close(pair[1]);
+  if (write_end < 0) {
+    close(pair[0]);
+    return err;
+  }
+  *read_end = pair[0];
+  a->err_fd = write_end;
+  a->keep_below = write_end + 1;
+  return 0;
+}
+
+// Blocks until the child has called execve (end of file) or reported a failure.
+void read_child_error(int read_end, ChildArgs* a) {
+  int report[2];
+  ssize_t got;
+  do {
+    got = read(read_end, report, sizeof report);
+  } while (got < 0 && errno == EINTR);
+  if (got == static_cast<ssize_t>(sizeof report)) {
+    a->err = report[0];
+    a->step = report[1];
+  }
 }
 
 void close_all(std::vector<int>* fds) {
@@ -331,7 +379,18 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());
   args.keep_below = args.stdio_count;
-  for (int src : child_src) args.keep_below = std::max(args.keep_below, src + 1);
+  for (int src : child_src) {
+    // An fd number the kernel never hands out (JS checks it too): refused before
+    // src + 1 could overflow.
+    if (src >= kFdCeiling) {
+      out->err = EBADF;
+      out->syscall = "dup2";
+      close_all(&child_fds);
+      close_all(&out->parent_fds);
+      return;
+    }
+    args.keep_below = std::max(args.keep_below, src + 1);
+  }
   args.setsid = req.setsid;
   args.setpgid = req.setpgid;
   args.cgroup_procs = req.cgroup_procs;
@@ -342,8 +401,24 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.pdeathsig = req.pdeathsig;
   args.handlers_cleared = false;
   args.parent_pid = getpid();
+  args.err_fd = -1;
   args.err = 0;
   args.step = kStepNone;
+
+  // Where the clone is a fork in disguise, the child has its own fd table
+  // anyway, and CLONE_FILES is refused (QEMU) or would be wrong.
+  const bool shared = clone_shares_memory.load(std::memory_order_relaxed);
+  const uint64_t share_files = shared ? CLONE_FILES : 0;
+  int err_read = -1;
+  if (!shared) {
+    if (int err = open_error_pipe(&args, &err_read)) {
+      out->err = err;
+      out->syscall = "pipe2";
+      close_all(&child_fds);
+      close_all(&out->parent_fds);
+      return;
+    }
+  }
 
   alignas(16) char stack[kChildStackSize];
   sigset_t all, old;
@@ -354,7 +429,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   if (tier == SpawnTier::kClone3Pidfd) {
     CloneArgs ca;
     memset(&ca, 0, sizeof ca);
-    ca.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK | CLONE_FILES;
+    ca.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK | share_files;
     ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
     ca.exit_signal = SIGCHLD;
     ca.stack = reinterpret_cast<uint64_t>(stack);
@@ -391,13 +466,18 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     }
     if (pid < 0) errno = static_cast<int>(-pid);
   } else {
-    pid = clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
-                &args);
+    pid = clone(child_main, stack + sizeof stack,
+                static_cast<int>(CLONE_VM | CLONE_VFORK | share_files | SIGCHLD), &args);
   }
   int clone_errno = errno;
   forget_child_frames(stack, sizeof stack);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close_all(&child_fds);
+  if (args.err_fd >= 0) {
+    close(args.err_fd);
+    if (pid >= 0) read_child_error(err_read, &args);
+    close(err_read);
+  }
 
   if (pid < 0) {
     out->err = clone_errno;
@@ -429,11 +509,21 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   out->pidfd = pidfd;
 }
 
+void set_clone_shares_memory(bool shares) {
+  clone_shares_memory.store(shares, std::memory_order_relaxed);
+}
+
 namespace {
-int exit_at_once(void*) { return 0; }
+// Writes to the parent's memory, if it shares it, and exits.
+int mark_and_exit(void* arg) {
+  *static_cast<volatile int*>(arg) = 1;
+  return 0;
+}
 }  // namespace
 
-int probe_child(SpawnTier tier, bool waitid_pidfd) {
+int probe_child(SpawnTier tier, bool waitid_pidfd, int* shares_memory) {
+  volatile int marked = 0;
+  void* mark = const_cast<int*>(&marked);
   alignas(16) char stack[4096];
   int pidfd = -1;
   sigset_t all, old;
@@ -448,15 +538,21 @@ int probe_child(SpawnTier tier, bool waitid_pidfd) {
     ca.exit_signal = 0;  // no SIGCHLD: the probe must be invisible to handlers
     ca.stack = reinterpret_cast<uint64_t>(stack);
     ca.stack_size = sizeof stack;
-    pid = sys_clone3_run(&ca, exit_at_once, nullptr);
+    pid = sys_clone3_run(&ca, mark_and_exit, mark);
   } else {
-    pid = clone(exit_at_once, stack + sizeof stack, CLONE_VM | CLONE_VFORK, nullptr);
+    pid = clone(mark_and_exit, stack + sizeof stack, CLONE_VM | CLONE_VFORK, mark);
+    // QEMU user mode refuses any exit signal but SIGCHLD (EINVAL); there the
+    // probe child signals its exit like any child (and is reaped below).
+    if (pid < 0 && errno == EINVAL)
+      pid = clone(mark_and_exit, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, mark);
     if (pid < 0) pid = -errno;
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return static_cast<int>(pid);
+  // With vfork semantics the child has run, in our memory, by now.
+  *shares_memory = marked;
   // The child has exited and stays a zombie until reaped, so its PID is ours.
-  if (tier != SpawnTier::kClone3Pidfd) pidfd = sys_pidfd_open(static_cast<pid_t>(pid));
+  if (tier == SpawnTier::kClonePidfdOpen) pidfd = sys_pidfd_open(static_cast<pid_t>(pid));
   ExitInfo ignored;
   if (!waitid_pidfd || pidfd < 0 || sys_waitid_exit(kPidfdIdType, pidfd, __WALL, &ignored) < 0)
     sys_waitid_exit(P_PID, static_cast<int>(pid), __WALL, &ignored);

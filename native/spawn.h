@@ -63,7 +63,16 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out);
 
 // For the capability probe: runs a child that exits at once, created as the tier
 // says but with no exit signal (no SIGCHLD reaches any handler), and reaps it.
-// Returns the child's pidfd, still open for PIDFD_GET_INFO, or -errno.
-int probe_child(SpawnTier tier, bool waitid_pidfd);
+// Returns the child's pidfd, still open for PIDFD_GET_INFO, or -errno. Once the
+// clone succeeded, *shares_memory is 1 if the child ran in the parent's memory
+// before clone returned (vfork semantics), else 0.
+int probe_child(SpawnTier tier, bool waitid_pidfd, int* shares_memory);
+
+// Whether CLONE_VM | CLONE_VFORK runs the child in the parent's memory, the
+// parent suspended until execve, as Linux does. QEMU's user mode emulates it as
+// a plain fork (and refuses CLONE_FILES), so a failure the child writes to
+// memory never reaches the parent. Set from the probe; when false, spawns ask no
+// CLONE_FILES and the child reports failures through a CLOEXEC pipe.
+void set_clone_shares_memory(bool shares);
 
 }  // namespace pidwatch

@@ -261,6 +261,7 @@ void TreeLeaf::GiveBack(bool read_cpu, double* out) {
     dir_.base_user_us = user;
     dir_.base_system_us = system;
     registry_set_keep(dir_.path, false);
+    leaf_close(&dir_);  // a pooled leaf holds no fd: reopened when taken
     ts->pool.push_back(std::move(dir_));
   } else {
     if (!empty) leaf_signal(dir_, SIGKILL);
@@ -306,10 +307,14 @@ Napi::Value AcquireLeaf(const Napi::CallbackInfo& info) {
   TreeState* ts = data->trees;
   if (ts->idle_timer) uv_timer_stop(ts->idle_timer);
   LeafDir dir;
-  if (!ts->pool.empty()) {
+  while (!ts->pool.empty()) {
     dir = std::move(ts->pool.back());
     ts->pool.pop_back();
-  } else {
+    if (leaf_open(&dir) == 0) break;
+    registry_remove(dir.path);  // removed from outside meanwhile
+    dir = LeafDir{};
+  }
+  if (dir.dir_fd < 0) {
     int err = 0;
     const std::string& parent = cgroup_parent(&err);
     if (parent.empty()) return Napi::Number::New(env, -err);
@@ -329,6 +334,7 @@ Napi::Value AcquireLeaf(const Napi::CallbackInfo& info) {
   if (napi_get_reference_value(env, ts->ctor, &ctor) != napi_ok || ctor == nullptr ||
       napi_new_instance(env, ctor, 0, nullptr, &object) != napi_ok ||
       napi_unwrap(env, object, &native) != napi_ok) {
+    leaf_close(&dir);
     ts->pool.push_back(std::move(dir));
     return env.Undefined();
   }

@@ -18,22 +18,31 @@ const registered = new Map<string, number>();
 let channel: Socket | null = null;
 let missingWarned = false;
 
+function warnNoGuardian(why: string): null {
+  if (!missingWarned) {
+    missingWarned = true;
+    process.emitWarning(
+      `pidwatch-guardian ${why}: trees with killOnParentExit survive a SIGKILLed parent`,
+      { code: 'PIDWATCH_NO_GUARDIAN' },
+    );
+  }
+  return null;
+}
+
 function start(): Socket | null {
   const program = builtProgram('pidwatch-guardian');
-  if (program === null) {
-    if (!missingWarned) {
-      missingWarned = true;
-      process.emitWarning(
-        'pidwatch-guardian is missing: trees with killOnParentExit survive a SIGKILLed parent',
-        { code: 'PIDWATCH_NO_GUARDIAN' },
-      );
-    }
-    return null;
+  if (program === null) return warnNoGuardian('is missing');
+  let proc: ReturnType<typeof spawn>;
+  try {
+    proc = spawn(program, [String(process.pid)], {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+  } catch (error) {
+    // Out of fds or processes, or a binary this machine cannot run (the arm64
+    // one under QEMU user mode without binfmt_misc): the spawn it guards goes on.
+    return warnNoGuardian(`cannot start (${(error as Error).message})`);
   }
-  const proc = spawn(program, [String(process.pid)], {
-    detached: true,
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
   proc.unref();
   const pipe = proc.stdin as Socket;
   pipe.unref();

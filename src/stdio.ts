@@ -13,6 +13,16 @@ function fdOfStream(entry: object): number | undefined {
   return undefined;
 }
 
+/**
+ * No fd is ever this high: the kernel caps fs.nr_open (and so every fd number) at
+ * INT_MAX rounded down to a multiple of 64.
+ */
+export const FD_CEILING = 0x7fffffc0;
+
+function isFdNumber(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) < FD_CEILING;
+}
+
 function codeFor(entry: unknown, fd: number): number {
   if (entry === null || entry === undefined) entry = fd < 3 ? 'pipe' : 'ignore';
   switch (entry) {
@@ -24,10 +34,10 @@ function codeFor(entry: unknown, fd: number): number {
       return fd;
   }
   if (typeof entry === 'number') {
-    if (Number.isInteger(entry) && entry >= 0 && entry <= 0x7fffffff) return entry;
+    if (isFdNumber(entry)) return entry;
   } else if (typeof entry === 'object' && entry !== null) {
     const streamFd = fdOfStream(entry);
-    if (streamFd !== undefined && Number.isInteger(streamFd) && streamFd >= 0) return streamFd;
+    if (isFdNumber(streamFd)) return streamFd;
   }
   throw invalidValue(
     `options.stdio[${fd}]`,

@@ -1,5 +1,5 @@
 import { spawn as spawnChild } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { tagLines } from '../src/cli/run/output.js';
 import { escapeName, resultDir } from '../src/cli/run/results.js';
 import { CommandTemplate, expandTag, shellQuote } from '../src/cli/run/template.js';
 import { parseDuration } from '../src/cli/run/time.js';
+import { capabilities } from '../src/index.js';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixture = (name: string) =>
@@ -420,6 +421,28 @@ describe('pidwatch run', () => {
     const rows = lines(readFileSync(log, 'utf8')).slice(1);
     expect(rows).toHaveLength(1);
     expect(outcome.code).toBe(7);
+  });
+
+  it("--results writes GNU parallel's files; --tree-cpu adds the CPU time of the whole tree", async () => {
+    const plain = scratchFile('results');
+    expect((await cli(['run', '--results', plain, 'echo', ':::', 'a'])).code).toBe(0);
+    expect(readdirSync(join(plain, '1', 'a')).sort()).toEqual(['seq', 'stderr', 'stdout']);
+    const dir = scratchFile('results');
+    // The CPU is burnt by a grandchild: only the tree's accounting sees it.
+    const burn = 'sh -c "i=0; while [ \\$i -lt 30000 ]; do i=\\$((i+1)); done" & wait; echo {}';
+    const outcome = await cli(['run', '--results', dir, '--tree-cpu', burn, ':::', 'a']);
+    expect(outcome).toMatchObject({ code: 0, stderr: '' });
+    expect(readFileSync(join(dir, '1', 'a', 'stdout'), 'utf8')).toBe('a\n');
+    const cpu = readFileSync(join(dir, '1', 'a', 'cpu'), 'utf8');
+    expect(cpu).toMatch(/^(tree|process) user \d+\.\d{6}\n\1 system \d+\.\d{6}\n$/);
+    if (capabilities().cgroup !== null) {
+      expect(cpu.startsWith('tree ')).toBe(true);
+      const [user, system] = cpu
+        .split('\n')
+        .slice(0, 2)
+        .map((line) => Number(line.split(' ')[2]));
+      expect(user + system).toBeGreaterThan(0.005);
+    }
   });
 
   it('--bar draws counts on stderr and clears the line at the end; no bar unless asked', async () => {

@@ -18,6 +18,7 @@ const STATUS_KEYS = [
   'resourceUsage',
   'signal',
   'timedOut',
+  'tree',
 ];
 const USAGE_KEYS = [
   'involuntaryContextSwitches',
@@ -66,6 +67,7 @@ describe('exited', () => {
       coreDumped: false,
       timedOut: false,
       aborted: false,
+      tree: null,
     });
     expect(typeof status.durationMs).toBe('number');
     expect(status.durationMs).toBeGreaterThanOrEqual(0);

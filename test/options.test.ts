@@ -49,6 +49,15 @@ const cases: [string, unknown[], string | string[]][] = [
   ['an unknown stdio entry', ['/bin/true', [], { stdio: ['pipe', 'bogus', 'pipe'] }], VALUE],
   ['a negative stdio fd', ['/bin/true', [], { stdio: ['pipe', -1, 'pipe'] }], EITHER],
   ['a fractional stdio fd', ['/bin/true', [], { stdio: ['pipe', 1.5, 'pipe'] }], EITHER],
+  // no fd number reaches 2^31 - 64 (the kernel's cap on fs.nr_open)
+  ['the fd 0x7fffffff in stdio', ['/bin/true', [], { stdio: ['pipe', 0x7fffffff, 'pipe'] }], VALUE],
+  ['the fd 0x7fffffc0 in stdio', ['/bin/true', [], { stdio: ['pipe', 0x7fffffc0, 'pipe'] }], VALUE],
+  ['the fd 2^31 in stdio', ['/bin/true', [], { stdio: ['pipe', 2 ** 31, 'pipe'] }], VALUE],
+  [
+    'a stream whose fd is 2^31',
+    ['/bin/true', [], { stdio: [{ fd: 2 ** 31 }, 'pipe', 'pipe'] }],
+    VALUE,
+  ],
   ['an object without an fd in stdio', ['/bin/true', [], { stdio: [{}, 'pipe', 'pipe'] }], EITHER],
   ['a string as uid', ['/bin/true', [], { uid: '0' }], TYPE],
   ['a negative gid', ['/bin/true', [], { gid: -1 }], EITHER],

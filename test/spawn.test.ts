@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SpawnError, spawn } from '../src/index.js';
-import { procStat, readAll, trackChildren, waitForLine } from './helpers/proc.js';
+import { isSigchldMode } from './helpers/mode.js';
+import { fixture, procStat, readAll, runNode, trackChildren, waitForLine } from './helpers/proc.js';
 
 const track = trackChildren();
 const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-spawn-'));
@@ -189,6 +190,35 @@ describe('refusals come back as a synchronous SpawnError', () => {
     expect(error.message).toBe(
       "spawn pidwatch-no-such-command: execve 'pidwatch-no-such-command' failed: ENOENT",
     );
+  });
+});
+
+describe('a pidfd that cannot be put on the event loop', () => {
+  // Someone closed a running child's pidfd behind pidwatch's back: its number is
+  // still registered on the loop, and the next spawn's pidfd gets that number, which
+  // libuv refuses (uv_poll_init: EEXIST). Unchecked, that spawn crashed the process.
+  it.skipIf(isSigchldMode())(
+    'fails the spawn with the errno; the child is killed and reaped, no fd is left',
+    async () => {
+      const result = await runNode([fixture('stale-pidfd.mjs')]);
+      expect(result.stderr).toBe('');
+      expect(result).toMatchObject({ code: 0, signal: null });
+      const report = JSON.parse(result.stdout);
+      expect(report).toMatchObject({
+        pidfd: true,
+        error: { name: 'SpawnError', code: 'EEXIST', syscall: 'uv_poll_init' },
+        others: [],
+        gained: [],
+      });
+    },
+  );
+
+  it('an fd number below the ceiling that is not open: EBADF', () => {
+    const error = spawnFailure('/bin/true', [], {
+      stdio: ['ignore', 'ignore', 'ignore', 0x7fffffbf],
+    });
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({ code: 'EBADF' });
   });
 });
 

@@ -6,7 +6,9 @@
 // such function pidwatch calls is bound to its version from before 2.28:
 //
 //   pthread_sigmask  GLIBC_2.32 (moved from libpthread into libc)
-//   pthread_once     GLIBC_2.34 (idem; std::call_once uses it)
+//   pthread_once, pthread_create, pthread_join, pthread_detach, pthread_kill,
+//   pthread_attr_setstacksize, pthread_key_create, pthread_[gs]etspecific
+//                    GLIBC_2.34 (idem; std::call_once uses pthread_once)
 //   stat, lstat, fstat, fstatat  GLIBC_2.33 (before: inline wrappers of __xstat64 & co)
 //
 // The old pthread versions live in libpthread.so.0 before glibc 2.34, a library
@@ -36,6 +38,14 @@
 
 __asm__(".symver pthread_sigmask, pthread_sigmask@" PIDWATCH_GLIBC_BASE);
 __asm__(".symver pthread_once, pthread_once@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_create, pthread_create@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_join, pthread_join@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_detach, pthread_detach@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_attr_setstacksize, pthread_attr_setstacksize@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_kill, pthread_kill@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_key_create, pthread_key_create@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_getspecific, pthread_getspecific@" PIDWATCH_GLIBC_BASE);
+__asm__(".symver pthread_setspecific, pthread_setspecific@" PIDWATCH_GLIBC_BASE);
 
 #ifdef __cplusplus
 extern "C" {

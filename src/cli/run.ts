@@ -47,6 +47,7 @@ Options:
   -C, --colsep REGEXP      split each input into columns {1} {2} ...
       --bar                show a progress bar on stderr
       --no-tree            run each job as a single process, not as a process tree
+      --tree-cpu           with --results, also write each job's tree CPU time to 'cpu'
       --queue URL          run the jobs on 'pidwatch worker --queue URL' processes (BullMQ):
                            redis://HOST[:PORT]/NAME or redis+unix:///SOCKET?queue=NAME
   -h, --help               show this help
@@ -269,7 +270,7 @@ async function runJobsOf(
       runtimes.push(result.status.durationMs);
     }
     if (config.results !== null && writeResult !== null) {
-      writeResult(config.results, job.values.args, job.values.seq, result.stdout, result.stderr);
+      writeResult(config.results, job.values.args, job.values.seq, result, config.treeCpu);
       grouped.add(null, result.index);
     } else if (config.output === 'group') {
       const tag = tagOf(job.values);

@@ -32,6 +32,8 @@ export interface RunConfig {
   colsep: RegExp | null;
   bar: boolean;
   tree: boolean;
+  /** --tree-cpu (pidwatch's own): --results also holds each job's tree CPU time. */
+  treeCpu: boolean;
   /** `--queue URL`: the jobs run on `pidwatch worker` processes (BullMQ), not here. */
   queue: string | null;
   /** --link: link every input source to the first. */
@@ -82,6 +84,7 @@ option('replace', true, ['replace'], 'I');
 option('help', false, ['help'], 'h');
 option('tree', false, ['tree']);
 option('no-tree', false, ['no-tree']);
+option('tree-cpu', false, ['tree-cpu']);
 option('queue', true, ['queue']);
 // Accepted and ignored, so that command lines written for GNU parallel run unchanged.
 option('ignored', false, ['will-cite', 'no-notice', 'silent', 'eta', 'progress']);
@@ -246,6 +249,7 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     colsep: colsepPattern,
     bar: has('bar'),
     tree: !has('no-tree'),
+    treeCpu: has('tree-cpu'),
     queue: has('queue') ? checkQueueUrl(last('queue')!) : null,
     link: has('link'),
     skipEmpty: has('no-run-if-empty'),

@@ -2,6 +2,7 @@
 // holding seq, stdout and stderr for each job.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ExitStatus } from '../../types.js';
 
 /** A value as a directory name: \ / tab and NUL escaped as GNU parallel escapes them. */
 export function escapeName(value: string): string {
@@ -17,16 +18,32 @@ export function resultDir(root: string, args: readonly string[]): string {
   return join(root, ...args.flatMap((arg, i) => [String(i + 1), escapeName(arg)]));
 }
 
+/**
+ * With --tree-cpu (pidwatch's own): the CPU seconds of the job's whole tree, from its
+ * cgroup's cpu.stat; of the job's process alone where no cgroup held the tree.
+ */
+export function cpuText(status: ExitStatus): string {
+  const tree = status.tree;
+  const seconds = (us: number) => (us / 1e6).toFixed(6);
+  if (tree != null && tree.userCPUTime !== null && tree.systemCPUTime !== null) {
+    return `tree user ${seconds(tree.userCPUTime)}\ntree system ${seconds(tree.systemCPUTime)}\n`;
+  }
+  const usage = status.resourceUsage;
+  if (usage === null) return '';
+  return `process user ${seconds(usage.userCPUTime)}\nprocess system ${seconds(usage.systemCPUTime)}\n`;
+}
+
 export function writeResult(
   root: string,
   args: readonly string[],
   seq: number,
-  stdout: Buffer,
-  stderr: Buffer,
+  output: { stdout: Buffer; stderr: Buffer; status: ExitStatus },
+  withCpu: boolean,
 ): void {
   const dir = resultDir(root, args);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'seq'), String(seq));
-  writeFileSync(join(dir, 'stdout'), stdout);
-  writeFileSync(join(dir, 'stderr'), stderr);
+  writeFileSync(join(dir, 'stdout'), output.stdout);
+  writeFileSync(join(dir, 'stderr'), output.stderr);
+  if (withCpu) writeFileSync(join(dir, 'cpu'), cpuText(output.status));
 }
