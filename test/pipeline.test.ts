@@ -219,6 +219,16 @@ describe('execPipeline()', () => {
     expect(error.stdout.length).toBe(1000);
   });
 
+  it('rejects with the SpawnError of a stage that cannot start, leaving no fd', async () => {
+    const before = new Set(openFds());
+    const error = await run([['sleep', '60'], ['/nonexistent/stage']], { input: 'x' }).catch(
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({ code: 'ENOENT', path: '/nonexistent/stage' });
+    await waitFor(() => openFds().every((fd) => before.has(fd)), 'the fds to close');
+  });
+
   it('leaves no fd behind', async () => {
     const before = new Set(openFds());
     await run([['echo', 'hi'], ['cat'], ['cat']]);
