@@ -185,6 +185,8 @@ async function runJobsOf(
   const tagOf = (values: JobValues) =>
     config.tagstring === null ? '' : `${expandTag(config.tagstring, values)}\t`;
 
+  // process.env is read through a getter per key: copy it once, not once per job.
+  const baseEnv = { ...process.env, PARALLEL_PID: String(process.pid) };
   async function* jobs(): AsyncGenerator<Job> {
     let seq = 0;
     for await (const args of inputs) {
@@ -219,10 +221,9 @@ async function runJobsOf(
         options: {
           argv0: run.argv0,
           env: {
-            ...process.env,
+            ...baseEnv,
             PARALLEL_SEQ: String(seq),
             PARALLEL_JOBSLOT: String(slot),
-            PARALLEL_PID: String(process.pid),
           },
           timeout: timeout === undefined ? undefined : Math.max(1, Math.round(timeout)),
           killOnParentExit: true,

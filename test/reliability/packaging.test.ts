@@ -409,6 +409,29 @@ describe.skipIf(testMode !== 'pidfd')('the packed tarball', () => {
     });
   });
 
+  it('installed with install scripts: keeps the prebuilt binary and compiles nothing', async () => {
+    const scripted = newProject(dir, 'scripted');
+    // A compile would fail here, and with it the install.
+    const env = {
+      ...process.env,
+      CC: '/bin/false',
+      CXX: '/bin/false',
+      PIDWATCH_BUILD_FROM_SOURCE: '',
+    };
+    const install = await run(
+      'npm',
+      [...npmInstall, '--foreground-scripts', tarball],
+      scripted,
+      env,
+    );
+    expect(install.code, install.stderr).toBe(0);
+    expect(install.stderr).not.toMatch(/building the native addon/);
+    expect(readdirSync(join(scripted, 'node_modules', 'pidwatch'))).not.toContain('build');
+    const result = await importAndSpawn(scripted, 6);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^6 .*\/prebuilds\/linux-\w+-glibc\/pidwatch\.node\n$/);
+  }, 120_000);
+
   it.skipIf(!hasTool('c++') || !hasTool('make'))(
     'installed with install scripts and PIDWATCH_BUILD_FROM_SOURCE=1: builds from source and loads that build',
     async () => {
