@@ -17,8 +17,10 @@
       "target_name": "pidwatch",
       "sources": [
         "native/addon.cc",
+        "native/exits.cc",
         "native/sys.cc",
         "native/spawn.cc",
+        "native/spawner.cc",
         "native/process.cc",
         "native/reaper.cc",
         "native/probe.cc",

@@ -30,7 +30,7 @@ function parseArgs(argv) {
     else {
       process.stderr.write(
         'usage: node bench/index.mjs [--quick] [--only ID[,ID...]] [--render]\n' +
-          '  --only    run some scenarios (1 2 3 4 5a 5b 6 exec jobs run-true-2 run-true-8\n' +
+          '  --only    run some scenarios (1 2 3 4 5a 5b 6 loop exec jobs run-true-2 run-true-8\n' +
           '            run-echo-2 run-echo-8 tree-spawn tree-kill 7 8; queue, which needs redis-server,\n' +
           '            runs only when named); writes results/partial.*\n' +
           '  --render  rewrite the .md, .svg and the table from the .json, running nothing\n',

@@ -11,6 +11,7 @@
 import { createInterface } from 'node:readline';
 import { loadCompetitor } from './lib/competitors.mjs';
 import { everydayScenarios } from './lib/everyday.mjs';
+import { loopScenarios } from './lib/loop.mjs';
 import { outputScenarios } from './lib/output.mjs';
 import { queueScenarios } from './lib/queue.mjs';
 import { scenarios } from './lib/scenarios.mjs';
@@ -18,6 +19,7 @@ import { treeScenarios } from './lib/trees.mjs';
 
 // Scenarios whose rows are ways to do a job, not spawn adapters: setup(row, params).
 const rowScenarios = {
+  ...loopScenarios,
   ...outputScenarios,
   ...treeScenarios,
   ...queueScenarios,

@@ -12,6 +12,7 @@
 #include "process.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "spawner.h"
 #include "sync.h"
 #include "tree.h"
 
@@ -19,8 +20,8 @@ namespace pidwatch {
 
 // Raw napi calls, each allowed to fail: while a worker is being terminated no
 // error can be created, and node-addon-api's Error::New would then abort.
-napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
-                 const std::string& path, bool type_error) {
+napi_value MakeError(napi_env env, const char* message, int err, const char* syscall,
+                     const std::string& path, bool type_error) {
   napi_value text, error, value;
   if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text) != napi_ok) return nullptr;
   napi_status st = type_error ? napi_create_type_error(env, nullptr, text, &error)
@@ -34,7 +35,13 @@ napi_value Throw(napi_env env, const char* message, int err, const char* syscall
   }
   if (!path.empty() && napi_create_string_utf8(env, path.c_str(), path.size(), &value) == napi_ok)
     napi_set_named_property(env, error, "path", value);
-  napi_throw(env, error);
+  return error;
+}
+
+napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
+                 const std::string& path, bool type_error) {
+  napi_value error = MakeError(env, message, err, syscall, path, type_error);
+  if (error) napi_throw(env, error);
   return nullptr;
 }
 
@@ -140,62 +147,198 @@ void EndChild(SpawnResult& result) {
     if (fd >= 0) close(fd);
 }
 
-// spawn(file, argv, env, path | null, cwd | null, stdio: Int32Array, flags, uid, gid,
-//       fds: Int32Array, onExit, leaf?: TreeLeaf) -> handle. argv and env are NUL-terminated
-// strings joined; fds receives the parent's end of each child fd, or -1. With a leaf the
-// child starts in that cgroup.
+// Reads the arguments spawn and spawnAsync share: (file, argv, env, path | null,
+// cwd | null, stdio: Int32Array, flags, uid, gid, fds: Int32Array, id, leaf?).
+// argv and env are NUL-terminated strings joined. False with a TypeError thrown.
+bool ReadRequest(const Napi::CallbackInfo& info, SpawnRequest* req, TreeLeaf** leaf) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 11 || !ReadSpawnRequest(info, req) || !info[9].IsTypedArray() ||
+      !info[10].IsNumber()) {
+    ThrowTypeError(env, "pidwatch native spawn: bad arguments");
+    return false;
+  }
+  if (info[9].As<Napi::Int32Array>().ElementLength() < req->stdio.size()) {
+    ThrowTypeError(env, "pidwatch native spawn: fds shorter than stdio");
+    return false;
+  }
+  *leaf = nullptr;
+  if (info.Length() > 11 && info[11].IsObject()) {
+    void* native = nullptr;
+    if (napi_unwrap(env, info[11], &native) == napi_ok) *leaf = static_cast<TreeLeaf*>(native);
+    if (!*leaf || !(*leaf)->dir()) {
+      ThrowTypeError(env, "pidwatch native spawn: bad leaf");
+      return false;
+    }
+    req->cgroup_fd = (*leaf)->dir()->dir_fd;
+    req->cgroup_procs = (*leaf)->dir()->procs_path.c_str();
+  }
+  // sigchld mode: the watcher must be up before the child can exit.
+  AddonData* data = env.GetInstanceData<AddonData>();
+  if (!capabilities().pidfd_mode() && !data->sigchld.Ensure(data->loop, &data->exits)) {
+    ThrowErrno(env, EAGAIN, "uv_signal_init", "");
+    return false;
+  }
+  return true;
+}
+
+// Starts watching a child just spawned, writes the parent's ends to fds, and
+// returns its handle object. Else the child is ended rather than lost track of,
+// and nullptr returned: with *err 0 when the environment is terminating, or the
+// errno that kept its pidfd off the exit queue.
+napi_value Adopt(napi_env env, AddonData* data, const SpawnRequest& req, SpawnResult& result,
+                 TreeLeaf* leaf, uint64_t started_ns, double id, int32_t* fds, int* err) {
+  napi_value object;
+  ProcessHandle* handle = NewHandle(env, data, &object);
+  *err = 0;
+  if (!handle) {
+    EndChild(result);
+    return nullptr;
+  }
+  if (req.setpgid) handle->SetGroupLeader();
+  if (leaf && req.setsid) leaf->SetDetached();
+  if (int failed = handle->Start(data, result.pid, result.pidfd, true, started_ns, id)) {
+    EndChild(result);
+    *err = -failed;
+    return nullptr;
+  }
+  handle->HoldFds(result.parent_fds);
+  for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
+  return object;
+}
+
+// spawn(...) -> handle (see ReadRequest): spawns on this thread. fds receives the
+// parent's end of each child fd, or -1; id is what the exit's row carries. With a
+// leaf the child starts in that cgroup.
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
   SpawnRequest req;
-  if (info.Length() < 11 || !ReadSpawnRequest(info, &req) || !info[9].IsTypedArray() ||
-      !info[10].IsFunction()) {
-    return ThrowTypeError(env, "pidwatch native spawn: bad arguments");
-  }
-  Napi::Int32Array fds = info[9].As<Napi::Int32Array>();
-  if (fds.ElementLength() < req.stdio.size())
-    return ThrowTypeError(env, "pidwatch native spawn: fds shorter than stdio");
-  TreeLeaf* leaf = nullptr;
-  if (info.Length() > 11 && info[11].IsObject()) {
-    void* native = nullptr;
-    if (napi_unwrap(env, info[11], &native) == napi_ok) leaf = static_cast<TreeLeaf*>(native);
-    if (!leaf || !leaf->dir()) return ThrowTypeError(env, "pidwatch native spawn: bad leaf");
-    req.cgroup_fd = leaf->dir()->dir_fd;
-    req.cgroup_procs = leaf->dir()->procs_path.c_str();
-  }
-
-  const pidwatch::Capabilities& caps = capabilities();
-  if (!caps.pidfd_mode() && !data->sigchld.Ensure(data->loop))
-    return ThrowErrno(env, EAGAIN, "uv_signal_init", "");
+  TreeLeaf* leaf;
+  if (!ReadRequest(info, &req, &leaf)) return env.Undefined();
   SpawnResult result;
   uint64_t started_ns = uv_hrtime();
-  spawn_process(req, caps.tier(), &result);
+  spawn_process(req, capabilities().tier(), &result);
   if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
-
-  napi_value object;
-  ProcessHandle* handle = NewHandle(env, data, &object);
-  if (!handle) {
-    // The environment is terminating: end the child rather than lose track of it.
-    EndChild(result);
-    return env.Undefined();
-  }
-  if (req.setpgid) handle->SetGroupLeader();
-  if (leaf && req.setsid) leaf->SetDetached();
-  if (int err = handle->Start(data, result.pid, result.pidfd, true, started_ns,
-                              info[10].As<Napi::Function>())) {
-    EndChild(result);
-    return ThrowErrno(env, -err, "uv_poll_init", result.path);
-  }
-  handle->HoldFds(result.parent_fds);
-  for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
-  return Napi::Value(env, object);
+  int err;
+  napi_value object = Adopt(env, data, req, result, leaf, started_ns,
+                            info[10].As<Napi::Number>().DoubleValue(),
+                            info[9].As<Napi::Int32Array>().Data(), &err);
+  if (err) return ThrowErrno(env, err, "epoll_ctl", result.path);
+  return object ? Napi::Value(env, object) : env.Undefined();
 }
 
-// watch(pid, onExit) -> handle: a pidfd for any process, never reaped here.
+napi_value RefValue(napi_env env, napi_ref ref) {
+  napi_value value = nullptr;
+  if (ref) napi_get_reference_value(env, ref, &value);
+  return value;
+}
+
+void DeleteJob(napi_env env, SpawnJob* job) {
+  if (job->fds) napi_delete_reference(env, job->fds);
+  if (job->leaf) napi_delete_reference(env, job->leaf);
+  delete job;
+}
+
+// On the loop thread, for the jobs the spawner thread has done: each promise is
+// settled, then (once the callback scope closes) the JS reactions run, which take
+// the pipe ends and name each exit's target. Only then may an exit be delivered:
+// in sigchld mode, a child whose SIGCHLD came before it was watched is reaped
+// here after that, and its row flushed.
+void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
+  AddonData* data = static_cast<AddonData*>(context);
+  napi_env env = data->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value resource;
+  napi_callback_scope callback_scope = nullptr;
+  if (napi_create_object(env, &resource) == napi_ok)
+    napi_open_callback_scope(env, resource, data->exits.async_context(), &callback_scope);
+  std::vector<ProcessHandle*> unwatched;  // sigchld mode: a SIGCHLD may have come and gone
+  for (SpawnJob* job : jobs) {
+    SpawnResult& result = job->result;
+    if (result.err) {
+      napi_value error = MakeError(env, strerror(result.err), result.err, result.syscall,
+                                   result.path);
+      if (error) napi_reject_deferred(env, job->deferred, error);
+      DeleteJob(env, job);
+      continue;
+    }
+    napi_value fds = RefValue(env, job->fds), leaf_object = RefValue(env, job->leaf);
+    void* buffer = nullptr;
+    void* leaf = nullptr;
+    if (leaf_object) napi_unwrap(env, leaf_object, &leaf);
+    napi_value object = nullptr;
+    int err = 0;
+    if (fds && napi_get_typedarray_info(env, fds, nullptr, nullptr, &buffer, nullptr, nullptr) ==
+                   napi_ok)
+      object = Adopt(env, data, job->req, result, static_cast<TreeLeaf*>(leaf), job->started_ns,
+                     job->id, static_cast<int32_t*>(buffer), &err);
+    else
+      EndChild(result);
+    if (err) {
+      napi_value error = MakeError(env, strerror(err), err, "epoll_ctl", result.path);
+      if (error) napi_reject_deferred(env, job->deferred, error);
+    } else if (object) {
+      napi_resolve_deferred(env, job->deferred, object);
+      void* handle = nullptr;
+      if (!capabilities().pidfd_mode() && napi_unwrap(env, object, &handle) == napi_ok && handle)
+        unwatched.push_back(static_cast<ProcessHandle*>(handle));
+    } else {
+      napi_value undefined;
+      napi_get_undefined(env, &undefined);
+      napi_resolve_deferred(env, job->deferred, undefined);
+    }
+    DeleteJob(env, job);
+  }
+  if (callback_scope) napi_close_callback_scope(env, callback_scope);
+  for (ProcessHandle* handle : unwatched) {
+    ExitInfo exit;
+    if (handle->TryReap(&exit)) handle->Finish(exit);  // still Ref'd: alive until then
+  }
+  napi_close_handle_scope(env, scope);
+  data->exits.Flush();
+}
+
+// spawnAsync(...) -> Promise<handle | undefined> (see ReadRequest): the same as
+// spawn, the clone and the wait for execve on the environment's spawner thread.
+// A failure rejects with the error spawn would throw; undefined: the environment
+// is terminating.
+Napi::Value SpawnAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData* data = env.GetInstanceData<AddonData>();
+  SpawnJob* job = new SpawnJob;
+  TreeLeaf* leaf;
+  if (!ReadRequest(info, &job->req, &leaf)) {
+    delete job;
+    return env.Undefined();
+  }
+  job->id = info[10].As<Napi::Number>().DoubleValue();
+  napi_value promise;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_reference(env, info[9], 1, &job->fds) != napi_ok ||
+      (leaf && napi_create_reference(env, info[11], 1, &job->leaf) != napi_ok)) {
+    DeleteJob(env, job);
+    return env.Undefined();
+  }
+  if (int err = data->spawner.Submit(data->loop, job, OnSpawned, data)) {
+    napi_value error = MakeError(env, strerror(err), err, "pthread_create", "");
+    if (error) napi_reject_deferred(env, job->deferred, error);
+    DeleteJob(env, job);
+  }
+  return Napi::Value(env, promise);
+}
+
+// Teardown: a job the thread had not handed back; its child, if any, is ended.
+void AbandonJob(SpawnJob* job) {
+  if (job->result.pid > 0) EndChild(job->result);
+  delete job;  // its references go with the environment
+}
+
+// watch(pid, id) -> handle: a pidfd for any process, never reaped here.
 Napi::Value Watch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
     return ThrowTypeError(env, "pidwatch native watch: bad arguments");
   }
   pid_t pid = info[0].As<Napi::Number>().Int32Value();
@@ -210,9 +353,10 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
     close(pidfd);
     return env.Undefined();
   }
-  if (int err = handle->Start(data, pid, pidfd, false, uv_hrtime(), info[1].As<Napi::Function>())) {
+  if (int err = handle->Start(data, pid, pidfd, false, uv_hrtime(),
+                              info[1].As<Napi::Number>().DoubleValue())) {
     close(pidfd);
-    return ThrowErrno(env, -err, "uv_poll_init", "");
+    return ThrowErrno(env, -err, "epoll_ctl", "");
   }
   return Napi::Value(env, object);
 }
@@ -250,6 +394,7 @@ void OnTeardownClosed(uv_handle_t* handle) {
   Teardown* t = static_cast<Teardown*>(handle->data);
   if (handle->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(handle);
   else if (handle->type == UV_SIGNAL) delete reinterpret_cast<uv_signal_t*>(handle);
+  else if (handle->type == UV_ASYNC) delete reinterpret_cast<uv_async_t*>(handle);
   else delete reinterpret_cast<uv_timer_t*>(handle);
   if (--t->pending == 0 && t->armed) FinishTeardown(t);
 }
@@ -260,6 +405,8 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   AddonData* data = static_cast<AddonData*>(arg);
   Teardown* t = new Teardown;
   t->hook = hook;
+  // First, so that no child is handed over while the handles close.
+  data->spawner.Teardown(AbandonJob, t, &t->pending, OnTeardownClosed);
   ProcessHandle* next;
   for (ProcessHandle* handle = data->live; handle; handle = next) {
     next = handle->next_live();
@@ -276,28 +423,17 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   }
   data->sigchld.Detach();
   TeardownTrees(data, t, &t->pending, OnTeardownClosed);
-  data->exit_slots = nullptr;
-  if (data->exit_info) napi_delete_reference(data->env, data->exit_info);
-  data->exit_info = nullptr;
-  if (data->async_context) napi_async_destroy(data->env, data->async_context);
-  data->async_context = nullptr;
+  data->exits.Teardown(t, &t->pending, OnTeardownClosed);
   t->armed = true;
   if (t->pending == 0) FinishTeardown(t);
 }
 
-// The Float64Array exits are reported through (see ExitSlot). Its backing store
-// never moves, and the reference keeps it alive for the life of the environment.
-Napi::Value ExitInfoArray(Napi::Env env, AddonData* data) {
-  void* store = nullptr;
-  napi_value buffer, array;
-  NAPI_THROW_IF_FAILED(env, napi_create_arraybuffer(env, kExitSlots * sizeof(double), &store,
-                                                    &buffer), Napi::Value());
-  NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_float64_array, kExitSlots, buffer, 0,
-                                                   &array), Napi::Value());
-  NAPI_THROW_IF_FAILED(env, napi_create_reference(env, array, 1, &data->exit_info),
-                       Napi::Value());
-  data->exit_slots = static_cast<double*>(store);
-  return Napi::Value(env, array);
+// onExits(handler): handler(count) receives each batch of exits (exitRows).
+Napi::Value OnExits(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction())
+    return ThrowTypeError(info.Env(), "pidwatch native onExits: bad arguments");
+  info.Env().GetInstanceData<AddonData>()->exits.SetHandler(info.Env(), info[0]);
+  return info.Env().Undefined();
 }
 
 }  // namespace
@@ -309,15 +445,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddonData* data = new AddonData;
   data->env = env;
   napi_get_uv_event_loop(env, &data->loop);
-  napi_async_init(env, nullptr, Napi::String::New(env, "pidwatch:exit"), &data->async_context);
   data->process_ctor = Napi::Persistent(ProcessHandle::Define(env));
   env.SetInstanceData<AddonData>(data);
   InitTrees(env, data);
   napi_add_async_cleanup_hook(env, OnEnvCleanup, data, nullptr);
+  if (!data->exits.Init(env, data->loop, exports)) return exports;
 
-  exports.Set("exitInfo", ExitInfoArray(env, data));
+  exports.Set("onExits", Napi::Function::New<OnExits>(env, "onExits"));
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
+  exports.Set("spawnAsync", Napi::Function::New<SpawnAsync>(env, "spawnAsync"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));
   exports.Set("zombieStatus", Napi::Function::New<ZombieStatus>(env, "zombieStatus"));
   exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));

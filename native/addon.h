@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "exits.h"
+#include "spawner.h"
 #include "sys.h"
 
 namespace pidwatch {
@@ -21,6 +23,9 @@ struct SpawnRequest;
 // worker can create no error): `errno` and `syscall` are set when syscall is given.
 napi_value Throw(napi_env env, const char* message, int err, const char* syscall,
                  const std::string& path, bool type_error = false);
+// The same error, made and returned rather than thrown (nullptr when it cannot be).
+napi_value MakeError(napi_env env, const char* message, int err, const char* syscall,
+                     const std::string& path, bool type_error = false);
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& path);
 Napi::Value ThrowTypeError(Napi::Env env, const char* message);
 // Splits "a\0b\0" (each string NUL-terminated) into its strings.
@@ -37,7 +42,7 @@ struct TreeState;
 class SigchldWatcher {
  public:
   // Starts the signal handle; must run before the child is created.
-  bool Ensure(uv_loop_t* loop);
+  bool Ensure(uv_loop_t* loop, ExitQueue* exits);
   void Add(ProcessHandle* child);
   void Remove(ProcessHandle* child);
   void AddRef();
@@ -57,31 +62,18 @@ class SigchldWatcher {
   void ReapAll(std::vector<std::pair<ProcessHandle*, ExitInfo>> exited = {});
   uv_signal_t* handle_ = nullptr;
   uv_timer_t* ignored_check_ = nullptr;
+  ExitQueue* exits_ = nullptr;
   std::unordered_map<pid_t, ProcessHandle*> children_;
   int refs_ = 0;
-};
-
-// An exit is reported to JS through exports.exitInfo, a Float64Array the
-// callback reads at once: no JS values are made per exit. The indices are
-// mirrored by ExitSlot in src/native.ts.
-enum ExitSlot {
-  kSlotCode,  // -1: none (killed by a signal, or unknown)
-  kSlotSignal,
-  kSlotCoreDumped,
-  kSlotDurationMs,
-  kSlotHasUsage,
-  kSlotUsage,  // 7 values, in the order of ExitStatus.resourceUsage
-  kExitSlots = kSlotUsage + 7,
 };
 
 struct AddonData {
   napi_env env = nullptr;
   uv_loop_t* loop = nullptr;
-  napi_async_context async_context = nullptr;
-  double* exit_slots = nullptr;  // kExitSlots doubles, the backing store of exitInfo
-  napi_ref exit_info = nullptr;
   Napi::FunctionReference process_ctor;
+  ExitQueue exits;
   SigchldWatcher sigchld;
+  Spawner spawner;
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.
   ProcessHandle* live = nullptr;

@@ -28,10 +28,7 @@ constexpr unsigned kZombieProcAfterMs = 100;
 constexpr unsigned kZombieWaitMs = 2000;
 constexpr unsigned kMaxDelayMs = 100;
 
-void delete_handle(uv_handle_t* handle) {
-  if (handle->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(handle);
-  else delete reinterpret_cast<uv_timer_t*>(handle);
-}
+void delete_timer(uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); }
 
 }  // namespace
 
@@ -52,38 +49,26 @@ Napi::Function ProcessHandle::Define(Napi::Env env) {
 ProcessHandle::ProcessHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessHandle>(info) {}
 
 ProcessHandle::~ProcessHandle() {
-  if (data_) UnlinkLive();
-  if (on_sigchld_ && data_) data_->sigchld.Remove(this);
+  if (!done_) Release();
   StopHandles();
 }
 
 int ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
-                         uint64_t started_ns, Napi::Function on_exit) {
+                         uint64_t started_ns, double id) {
   if (pidfd >= 0) {
-    // First, since it can fail (EEXIST: that fd number is still on the loop, as
-    // when someone closed a pidfd of ours behind our back; ENOMEM): the caller
+    // First, since it can fail (EEXIST: that fd number is still on the exit queue,
+    // as when someone closed a pidfd of ours behind our back; ENOMEM): the caller
     // then ends the process and reports the error.
-    uv_poll_t* poll = new uv_poll_t;
-    int err = uv_poll_init(data->loop, poll, pidfd);
-    if (err != 0) {
-      delete poll;  // not initialized: nothing for libuv to close
-      return err;
-    }
-    poll->data = this;
-    err = uv_poll_start(poll, UV_READABLE, OnPoll);
-    if (err != 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(poll), delete_handle);
-      return err;
-    }
-    poll_ = poll;
+    if (int err = data->exits.Add(pidfd, this)) return err;
+    armed_ = true;
   }
   data_ = data;
   pid_ = pid;
   started_ns_ = started_ns;
   pidfd_ = pidfd;
   is_child_ = is_child;
+  id_ = id;
   done_ = false;
-  on_exit_ = Napi::Persistent(on_exit);
   LinkLive();
   Ref();  // the running process keeps its handle alive, whatever JS drops
   if (pidfd_ < 0) {
@@ -95,12 +80,16 @@ int ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
   return 0;
 }
 
-void ProcessHandle::OnPoll(uv_poll_t* handle, int status, int events) {
-  static_cast<ProcessHandle*>(handle->data)->OnExitReady();
+void ProcessHandle::OnReadable() {
+  armed_ = false;  // EPOLLONESHOT: the kernel reports this pidfd no more
+  OnExitReady();
 }
 
 void ProcessHandle::OnTimer(uv_timer_t* handle) {
-  static_cast<ProcessHandle*>(handle->data)->OnExitReady();
+  ProcessHandle* self = static_cast<ProcessHandle*>(handle->data);
+  ExitQueue& exits = self->data_->exits;
+  self->OnExitReady();
+  exits.Flush();
 }
 
 void ProcessHandle::OnExitReady() {
@@ -179,9 +168,9 @@ Napi::Value ProcessHandle::GetLeftovers(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), group_leftovers_);
 }
 
-// Stops polling a fd that stays readable and tries again after delay_ms.
+// Tries again after delay_ms: the pidfd, reported once (EPOLLONESHOT), is
+// readable but the exit cannot be learnt yet.
 void ProcessHandle::Backoff(unsigned delay_ms) {
-  if (poll_) uv_poll_stop(poll_);
   if (!timer_) {
     timer_ = new uv_timer_t;
     uv_timer_init(data_->loop, timer_);
@@ -194,44 +183,24 @@ void ProcessHandle::Backoff(unsigned delay_ms) {
 }
 
 void ProcessHandle::StopHandles() {
-  if (poll_) uv_close(reinterpret_cast<uv_handle_t*>(poll_), delete_handle);
-  if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), delete_handle);
-  poll_ = nullptr;
+  if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), delete_timer);
   timer_ = nullptr;
-  if (pidfd_ >= 0) close(pidfd_);  // uv_close has already taken it off epoll
+  // Once reported (EPOLLONESHOT) the kernel never reports it again, and the
+  // close takes it off the epoll set; one not reported yet was removed first.
+  if (pidfd_ >= 0) {
+    if (data_) data_->exits.Forget(pidfd_, this);
+    close(pidfd_);
+  }
   pidfd_ = -1;
 }
 
 void ProcessHandle::Finish(const ExitInfo& info) {
   if (done_) return;
   double duration_ms = static_cast<double>(uv_hrtime() - started_ns_) / 1e6;
+  AddonData* data = data_;
   Release();
-
-  double* slots = data_ ? data_->exit_slots : nullptr;
-  Napi::FunctionReference cb = std::move(on_exit_);
-  if (!slots) {  // the environment is going away
-    Unref();
-    return;
-  }
-  slots[kSlotCode] = info.known && info.signal == 0 ? info.code : -1;
-  slots[kSlotSignal] = info.known ? info.signal : 0;
-  slots[kSlotCoreDumped] = info.core_dumped ? 1 : 0;
-  slots[kSlotDurationMs] = duration_ms;
-  slots[kSlotHasUsage] = info.has_rusage ? 1 : 0;
-  if (info.has_rusage) rusage_values(info.usage, slots + kSlotUsage);
-
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  napi_value result;
-  // The JS callback never throws (it defers user errors to the next tick); an
-  // exception here means the environment is going away: nothing to report.
-  napi_status st =
-      napi_make_callback(env, data_->async_context, Value(), cb.Value(), 0, nullptr, &result);
+  if (data) data->exits.Record(id_, info, duration_ms);
   Unref();
-  if (st == napi_pending_exception) {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(env, &ignored);
-  }
 }
 
 void ProcessHandle::HoldFds(const std::vector<int>& fds) {
@@ -268,6 +237,9 @@ void ProcessHandle::Release() {
     data_->sigchld.Remove(this);
     on_sigchld_ = false;
   }
+  if (armed_) data_->exits.Remove(pidfd_);
+  armed_ = false;
+  ApplyRef();
   StopHandles();
   UnlinkLive();
 }
@@ -290,8 +262,11 @@ void ProcessHandle::UnlinkLive() {
 }
 
 void ProcessHandle::ApplyRef() {
-  if (poll_) refed_ ? uv_ref(reinterpret_cast<uv_handle_t*>(poll_))
-                    : uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  bool hold = refed_ && !done_ && pidfd_ >= 0;
+  if (hold != holds_ref_) {
+    hold ? data_->exits.AddRef() : data_->exits.RemoveRef();
+    holds_ref_ = hold;
+  }
   if (timer_) refed_ ? uv_ref(reinterpret_cast<uv_handle_t*>(timer_))
                      : uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
 }
@@ -327,13 +302,15 @@ Napi::Value ProcessHandle::Kill(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
+// Returns true when the process was still watched (no exit row will come),
+// false when its exit has already been recorded.
 Napi::Value ProcessHandle::Close(const Napi::CallbackInfo& info) {
-  if (!done_) {
+  bool watching = !done_;
+  if (watching) {
     Release();
-    on_exit_.Reset();
     Unref();
   }
-  return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), watching);
 }
 
 Napi::Value ProcessHandle::GetPid(const Napi::CallbackInfo& info) {
@@ -345,17 +322,15 @@ Napi::Value ProcessHandle::GetPidfd(const Napi::CallbackInfo& info) {
 }
 
 void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*)) {
-  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(poll_),
-                            reinterpret_cast<uv_handle_t*>(timer_)};
-  for (uv_handle_t* h : handles) {
-    if (!h) continue;
-    h->data = closure;
+  if (timer_) {
+    timer_->data = closure;
     ++*pending;
-    uv_close(h, on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_closed);
   }
-  poll_ = nullptr;
   timer_ = nullptr;
   CloseUnclaimedFds();
+  if (armed_ && data_) data_->exits.Remove(pidfd_);
+  if (pidfd_ >= 0 && data_) data_->exits.Forget(pidfd_, this);
   // A child still running goes on without us: the process-wide reaper takes it
   // (and its pidfd), so that it does not stay a zombie once it exits.
   if (is_child_ && !reaped_) abandon_child(pid_, pidfd_);
@@ -363,6 +338,8 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
   pidfd_ = -1;
   done_ = true;
   on_sigchld_ = false;
+  armed_ = false;
+  holds_ref_ = false;
   live_prev_ = live_next_ = nullptr;
   linked_ = false;
   data_ = nullptr;
@@ -370,8 +347,9 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
 
 // ---- sigchld mode ----
 
-bool SigchldWatcher::Ensure(uv_loop_t* loop) {
+bool SigchldWatcher::Ensure(uv_loop_t* loop, ExitQueue* exits) {
   if (handle_) return true;
+  exits_ = exits;
   handle_ = new uv_signal_t;
   if (uv_signal_init(loop, handle_) != 0) {
     delete handle_;
@@ -407,8 +385,11 @@ void SigchldWatcher::Remove(ProcessHandle* child) {
 void SigchldWatcher::OnIgnoredCheck(uv_timer_t* timer) {
   struct sigaction current;
   if (sigaction(SIGCHLD, nullptr, &current) != 0) return;
-  if (current.sa_handler == SIG_IGN || (current.sa_flags & SA_NOCLDWAIT))
-    static_cast<SigchldWatcher*>(timer->data)->ReapAll();
+  SigchldWatcher* self = static_cast<SigchldWatcher*>(timer->data);
+  if (current.sa_handler == SIG_IGN || (current.sa_flags & SA_NOCLDWAIT)) {
+    self->ReapAll();
+    self->exits_->Flush();
+  }
 }
 
 void SigchldWatcher::AddRef() {
@@ -420,7 +401,9 @@ void SigchldWatcher::RemoveRef() {
 }
 
 void SigchldWatcher::OnSignal(uv_signal_t* handle, int) {
-  static_cast<SigchldWatcher*>(handle->data)->ReapExited();
+  SigchldWatcher* self = static_cast<SigchldWatcher*>(handle->data);
+  self->ReapExited();
+  self->exits_->Flush();
 }
 
 // Asks the kernel which children have exited, without reaping (WNOWAIT), and

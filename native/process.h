@@ -1,6 +1,8 @@
 // A process pidwatch watches: its own child (reaped here) or any other process
-// (watched, never reaped). In pidfd mode the pidfd is polled with uv_poll and
-// readable means exited; in sigchld mode the child is on the SIGCHLD watcher.
+// (watched, never reaped). In pidfd mode the pidfd is on the environment's exit
+// queue (one epoll set) and readable means exited; in sigchld mode the child is
+// on the SIGCHLD watcher. Either way the exit is recorded on the exit queue,
+// which hands it to JS with the others of the same loop iteration.
 #pragma once
 
 #include <napi.h>
@@ -20,13 +22,17 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   ~ProcessHandle() override;
 
   // Begins watching. pidfd may be -1 (sigchld mode, children only). started_ns
-  // (uv_hrtime) is when the process was started or the watch began. Returns 0,
-  // or the libuv error that kept the pidfd off the loop (nothing is watched then).
+  // (uv_hrtime) is when the process was started or the watch began; id is what
+  // the exit's row carries to JS. Returns 0, or -errno when the pidfd could not
+  // be put on the exit queue (nothing is watched then).
   int Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
-             Napi::Function on_exit);
+            double id);
+  // The pidfd turned readable (the exit queue calls this).
+  void OnReadable();
   // sigchld mode: tries to reap without blocking; true when the child is gone.
   bool TryReap(ExitInfo* info);
-  // Delivers the exit to JS and releases everything.
+  // Releases everything and records the exit on the exit queue; the caller
+  // flushes the queue before returning to the loop.
   void Finish(const ExitInfo& info);
   // Environment teardown: closes the handles, no JS. Each closed handle gets
   // `closure` as its data and counts in *pending until on_closed runs.
@@ -54,7 +60,6 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   Napi::Value GetLeftovers(const Napi::CallbackInfo& info);
   bool EndGroup();
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnTimer(uv_timer_t* handle);
   void OnExitReady();
   void Backoff(unsigned delay_ms);
@@ -72,9 +77,10 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   bool reaped_ = false;  // waited for: its PID is no longer ours, even before Finish
   bool refed_ = true;
   bool on_sigchld_ = false;
+  bool armed_ = false;      // on the exit queue's epoll set, not yet readable
+  bool holds_ref_ = false;  // counted in the exit queue's refs
   bool group_leader_ = false;
   int group_leftovers_ = 0;
-  uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   unsigned waited_ms_ = 0;
   unsigned next_delay_ms_ = 1;
@@ -82,7 +88,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   ProcessHandle* live_prev_ = nullptr;  // AddonData::live
   ProcessHandle* live_next_ = nullptr;
   bool linked_ = false;
-  Napi::FunctionReference on_exit_;
+  double id_ = 0;
   struct HeldFd {
     int fd;
     dev_t dev;

@@ -76,7 +76,12 @@ const char* step_name(int step) {
 // Everything the child needs, prepared by the parent. The child shares the
 // parent's memory: it reads this, writes only err/step, and allocates nothing.
 struct ChildArgs {
-  const char* path;
+  // The paths to try, in order, as execvp tries them: one when the file has a
+  // slash, else one per PATH entry (relative ones relative to the child's cwd).
+  char* const* paths;
+  int path_count;
+  bool searching;           // the paths come from PATH (the file has no slash)
+  volatile int path_index;  // the path tried last (the one that ran, on success)
   char* const* argv;
   char* const* envp;
   const char* cwd;
@@ -236,38 +241,58 @@ int child_main(void* arg) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
 
-  execve(a->path, a->argv, a->envp);
+  // execvp's search, here in the child: after the chdir, so that a relative PATH
+  // entry (the empty one is the current directory) means what it means to the
+  // program, and after setuid, so that the new credentials decide what may run.
+  // A path that is missing or cannot be run is skipped; EACCES is reported if
+  // one existed but none ran, as execvp does.
+  bool saw_eacces = false;
+  for (int i = 0; i < a->path_count; i++) {
+    a->path_index = i;
+    execve(a->paths[i], a->argv, a->envp);
+    int err = errno;
+    if (err == EACCES) saw_eacces = true;
+    else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT)
+      child_fail(a, kStepExecve);  // E2BIG, ENOEXEC, ...: about that very file
+    if (!a->searching) child_fail(a, kStepExecve);  // a file with a slash: no search
+  }
+  a->path_index = -1;  // none ran: the error is about the name
+  errno = saw_eacces ? EACCES : ENOENT;
   child_fail(a, kStepExecve);
 }
 
-// execvp's search, done in the parent: the first regular executable file wins;
-// EACCES is reported if some candidate existed but none could be run.
-int resolve_path(const SpawnRequest& req, std::string* path) {
-  if (req.file.find('/') != std::string::npos) {
-    *path = req.file;
-    return 0;
-  }
+// The paths execvp would try for req.file: itself when it has a slash, else
+// each entry of PATH (default /usr/bin:/bin) joined with it, an empty entry
+// meaning the current directory. Relative ones stay relative: the child tries
+// them after its chdir.
+bool searches_path(const SpawnRequest& req) { return req.file.find('/') == std::string::npos; }
+
+std::vector<std::string> search_paths(const SpawnRequest& req) {
+  if (!searches_path(req)) return {req.file};
   const std::string dirs = req.has_path_env ? req.path_env : "/usr/bin:/bin";
-  bool saw_eacces = false;
+  std::vector<std::string> paths;
   size_t start = 0;
   while (start <= dirs.size()) {
     size_t end = dirs.find(':', start);
     if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start);
-    candidate = (candidate.empty() ? std::string(".") : candidate) + "/" + req.file;
-    struct stat st;
-    if (stat(candidate.c_str(), &st) == 0) {
-      if (S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0) {
-        *path = candidate;
-        return 0;
-      }
-      saw_eacces = true;
-    } else if (errno == EACCES) {
-      saw_eacces = true;
-    }
+    std::string dir = dirs.substr(start, end - start);
+    paths.push_back((dir.empty() ? std::string(".") : dir) + "/" + req.file);
     start = end + 1;
   }
-  return saw_eacces ? EACCES : ENOENT;
+  return paths;
+}
+
+// Whether any of the PATH candidates names something (relative ones seen from
+// the child's cwd): where none does, the search fails with ENOENT at once,
+// without a child. Which one runs is for the child to find out, under its
+// credentials.
+bool any_exists(const std::vector<std::string>& paths, const SpawnRequest& req) {
+  struct stat st;
+  for (const std::string& path : paths) {
+    const std::string seen = path[0] != '/' && req.has_cwd ? req.cwd + "/" + path : path;
+    if (stat(seen.c_str(), &st) == 0 || (errno != ENOENT && errno != ENOTDIR)) return true;
+  }
+  return false;
 }
 
 // Where the clone copies memory, the child reports a failure through a CLOEXEC
@@ -356,8 +381,9 @@ void reap_now(pid_t pid, int pidfd) {
 }  // namespace
 
 void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
-  if (int err = resolve_path(req, &out->path)) {
-    out->err = err;
+  std::vector<std::string> paths = search_paths(req);
+  if (searches_path(req) && !any_exists(paths, req)) {
+    out->err = ENOENT;
     out->syscall = "execve";
     return;
   }
@@ -371,8 +397,13 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   std::vector<char*> argv = pointers(req.argv);
   std::vector<char*> envp = pointers(req.env);
 
+  std::vector<char*> path_ptrs = pointers(paths);
+
   ChildArgs args;
-  args.path = out->path.c_str();
+  args.paths = path_ptrs.data();
+  args.path_count = static_cast<int>(paths.size());
+  args.path_index = -1;
+  args.searching = searches_path(req);
   args.argv = argv.data();
   args.envp = envp.data();
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
@@ -485,6 +516,9 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     close_all(&out->parent_fds);
     return;
   }
+  // The path that ran, or the one an error is about (none when no PATH entry
+  // held the name: the error is then about the name itself).
+  if (args.path_index >= 0) out->path = paths[args.path_index];
   if (args.err != 0) {
     reap_now(static_cast<pid_t>(pid), pidfd);
     if (pidfd >= 0) close(pidfd);

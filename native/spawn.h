@@ -1,5 +1,5 @@
-// Process creation: PATH lookup in the parent, clone with vfork semantics, and
-// the async-signal-safe child side. Knows nothing of Node-API or libuv.
+// Process creation: clone with vfork semantics, and the async-signal-safe child
+// side (stdio, credentials, execvp's PATH search). Knows nothing of Node-API or libuv.
 #pragma once
 
 #include <sys/types.h>

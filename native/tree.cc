@@ -216,7 +216,7 @@ void TreeLeaf::OnEvents(uv_poll_t* handle, int status, int events) {
   leaf->Finish(out);
   Napi::FunctionReference cb = std::move(leaf->on_empty_);
   AddonData* data = leaf->data_;
-  if (!data || !data->exit_slots || cb.IsEmpty()) {
+  if (!data || !data->exits.alive() || cb.IsEmpty()) {
     leaf->Unref();
     return;
   }
@@ -224,7 +224,7 @@ void TreeLeaf::OnEvents(uv_poll_t* handle, int status, int events) {
   Napi::HandleScope scope(env);
   napi_value arg = ToArray(env, out), result;
   napi_status st =
-      napi_make_callback(env, data->async_context, leaf->Value(), cb.Value(), 1, &arg, &result);
+      napi_make_callback(env, data->exits.async_context(), leaf->Value(), cb.Value(), 1, &arg, &result);
   leaf->Unref();
   if (st == napi_pending_exception) {
     napi_value ignored;

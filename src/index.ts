@@ -22,7 +22,7 @@ export {
   runJobs,
 } from './runner/index.js';
 export { type ShTag, sh } from './sh.js';
-export { spawn } from './spawn.js';
+export { spawn, spawnAsync } from './spawn.js';
 export { Subprocess } from './subprocess.js';
 export { execSync, spawnSync } from './sync.js';
 export type {

@@ -2,23 +2,27 @@
 import { loadBinary } from './binary.js';
 
 /**
- * Called once when the process has exited. The exit is in `exitInfo` for the
- * length of the call (read it first): no JS values are made for it per exit.
+ * Receives the exits seen in one loop iteration: rows 0..count-1 of `exitRows`,
+ * valid for the length of the call. No JS values are made per exit.
  */
-export type NativeExitCallback = () => void;
+export type NativeExitsHandler = (count: number) => void;
 
-/** Indices into `exitInfo`, as in native/addon.h. */
+/** Offsets within one row of `exitRows`, as in native/exits.h. */
 export const ExitSlot = {
+  /** The id given to `spawn` or `watch`. */
+  id: 0,
   /** The exit code, or -1 when there is none (killed by a signal, or unknown). */
-  code: 0,
+  code: 1,
   /** The signal number, 0 when none. */
-  signal: 1,
-  coreDumped: 2,
+  signal: 2,
+  coreDumped: 3,
   /** From the start of the process (spawn) or of the watch, in milliseconds. */
-  durationMs: 3,
+  durationMs: 4,
   /** 1 when the 7 resource usage values follow. */
-  hasUsage: 4,
-  usage: 5,
+  hasUsage: 5,
+  usage: 6,
+  /** The length of a row. */
+  size: 13,
 } as const;
 
 export interface NativeProcess {
@@ -30,8 +34,11 @@ export interface NativeProcess {
   setRef(ref: boolean): void;
   /** The parent's pipe ends (spawn's fds) are in streams now: the handle no longer closes them. */
   claimFds(): void;
-  /** Stops watching and releases the pidfd; the exit callback never runs. */
-  close(): void;
+  /**
+   * Stops watching and releases the pidfd. True when it was still watched (no exit
+   * will be reported); false when its exit has already been recorded.
+   */
+  close(): boolean;
 }
 
 /** A child spawned with a `leaf` (or SpawnFlag.processGroup) leads a tree. */
@@ -97,22 +104,25 @@ export interface NativeError extends Error {
 }
 
 export interface NativeBinding {
-  /** The exit being reported by the current NativeExitCallback call (see ExitSlot). */
-  readonly exitInfo: Float64Array;
+  /** The exits being reported by the current NativeExitsHandler call (see ExitSlot). */
+  readonly exitRows: Float64Array;
+  /** Sets the function every batch of exits is handed to (once per thread). */
+  onExits(handler: NativeExitsHandler): void;
   capabilities(): NativeCapabilities;
   /**
    * `argv` and `env` are their strings each ended by a NUL, joined (`joinNul`). The
-   * parent's end of each child fd is written to `fds` (-1 where none).
+   * parent's end of each child fd is written to `fds` (-1 where none). `id` is
+   * what the exit's row carries (see exit-queue.ts).
    */
   spawn(
-    ...args: [
-      ...request: NativeSpawnRequest,
-      fds: Int32Array,
-      onExit: NativeExitCallback,
-      leaf?: NativeLeaf,
-    ]
+    ...args: [...request: NativeSpawnRequest, fds: Int32Array, id: number, leaf?: NativeLeaf]
   ): NativeTreeProcess;
-  watch(pid: number, onExit: NativeExitCallback): NativeProcess;
+  /**
+   * `spawn` with the clone and the wait for execve on a thread of the addon's own.
+   * Rejects as `spawn` throws; undefined when the environment is shutting down.
+   */
+  spawnAsync(...args: Parameters<NativeBinding['spawn']>): Promise<NativeTreeProcess | undefined>;
+  watch(pid: number, id: number): NativeProcess;
   /**
    * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
    * ended it), or null when it is no zombie or this process may not see its status.
@@ -197,9 +207,9 @@ export function joinNul(strings: readonly string[]): string {
 }
 
 /**
- * Runs an exit callback from the native layer. An error thrown by user code (an
- * exit listener) is rethrown on the next tick, as an uncaught exception of its
- * own, so the native caller never sees a JS exception.
+ * Runs a callback from the native layer. An error thrown by user code (an exit
+ * listener) is rethrown on the next tick, as an uncaught exception of its own,
+ * so the native caller never sees a JS exception.
  */
 export function deliver(callback: () => void): void {
   try {

@@ -45,7 +45,7 @@ function checkBoolean(value: unknown, name: string): boolean {
   return value;
 }
 
-function checkMs(value: unknown, name: string): number {
+export function checkMs(value: unknown, name: string): number {
   if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
   if (!Number.isFinite(value) || value < 0)
     throw invalidValue(name, 'must be a finite number >= 0', value);

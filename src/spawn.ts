@@ -1,6 +1,13 @@
 import { toSpawnError } from './errors.js';
+import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
 import { guardTree } from './guardian.js';
-import { deliver, native, SpawnFlag } from './native.js';
+import {
+  type NativeBinding,
+  type NativeLeaf,
+  type NativeTreeProcess,
+  native,
+  SpawnFlag,
+} from './native.js';
 import { nativeRequest, normalizeSpawn } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
@@ -22,6 +29,29 @@ export function spawn(file: unknown, args?: unknown, options?: unknown): Subproc
 }
 
 /**
+ * As `spawn()`, but the clone and the wait for `execve` happen on a thread of
+ * pidwatch's own, off the event loop; resolves once the child runs. Rejects with
+ * the TypeError or SpawnError `spawn()` would throw.
+ */
+export function spawnAsync(file: string, options?: SpawnOptions): Promise<Subprocess>;
+export function spawnAsync(
+  file: string,
+  args?: readonly string[],
+  options?: SpawnOptions,
+): Promise<Subprocess>;
+export function spawnAsync(file: unknown, args?: unknown, options?: unknown): Promise<Subprocess> {
+  if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
+    options = args;
+    args = undefined;
+  }
+  try {
+    return launchAsync(normalizeSpawn(file, args, options), null);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
  * @internal `spawn()` for a Capture: the parent's ends of fds 0-2 are not wrapped in
  * streams but written to `raw` (-1 where not piped); other piped fds get streams.
  */
@@ -34,44 +64,107 @@ export function spawnRaw(
   return launch(normalizeSpawn(file, args, options), raw);
 }
 
-function launch(request: ReturnType<typeof normalizeSpawn>, raw: Int32Array | null): Subprocess {
-  let proc: Subprocess | undefined;
-  const fds = new Int32Array(request.stdio.length);
-  let handle: ReturnType<typeof native.spawn> | undefined;
-  const leaf = request.tree ? acquireLeaf() : null;
-  const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
+/** @internal `spawnAsync()` for a Capture, as `spawnRaw`. */
+export function spawnRawAsync(
+  file: string,
+  args: readonly string[] | undefined,
+  options: SpawnOptions | undefined,
+  raw: Int32Array,
+): Promise<Subprocess> {
   try {
-    handle = native.spawn(
-      ...nativeRequest({ ...request, flags }),
-      fds,
-      () => deliver(() => proc!.onExit()),
-      leaf ?? undefined,
-    );
+    return launchAsync(normalizeSpawn(file, args, options), raw);
   } catch (error) {
-    leaf?.release();
-    throw toSpawnError(error, request);
+    return Promise.reject(error);
   }
-  // No handle: the environment (a terminating worker) can no longer run JS.
-  if (!handle) {
-    leaf?.release();
-    throw new Error('pidwatch: spawn() while the environment is shutting down');
+}
+
+type Request = ReturnType<typeof normalizeSpawn>;
+
+/** One spawn on its way: what the native call is given, and what undoes it. */
+class Launch {
+  readonly fds: Int32Array;
+  readonly id = reserveExitId();
+  readonly leaf: NativeLeaf | null;
+  readonly args: Parameters<NativeBinding['spawn']>;
+
+  constructor(
+    readonly request: Request,
+    readonly raw: Int32Array | null,
+  ) {
+    this.fds = new Int32Array(request.stdio.length);
+    this.leaf = request.tree ? acquireLeaf() : null;
+    const flags =
+      request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
+    this.args = [
+      ...nativeRequest({ ...request, flags }),
+      this.fds,
+      this.id,
+      this.leaf ?? undefined,
+    ];
   }
-  const parentFds = Array.from(fds);
-  if (raw !== null) {
-    for (let fd = 0; fd < 3; fd++) {
-      raw[fd] = parentFds[fd] ?? -1;
-      parentFds[fd] = -1;
+
+  /** The spawn failed: gives back what it held; returns the error to throw. */
+  failed(error: unknown): unknown {
+    this.release();
+    return toSpawnError(error, this.request);
+  }
+
+  /** The child runs: wraps its handle and fds in a Subprocess. */
+  adopt(handle: NativeTreeProcess | undefined): Subprocess {
+    // No handle: the environment (a terminating worker) can no longer run JS.
+    if (!handle) {
+      this.release();
+      throw new Error('pidwatch: spawn() while the environment is shutting down');
     }
+    const { request, raw } = this;
+    const parentFds = Array.from(this.fds);
+    if (raw !== null) {
+      for (let fd = 0; fd < 3; fd++) {
+        raw[fd] = parentFds[fd] ?? -1;
+        parentFds[fd] = -1;
+      }
+    }
+    const tree = request.tree ? ownTree(handle, this.leaf) : null;
+    const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
+    setExitTarget(this.id, proc);
+    // Until here, the native handle closes the pipe ends if this JS stops (a Worker
+    // terminated in between); from here on the streams (and raw's taker) own them.
+    handle.claimFds();
+    // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
+    if (tree && request.flags & SpawnFlag.pdeathsig)
+      void proc.exited.then(guardTree(proc.pid, tree));
+    watchDeadlines(proc, request.timeout, request.signal);
+    return proc;
   }
-  const tree = request.tree ? ownTree(handle, leaf) : null;
-  proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
-  // Until here, the native handle closes the pipe ends if this JS stops (a Worker
-  // terminated in between); from here on the streams (and raw's taker) own them.
-  handle.claimFds();
-  // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
-  if (tree && request.flags & SpawnFlag.pdeathsig) void proc.exited.then(guardTree(proc.pid, tree));
-  watchDeadlines(proc, request.timeout, request.signal);
-  return proc;
+
+  private release(): void {
+    dropExitId(this.id, true);
+    this.leaf?.release();
+  }
+}
+
+function launch(request: Request, raw: Int32Array | null): Subprocess {
+  const launching = new Launch(request, raw);
+  let handle: NativeTreeProcess | undefined;
+  try {
+    handle = native.spawn(...launching.args);
+  } catch (error) {
+    throw launching.failed(error);
+  }
+  return launching.adopt(handle);
+}
+
+function launchAsync(request: Request, raw: Int32Array | null): Promise<Subprocess> {
+  const launching = new Launch(request, raw);
+  // The exit of the child is delivered to the Subprocess that adopt() names for
+  // it, so adopt() is the first reaction to the native promise: it runs before
+  // any exit can be.
+  return native.spawnAsync(...launching.args).then(
+    (handle) => launching.adopt(handle),
+    (error) => {
+      throw launching.failed(error);
+    },
+  );
 }
 
 function watchDeadlines(proc: Subprocess, timeout: number, signal: AbortSignal | undefined): void {

@@ -2,7 +2,7 @@ import { ExitSlot, native } from './native.js';
 import { signalName } from './signals.js';
 import type { ExitStatus, ResourceUsage } from './types.js';
 
-const slots = native.exitInfo;
+const rows = native.exitRows;
 
 export function resourceUsageAt(values: Float64Array, at: number): ResourceUsage {
   return {
@@ -17,20 +17,26 @@ export function resourceUsageAt(values: Float64Array, at: number): ResourceUsage
 }
 
 /**
- * The exit the native layer is reporting: call it first thing in a
- * NativeExitCallback, before anything else can report another.
+ * The exit at offset `at` of the rows the native layer is reporting: valid for
+ * the length of the ExitTarget call only.
  */
-export function nativeExitStatus(pid: number, timedOut = false, aborted = false): ExitStatus {
-  const code = slots[ExitSlot.code];
+export function nativeExitStatus(
+  pid: number,
+  at: number,
+  timedOut = false,
+  aborted = false,
+): ExitStatus {
+  const code = rows[at + ExitSlot.code];
   return {
     pid,
     code: code < 0 ? null : code,
-    signal: signalName(slots[ExitSlot.signal]),
-    coreDumped: slots[ExitSlot.coreDumped] === 1,
+    signal: signalName(rows[at + ExitSlot.signal]),
+    coreDumped: rows[at + ExitSlot.coreDumped] === 1,
     timedOut,
     aborted,
-    durationMs: slots[ExitSlot.durationMs],
-    resourceUsage: slots[ExitSlot.hasUsage] === 1 ? resourceUsageAt(slots, ExitSlot.usage) : null,
+    durationMs: rows[at + ExitSlot.durationMs],
+    resourceUsage:
+      rows[at + ExitSlot.hasUsage] === 1 ? resourceUsageAt(rows, at + ExitSlot.usage) : null,
     tree: null,
   };
 }

@@ -145,11 +145,12 @@ export class Subprocess implements AsyncDisposable {
   }
 
   /**
-   * @internal Called by the native watcher, once. Kept lean: it runs between the
-   * exit and the code awaiting `exited`, so nothing here is done needlessly.
+   * @internal Called by the exit queue, once, with the offset of the exit's row.
+   * Kept lean: it runs between the exit and the code awaiting `exited`, so nothing
+   * here is done needlessly.
    */
-  onExit(): void {
-    const status = nativeExitStatus(this.pid, this.#timedOut, this.#aborted);
+  onExit(at: number): void {
+    const status = nativeExitStatus(this.pid, at, this.#timedOut, this.#aborted);
     this.#status = status;
     liveChildren.delete(this.pid);
     if (this.#forceTimer !== undefined) clearTimeout(this.#forceTimer);

@@ -3,8 +3,9 @@ import { getSystemErrorName } from 'node:util';
 import { capabilities } from './capabilities.js';
 import { liveChildren } from './children.js';
 import { abortError, invalidType, invalidValue, ProcessGoneError } from './errors.js';
+import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
 import { publishExit } from './exits-hub.js';
-import { deliver, type NativeError, native } from './native.js';
+import { type NativeError, native } from './native.js';
 import { toSignalNumber } from './signals.js';
 import { nativeExitStatus, toExitStatus } from './status.js';
 import type { ExitStatus } from './types.js';
@@ -147,17 +148,15 @@ class ChildSource implements Source {
 /** A pidfd from pidfd_open, polled on the event loop. */
 class PidfdSource implements Source {
   #handle;
+  #id = reserveExitId();
+  #exited = false;
   #onExit: ((status: ExitStatus) => void) | undefined;
   constructor(pid: number) {
     try {
-      this.#handle = native.watch(pid, () => {
-        const status = nativeExitStatus(pid);
-        deliver(() => {
-          publishExit(status);
-          this.#onExit?.(status);
-        });
-      });
+      this.#handle = native.watch(pid, this.#id);
+      setExitTarget(this.#id, this);
     } catch (error) {
+      dropExitId(this.#id, true);
       const e = error as NativeError;
       if (e.errno === 3) throw new ProcessGoneError(pid);
       if (typeof e.errno === 'number') throw systemError(e);
@@ -177,7 +176,14 @@ class PidfdSource implements Source {
     this.#handle.setRef(ref);
   }
   close() {
-    this.#handle.close();
+    if (!this.#exited) dropExitId(this.#id, this.#handle.close());
+  }
+  /** @internal Called by the exit queue. */
+  onExit(at: number) {
+    this.#exited = true;
+    const status = nativeExitStatus(this.#handle.pid, at);
+    publishExit(status);
+    this.#onExit?.(status);
   }
 }
 

@@ -125,6 +125,23 @@ describe('exited', () => {
     });
   });
 
+  it('delivers exits seen together in one batch: every status is set before any reaction runs', async () => {
+    const procs = Array.from({ length: 8 }, () =>
+      track(spawn('sleep', ['60'], { stdio: 'ignore' })),
+    );
+    const seen: Array<Array<string | null>> = [];
+    const reactions = procs.map((p) =>
+      p.exited.then(() => seen.push(procs.map((q) => q.signalCode))),
+    );
+    for (const p of procs) p.kill('SIGKILL');
+    // Hold the event loop until every child is a zombie, so the next turn sees all exits.
+    const deadline = Date.now() + 20_000;
+    while (!procs.every((p) => procStat(p.pid)?.state === 'Z') && Date.now() < deadline) {}
+    await Promise.all(reactions);
+    expect(seen).toHaveLength(8);
+    for (const codes of seen) expect(codes).toEqual(procs.map(() => 'SIGKILL'));
+  });
+
   it('keeps exitCode and signalCode null while running, then sets them', async () => {
     const proc = track(spawn('/bin/cat', [], { stdio: ['pipe', 'ignore', 'ignore'] }));
     expect(proc.exitCode).toBeNull();

@@ -112,6 +112,19 @@ describe.runIf(runs)('pidwatch/bullmq', () => {
     expect(() => parseQueueUrl('http://host/q')).toThrow(/redis:\/\//);
   });
 
+  it('processor() checks its options when called, with the codes spawn uses', () => {
+    expect(() => processor({ timeout: -1 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect(() => processor({ killSignal: 'SIGNOPE' as never })).toThrow(TypeError);
+    expect(() => processor({ forceKillAfter: 'soon' as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+    expect(() => processor({ maxBuffer: Number.NaN })).toThrow(TypeError);
+    expect(() => processor({ progress: 'yes' as never })).toThrow(TypeError);
+    expect(processor().length).toBe(3); // BullMQ passes its cancellation signal only then
+  });
+
   it('enqueue gives deterministic ids: the same jobs twice are added once', async () => {
     const { queue } = freshQueue();
     try {
@@ -243,6 +256,8 @@ describe.runIf(runs)('pidwatch worker', () => {
     const { url, queue } = freshQueue();
     const log = join(scratch, 'kill.log');
     writeFileSync(log, '');
+    // Short enough that the killed worker's jobs run again soon; long enough (locks are
+    // renewed every 2 s) that a loaded machine's pauses do not make a live worker's stall.
     const workerArgs = [
       'worker',
       '--queue',
@@ -250,7 +265,7 @@ describe.runIf(runs)('pidwatch worker', () => {
       '-j',
       '2',
       '--lock-duration',
-      '2',
+      '4',
       '--stalled-interval',
       '1',
     ];

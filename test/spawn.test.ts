@@ -195,8 +195,9 @@ describe('refusals come back as a synchronous SpawnError', () => {
 
 describe('a pidfd that cannot be put on the event loop', () => {
   // Someone closed a running child's pidfd behind pidwatch's back: its number is
-  // still registered on the loop, and the next spawn's pidfd gets that number, which
-  // libuv refuses (uv_poll_init: EEXIST). Unchecked, that spawn crashed the process.
+  // still held by that child's handle, and the next spawn's pidfd gets that number,
+  // which pidwatch refuses (EEXIST): two handles on one number could signal the
+  // wrong process. Unchecked, that spawn crashed the process.
   it.skipIf(isSigchldMode())(
     'fails the spawn with the errno; the child is killed and reaped, no fd is left',
     async () => {
@@ -206,7 +207,7 @@ describe('a pidfd that cannot be put on the event loop', () => {
       const report = JSON.parse(result.stdout);
       expect(report).toMatchObject({
         pidfd: true,
-        error: { name: 'SpawnError', code: 'EEXIST', syscall: 'uv_poll_init' },
+        error: { name: 'SpawnError', code: 'EEXIST', syscall: 'epoll_ctl' },
         others: [],
         gained: [],
       });
@@ -244,6 +245,50 @@ describe('what runs', () => {
     const { status, stdout } = await run('echo', ['no-path'], { env: {} });
     expect(status.code).toBe(0);
     expect(stdout).toBe('no-path\n');
+  });
+
+  it('resolves a relative PATH entry, and the empty one, against options.cwd', async () => {
+    const project = join(scratch, 'project');
+    mkdirSync(join(project, 'tools'), { recursive: true });
+    writeFileSync(join(project, 'tools', 'pw-rel'), '#!/bin/sh\necho tools "$@"\n', {
+      mode: 0o755,
+    });
+    writeFileSync(join(project, 'pw-here'), '#!/bin/sh\necho here\n', { mode: 0o755 });
+    // relative to the child's cwd, as execvp in the child sees them; not this process's
+    const relative = await run('pw-rel', ['x'], { cwd: project, env: { PATH: 'nothing:tools' } });
+    expect(relative).toMatchObject({ stdout: 'tools x\n', status: { code: 0 } });
+    const empty = await run('pw-here', [], { cwd: project, env: { PATH: `${bin1}::/usr/bin` } });
+    expect(empty).toMatchObject({ stdout: 'here\n', status: { code: 0 } });
+    const missing = spawnFailure('pw-rel', [], { env: { PATH: 'tools' } });
+    expect(missing).toMatchObject({ code: 'ENOENT', syscall: 'execve', path: 'pw-rel' });
+  });
+
+  // With uid/gid the new credentials decide what may run: a file only root may run
+  // is skipped (EACCES), as execvp under that uid would; the next entry runs.
+  describe.skipIf(process.getuid?.() !== 0)('under another uid', () => {
+    const open = mkdtempSync(join(tmpdir(), 'pidwatch-path-'));
+    afterAll(() => rmSync(open, { recursive: true, force: true }));
+    chmodSync(open, 0o755);
+    for (const name of ['root-only', 'anyone']) mkdirSync(join(open, name), { mode: 0o755 });
+    writeFileSync(join(open, 'root-only', 'pw-who'), '#!/bin/sh\necho root-only\n', {
+      mode: 0o700,
+    });
+    writeFileSync(join(open, 'anyone', 'pw-who'), '#!/bin/sh\necho anyone\n', { mode: 0o755 });
+    const nobody = { uid: 65534, gid: 65534 };
+
+    it('skips a file the new uid may not run and runs the next one', async () => {
+      const PATH = `${join(open, 'root-only')}:${join(open, 'anyone')}`;
+      const result = await run('pw-who', [], { ...nobody, env: { PATH } });
+      expect(result).toMatchObject({ stdout: 'anyone\n', status: { code: 0 } });
+    });
+
+    it('reports EACCES when a file was found but the new uid may run none', () => {
+      const error = spawnFailure('pw-who', [], {
+        ...nobody,
+        env: { PATH: join(open, 'root-only') },
+      });
+      expect(error).toMatchObject({ code: 'EACCES', syscall: 'execve' });
+    });
   });
 
   it('does not look up a name that holds a slash', () => {

@@ -1,3 +1,4 @@
+import { loopPlan } from './loop.mjs';
 import { outputPlan } from './output.mjs';
 import { queuePlan } from './queue.mjs';
 import { treePlan } from './trees.mjs';
@@ -90,6 +91,7 @@ export function scenarios({ quick, only }) {
       metric: 'lastExitMs',
       unit: 'ms to last exit',
     },
+    ...loopPlan({ quick, size, rounds }),
     {
       id: '7',
       title: `${quick ? '100 MiB' : '1 GiB'} through a pipeline of four: head -c, cat, cat, wc -c`,

@@ -24,6 +24,11 @@ function more(scenario, row) {
     parts.push(`RSS ${num(m.rssKiBPerChild)} KiB/child`);
     parts.push(`spawn loop ${num(m.spawnMs)} ms`);
   }
+  if (scenario.kind === 'loop') {
+    parts.push(`call p99 ${num(m.callP99)} us`);
+    if (m.delayP99Ms !== undefined) parts.push(`loop delay p99 ${num(m.delayP99Ms)} ms`);
+    if (m.busyUsPerSpawn !== undefined) parts.push(`loop busy ${num(m.busyUsPerSpawn)} us/spawn`);
+  }
   if (scenario.kind === 'exec') parts.push(`wall ${num(m.wallUs)} us/call`);
   if (scenario.kind === 'jobs') parts.push(`wall ${num(m.wallUs)} us/job`);
   if (scenario.kind === 'run') parts.push(`CPU ${num(m.cpuMs)} ms (runner + jobs)`);

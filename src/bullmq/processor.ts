@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import { type Job, type JobProgress, UnrecoverableError } from 'bullmq';
 import { ExitError, invalidType, invalidValue, SpawnError } from '../errors.js';
+import { checkForceKillAfter, checkMs } from '../options.js';
+import { toSignalNumber } from '../signals.js';
 import { spawn } from '../spawn.js';
 import type { SpawnOptions, TreeStatus } from '../types.js';
 import { toCommand } from './job.js';
@@ -90,6 +92,10 @@ function checkOptions(options: ProcessorOptions) {
     throw invalidType('options', 'of type object', options);
   }
   const { maxBuffer = DEFAULT_TAIL, progress = true, reject = true } = options;
+  // The spawn options are checked now, not at each job, where a TypeError would fail it.
+  if (options.timeout !== undefined) checkMs(options.timeout, 'options.timeout');
+  if (options.killSignal !== undefined) toSignalNumber(options.killSignal, 'options.killSignal');
+  checkForceKillAfter(options.forceKillAfter);
   if (typeof maxBuffer !== 'number' || !(maxBuffer >= 0) || !Number.isFinite(maxBuffer)) {
     throw invalidValue('options.maxBuffer', 'must be a finite number >= 0', maxBuffer);
   }

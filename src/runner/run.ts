@@ -122,6 +122,9 @@ class Run<T extends string | Buffer> {
     this.pull().then(
       () => {
         this.pulling = false;
+        // Jobs that ended while the pull was still settling found it busy: their
+        // slots are filled now.
+        if (this.running.size < this.settings.concurrency) this.fill();
         this.settleIfDone();
       },
       (error) => {

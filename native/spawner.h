@@ -1,0 +1,67 @@
+// Spawning off the event loop (spawnAsync): the clone and the wait for execve
+// run on a spawner thread (vfork suspends only that thread), and the child is
+// handed back to the loop through a uv_async_t, to be watched there.
+//
+// One thread per environment, started at its first spawnAsync and ended at its
+// teardown, not a pool: PR_SET_PDEATHSIG fires when the *thread* that created
+// the child ends, so a killOnParentExit child dies when the thread that asked
+// for it (the main thread, or a worker) ends, never earlier.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "spawn.h"
+
+namespace pidwatch {
+
+struct SpawnJob {
+  SpawnRequest req;
+  SpawnResult result;
+  uint64_t started_ns = 0;
+  double id = 0;
+  napi_deferred deferred = nullptr;
+  napi_ref fds = nullptr;   // the Int32Array the parent's ends are written to
+  napi_ref leaf = nullptr;  // the TreeLeaf the child starts in, kept alive meanwhile
+};
+
+class Spawner {
+ public:
+  // Runs on the loop thread with the jobs the thread has spawned (or failed) for;
+  // it owns them from then on.
+  using Done = void (*)(void* context, std::deque<SpawnJob*>& jobs);
+
+  // Queues a job for the thread, starting the thread first when needed.
+  // Returns 0 or an errno (the thread or its async handle could not be made).
+  int Submit(uv_loop_t* loop, SpawnJob* job, Done done, void* context);
+
+  // Environment teardown, on the loop thread: ends the thread (after the spawn
+  // it may be in) and gives back every job not handed over yet, through
+  // `abandon` (no JS may run); the async handle is closed through on_closed,
+  // counted in *pending.
+  void Teardown(void (*abandon)(SpawnJob*), void* closure, int* pending,
+                void (*on_closed)(uv_handle_t*));
+
+ private:
+  void Main();
+  static void OnAsync(uv_async_t* handle);
+  int Start(uv_loop_t* loop);
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<SpawnJob*> todo_;  // under mu_
+  std::deque<SpawnJob*> done_;  // under mu_
+  bool stopping_ = false;       // under mu_
+  std::thread thread_;
+  uv_async_t* async_ = nullptr;
+  unsigned in_flight_ = 0;  // loop thread: jobs submitted and not handed back
+  Done on_done_ = nullptr;
+  void* context_ = nullptr;
+};
+
+}  // namespace pidwatch
