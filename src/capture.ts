@@ -7,7 +7,7 @@
 // and a descendant still holding the output is waited for as child_process does. Bounded
 // waits (below) keep that wait from outliving `timeout` or an abort.
 import { CaptureEvent, CaptureFlag, deliver, native } from './native.js';
-import { spawnRaw } from './spawn.js';
+import { spawnRaw, spawnRawAsync } from './spawn.js';
 import type { Subprocess } from './subprocess.js';
 import type { ExitStatus, SpawnOptions } from './types.js';
 
@@ -152,7 +152,27 @@ export function spawnCaptured(
   captureOptions: CaptureOptions = {},
 ): CapturedProcess {
   const fds = new Int32Array(3);
-  const proc = spawnRaw(file, args, options, fds);
+  return captureOutput(spawnRaw(file, args, options, fds), fds, options, captureOptions);
+}
+
+/** `spawnCaptured` with the clone and the wait for execve off the event loop (`spawnAsync`). */
+export async function spawnCapturedAsync(
+  file: string,
+  args: readonly string[] | undefined,
+  options: SpawnOptions,
+  captureOptions: CaptureOptions = {},
+): Promise<CapturedProcess> {
+  const fds = new Int32Array(3);
+  const proc = await spawnRawAsync(file, args, options, fds);
+  return captureOutput(proc, fds, options, captureOptions);
+}
+
+function captureOutput(
+  proc: Subprocess,
+  fds: Int32Array,
+  options: SpawnOptions,
+  captureOptions: CaptureOptions,
+): CapturedProcess {
   if (fds[0] < 0 && fds[1] < 0 && fds[2] < 0) {
     // No pipe (output 'ignore' or 'inherit'): only the exit to wait for.
     const nothing = captured(undefined, undefined, captureOptions.all ? EMPTY : undefined);

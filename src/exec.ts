@@ -1,4 +1,4 @@
-import { spawnCaptured } from './capture.js';
+import { spawnCapturedAsync } from './capture.js';
 import { ExitError } from './errors.js';
 import { hasFailed, splitExecOptions, toOutput } from './output.js';
 import { commandText } from './shell.js';
@@ -22,7 +22,7 @@ export async function exec(file: string, args?: unknown, options?: unknown): Pro
   }
   const { spawnOptions, settings } = splitExecOptions(options);
   const argv = args as readonly string[] | undefined;
-  const { result } = spawnCaptured(file, argv, spawnOptions, {
+  const { result } = await spawnCapturedAsync(file, argv, spawnOptions, {
     input: settings.input,
     maxBuffer: settings.maxBuffer,
     all: settings.all,

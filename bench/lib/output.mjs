@@ -113,11 +113,14 @@ function runnerArgv(row, command, jobs) {
 async function run(row, { n, jobs: concurrency, command }) {
   const { spawn } = await import('../../dist/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'pidwatch-bench-'));
+  const lines = (count) => Array.from({ length: count }, (_, i) => `${i + 1}\n`).join('');
   const inputs = join(dir, 'inputs');
-  writeFileSync(inputs, Array.from({ length: n }, (_, i) => `${i + 1}\n`).join(''));
+  const warmup = join(dir, 'warmup');
+  writeFileSync(inputs, lines(n));
+  writeFileSync(warmup, lines(Math.ceil(n / 10)));
   const argv = runnerArgv(row, command.split(' '), concurrency);
-  const once = async () => {
-    const stdin = openSync(inputs, 'r');
+  const once = async (file = inputs) => {
+    const stdin = openSync(file, 'r');
     const stdout = openSync('/dev/null', 'w');
     const t0 = now();
     const proc = spawn(argv[0], argv.slice(1), { stdio: [stdin, stdout, 'inherit'] });
@@ -129,9 +132,9 @@ async function run(row, { n, jobs: concurrency, command }) {
     const usage = status.resourceUsage;
     return { ms: wall / 1e3, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1e3 };
   };
-  await once();
+  await once(warmup);
   return {
-    round: once,
+    round: () => once(),
     async teardown() {
       rmSync(dir, { recursive: true, force: true });
     },
@@ -141,7 +144,7 @@ async function run(row, { n, jobs: concurrency, command }) {
 export const outputScenarios = { exec, jobs, run };
 
 /** The scenarios, for bench/lib/plan.mjs. */
-export function outputPlan({ quick, size, rounds }) {
+export function outputPlan({ quick, size }) {
   const runners = [
     { id: 'pidwatch', label: 'pidwatch run' },
     { id: 'pidwatch-no-tree', label: 'pidwatch run --no-tree' },
@@ -163,7 +166,7 @@ export function outputPlan({ quick, size, rounds }) {
       id: 'exec',
       title: "exec('/bin/echo', ['hi']) with output collected, one after another",
       kind: 'exec',
-      params: { n: size(300), warmup: size(50), rounds },
+      params: { n: size(200), warmup: size(50), rounds: quick ? 5 : 7 },
       metric: 'cpuUs',
       unit: 'us parent CPU/call',
       rows: [

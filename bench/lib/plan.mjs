@@ -121,7 +121,7 @@ export function scenarios({ quick, only }) {
         { id: 'child_process-spawnSync', label: 'cp spawnSync' },
       ],
     },
-    ...outputPlan({ quick, size, rounds }),
+    ...outputPlan({ quick, size }),
     ...treePlan({ quick, size, rounds }),
     // Needs redis-server and takes minutes: run only when asked for (`--only queue`).
     ...(only?.has('queue') ? queuePlan({ quick, size }) : []),
