@@ -64,7 +64,8 @@ async function loop(row, { n, rate }) {
       calls.sort((a, b) => a - b);
       const figures = { callP50: quantile(calls, 0.5), callP99: quantile(calls, 0.99) };
       if (histogram) figures.delayP99Ms = histogram.percentile(99) / 1e6;
-      if (elu) figures.busyUsPerSpawn = (elu.active * 1000) / n;
+      // (Bun answers eventLoopUtilization with zeros: no figure then.)
+      if (elu && elu.active + elu.idle > 0) figures.busyUsPerSpawn = (elu.active * 1000) / n;
       return figures;
     },
     async teardown() {},
