@@ -122,13 +122,53 @@ std::atomic<bool> clone_shares_memory{true};
 // to close it again at execve. It takes a copy of the fds it may need, those
 // below keep_below, before it touches any fd: every other fd is closed, so the
 // child holds exactly its stdio. Returns false if no copy could be made.
+// getdents64's record, which glibc does not declare.
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+// Closes the open fds from `first` up, as listed in /proc/self/fd: as many
+// close calls as there are open fds, where a loop up to RLIMIT_NOFILE (which
+// Node raises to the hard limit, 524288 or 1048576) costs that many, and misses
+// fds above it. Raw getdents64 into a stack buffer: no allocation, safe in the
+// vfork child. As glibc's closefrom fallback does, the listing is read again
+// from the start after a batch that closed something. False without /proc.
+bool close_listed_fds(int first) {
+  int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return false;
+  alignas(8) char buf[4096];
+  for (;;) {
+    long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+    if (n <= 0) break;
+    bool closed = false;
+    for (long off = 0; off < n;) {
+      const LinuxDirent64* entry = reinterpret_cast<const LinuxDirent64*>(buf + off);
+      off += entry->d_reclen;
+      int fd = 0;
+      const char* c = entry->d_name;
+      if (*c < '0' || *c > '9') continue;  // . and ..
+      for (; *c >= '0' && *c <= '9'; c++) fd = fd * 10 + (*c - '0');
+      if (fd < first || fd == dir) continue;
+      close(fd);
+      closed = true;
+    }
+    if (closed && lseek(dir, 0, SEEK_SET) < 0) break;
+  }
+  close(dir);
+  return true;
+}
+
 bool unshare_fds(const ChildArgs* a) {
   unsigned first = static_cast<unsigned>(a->keep_below);
   if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_UNSHARE) == 0) return true;
   // Before Linux 5.9: copy the whole table, then close what is above.
   if (unshare(CLONE_FILES) != 0) return false;
-  if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
-    // Before 5.9 (no close_range either): every fd below RLIMIT_NOFILE.
+  if (syscall(SYS_close_range, first, ~0U, 0) != 0 && !close_listed_fds(a->keep_below)) {
+    // Without close_range and without /proc: every fd below RLIMIT_NOFILE.
     struct rlimit nofile;
     int limit = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 1u << 20
                     ? static_cast<int>(nofile.rlim_cur)

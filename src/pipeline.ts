@@ -164,7 +164,9 @@ function startPipeline(stages: Stage[], options: SpawnOptions, raw?: Int32Array)
       }
     }
   } catch (error) {
-    for (const fd of [upstream, ...pipe, ...(raw ?? [])]) if (fd >= 0) closeSync(fd);
+    const ends = raw ? [raw[0], raw[1]] : [];
+    if (raw) raw.fill(-1, 0, 2);
+    for (const fd of [upstream, ...pipe, ...ends]) if (fd >= 0) closeSync(fd);
     for (const proc of procs) proc.kill('SIGKILL');
     throw error;
   }
@@ -192,7 +194,7 @@ export async function execPipeline(
   const { spawnOptions, settings } = splitExecOptions(rest);
   // One stderr pipe for all stages, as a shell's stages share its stderr.
   const [errRead, errWrite] = native.pipe();
-  const raw = Int32Array.of(-1, -1, errRead);
+  const raw = Int32Array.of(-1, -1, errRead); // the ends a Capture reads and writes
   let p: Pipeline;
   try {
     const stdio: StdioEntry[] = [(spawnOptions.stdio as StdioEntry[])[0], 'pipe', errWrite];

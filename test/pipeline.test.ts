@@ -3,7 +3,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ExitError, execPipeline, pipeline, SpawnError } from '../src/index.js';
 import { isSigchldMode } from './helpers/mode.js';
-import { openFds, readAll, trackChildren, waitFor } from './helpers/proc.js';
+import { childrenOf, openFds, readAll, trackChildren, waitFor } from './helpers/proc.js';
 
 const track = trackChildren();
 
@@ -140,6 +140,7 @@ describe('pipeline()', () => {
     expect(error).toBeInstanceOf(SpawnError);
     expect(error).toMatchObject({ code: 'ENOENT', path: '/nonexistent/stage' });
     // sleep was started and is killed; it is reaped once its exit is seen.
+    await waitFor(() => childrenOf().length === 0, 'the started stage to be reaped');
     // (A stream of an earlier test may close meanwhile: no fd beyond those open before.)
     await waitFor(() => openFds().every((fd) => before.has(fd)), 'the started stage to close');
   });
@@ -217,6 +218,18 @@ describe('execPipeline()', () => {
     expect(error).toBeInstanceOf(ExitError);
     expect(error.isMaxBuffer).toBe(true);
     expect(error.stdout.length).toBe(1000);
+  });
+
+  it('rejects with the SpawnError of a stage that cannot start, leaving no fd', async () => {
+    const before = new Set(openFds());
+    const error = await run([['sleep', '60'], ['/nonexistent/stage']], { input: 'x' }).catch(
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({ code: 'ENOENT', path: '/nonexistent/stage' });
+    // The sleep that had started is killed, and reaped once its exit is seen.
+    await waitFor(() => childrenOf().length === 0, 'the started stage to be reaped');
+    await waitFor(() => openFds().every((fd) => before.has(fd)), 'the fds to close');
   });
 
   it('leaves no fd behind', async () => {

@@ -3,6 +3,7 @@
 // /bin/true. Each row runs in its own process, as every other scenario's.
 
 import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
 
 const now = () => process.hrtime.bigint();
 const microseconds = (from, to) => Number(to - from) / 1e3;
@@ -60,17 +61,30 @@ async function pipelineRunner(row) {
   }
 }
 
-/** 7: bytes through a four-stage pipeline; the time to the last exit. */
+/**
+ * CPU time in ms of this process and of every descendant reaped so far (utime,
+ * stime, cutime, cstime of /proc/self/stat, in clock ticks of 10 ms). Less
+ * disturbed by other work on the machine than the wall time.
+ */
+function cpuWithChildren() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields.slice(11, 15).reduce((sum, ticks) => sum + Number(ticks), 0) * 10;
+}
+
+/** 7: bytes through a four-stage pipeline; the time to the last exit, and the CPU. */
 async function pipe(row, { bytes }) {
   const run = await pipelineRunner(row);
   assert.equal(Number(await run(1024 * 1024)), 1024 * 1024); // warm-up
   return {
     async round() {
+      const cpu0 = cpuWithChildren();
       const t0 = now();
       const text = await run(bytes);
       const us = microseconds(t0, now());
+      const cpuMs = cpuWithChildren() - cpu0;
       assert.equal(Number(text), bytes);
-      return { ms: us / 1e3, mibPerS: bytes / 1024 / 1024 / (us / 1e6) };
+      return { ms: us / 1e3, mibPerS: bytes / 1024 / 1024 / (us / 1e6), cpuMs };
     },
     async teardown() {},
   };

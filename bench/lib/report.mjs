@@ -32,6 +32,10 @@ function more(scenario, row) {
   if (scenario.kind === 'exec') parts.push(`wall ${num(m.wallUs)} us/call`);
   if (scenario.kind === 'jobs') parts.push(`wall ${num(m.wallUs)} us/job`);
   if (scenario.kind === 'run') parts.push(`CPU ${num(m.cpuMs)} ms (runner + jobs)`);
+  if (scenario.kind === 'pipe') {
+    parts.push(`${num(m.mibPerS)} MiB/s`);
+    parts.push(`CPU ${num(m.cpuMs)} ms (all processes)`);
+  }
   if (row.xBaseline !== undefined) {
     const baseline = scenario.rows.find((r) => r.id === scenario.baseline);
     parts.push(`${ratio(row.xBaseline)} ${baseline?.label ?? scenario.baseline}`);

@@ -75,6 +75,13 @@ static inline int pidwatch_fstat(int fd, struct stat* buf) {
 static inline int pidwatch_fstatat(int dirfd, const char* path, struct stat* buf, int flags) {
   return __fxstatat64(PIDWATCH_STAT_VER, dirfd, path, reinterpret_cast<struct stat64*>(buf), flags);
 }
+// libstdc++ of GCC >= 12 versions condition_variable::wait anew (GLIBCXX_3.4.30);
+// the GCC 4.3 one (GLIBCXX_3.4.11) is still there, and is GCC 8's.
+#ifdef __cplusplus
+__asm__(".symver _ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE,"
+        "_ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE@GLIBCXX_3.4.11");
+#endif
+
 #define stat(path, buf) pidwatch_stat(path, buf)
 #define lstat(path, buf) pidwatch_lstat(path, buf)
 #define fstat(fd, buf) pidwatch_fstat(fd, buf)
