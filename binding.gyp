@@ -35,6 +35,9 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      # Never unloaded: the reaper and spawner threads may outlive the last environment
+      # that loaded the addon (Node unloads an addon that only terminated workers used).
+      "ldflags": ["-Wl,-z,nodelete"],
       "conditions": [
         ["pidwatch_dev==1", {
           "cflags": ["-Werror"],

@@ -79,6 +79,19 @@ describe('a worker that ends with its child still running', () => {
   });
 });
 
+describe('workers that alone loaded pidwatch', () => {
+  it('are terminated with children running, and Node does not crash', async () => {
+    const result = await runNode([fixture('worker-only.mjs')]);
+    const pids = result.stdout.trim().split(' ').map(Number);
+    try {
+      expect(result).toMatchObject({ code: 0, signal: null, stderr: '' });
+      expect(pids.length).toBe(5);
+    } finally {
+      await killOrphans(pids.filter((pid) => pid > 0));
+    }
+  });
+});
+
 describe('process exit with children running', () => {
   it('process.exit() neither crashes nor aborts, and keeps its exit code', async () => {
     const result = await runNode([fixture('exit-with-children.mjs')]);
