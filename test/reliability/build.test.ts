@@ -102,29 +102,35 @@ describe.skipIf(testMode !== 'pidfd')('the source build', () => {
     }
   }, 120_000);
 
-  it('the user build leaves out -Werror and the test launcher; the development build has both', () => {
-    const makefiles = (variables: string[]) => {
-      const dir = mkdtempSync(join(work, 'gyp-'));
-      for (const name of ['binding.gyp', 'native', 'node_modules'])
-        symlinkSync(join(root, name), join(dir, name));
-      const result = runNodeGyp(['configure', '--loglevel=error', ...variables], {
-        cwd: dir,
-        stdio: 'pipe',
-      });
-      expect(result.status, String(result.stderr)).toBe(0);
-      const build = join(dir, 'build');
-      return {
-        addon: readFileSync(join(build, 'pidwatch.target.mk'), 'utf8'),
-        launcher: existsSync(join(build, 'seccomp-launch.target.mk')),
+  // node-gyp configures against the running Node's headers: in CI's second pass (Node
+  // 24) they are not installed, and the makefiles do not depend on the Node version.
+  it.skipIf(process.env.PIDWATCH_SECOND_PASS === '1')(
+    'the user build leaves out -Werror and the test launcher; the development build has both',
+    () => {
+      const makefiles = (variables: string[]) => {
+        const dir = mkdtempSync(join(work, 'gyp-'));
+        for (const name of ['binding.gyp', 'native', 'node_modules'])
+          symlinkSync(join(root, name), join(dir, name));
+        const result = runNodeGyp(['configure', '--loglevel=error', ...variables], {
+          cwd: dir,
+          stdio: 'pipe',
+        });
+        expect(result.status, String(result.stderr)).toBe(0);
+        const build = join(dir, 'build');
+        return {
+          addon: readFileSync(join(build, 'pidwatch.target.mk'), 'utf8'),
+          launcher: existsSync(join(build, 'seccomp-launch.target.mk')),
+        };
       };
-    };
-    const user = makefiles([]);
-    expect(user.addon).not.toMatch(/-Werror/);
-    expect(user.launcher).toBe(false);
-    const dev = makefiles(['--pidwatch_dev=1']);
-    expect(dev.addon).toMatch(/-Werror/);
-    expect(dev.launcher).toBe(true);
-  }, 60_000);
+      const user = makefiles([]);
+      expect(user.addon).not.toMatch(/-Werror/);
+      expect(user.launcher).toBe(false);
+      const dev = makefiles(['--pidwatch_dev=1']);
+      expect(dev.addon).toMatch(/-Werror/);
+      expect(dev.launcher).toBe(true);
+    },
+    60_000,
+  );
 
   it.skipIf(!hasTool('musl-gcc'))(
     'compiles its C parts against musl headers (musl-gcc)',
