@@ -168,8 +168,11 @@ export interface NativeBinding {
       all: boolean,
     ]
   ): NativeSyncResult;
-  /** A blocking kernel pipe, both ends close-on-exec: [read end, write end]. */
-  pipe(): [number, number];
+  /**
+   * A blocking kernel pipe, both ends close-on-exec: [read end, write end]; with
+   * `size`, its buffer grown to that many bytes where the kernel allows.
+   */
+  pipe(size?: number): [number, number];
 }
 
 /**
