@@ -428,6 +428,22 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   if (t->pending == 0) FinishTeardown(t);
 }
 
+// environMatches(joined) -> whether the environment holds exactly these
+// NUL-ended strings now (see environ.h); environUnchanged() -> whether it still
+// holds what the last match found.
+Napi::Value EnvironMatches(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString())
+    return ThrowTypeError(info.Env(), "pidwatch native environMatches: bad arguments");
+  AddonData* data = info.Env().GetInstanceData<AddonData>();
+  return Napi::Boolean::New(info.Env(),
+                            data->env_watch.Matches(info[0].As<Napi::String>().Utf8Value()));
+}
+
+Napi::Value EnvironUnchanged(const Napi::CallbackInfo& info) {
+  AddonData* data = info.Env().GetInstanceData<AddonData>();
+  return Napi::Boolean::New(info.Env(), data->env_watch.Unchanged());
+}
+
 // onExits(handler): handler(count) receives each batch of exits (exitRows).
 Napi::Value OnExits(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsFunction())
@@ -455,6 +471,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New<GetCapabilities>(env, "capabilities"));
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
   exports.Set("spawnAsync", Napi::Function::New<SpawnAsync>(env, "spawnAsync"));
+  exports.Set("environMatches", Napi::Function::New<EnvironMatches>(env, "environMatches"));
+  exports.Set("environUnchanged", Napi::Function::New<EnvironUnchanged>(env, "environUnchanged"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));
   exports.Set("zombieStatus", Napi::Function::New<ZombieStatus>(env, "zombieStatus"));
   exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "environ.h"
 #include "exits.h"
 #include "spawner.h"
 #include "sys.h"
@@ -74,6 +75,7 @@ struct AddonData {
   ExitQueue exits;
   SigchldWatcher sigchld;
   Spawner spawner;
+  EnvironWatch env_watch;  // for the copy of process.env that JS keeps
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.
   ProcessHandle* live = nullptr;

@@ -95,6 +95,7 @@ struct ChildArgs {
   uid_t uid;
   gid_t gid;
   bool pdeathsig;
+  bool normal_policy;
   bool handlers_cleared;  // clone3 reset every handled signal (CLONE_CLEAR_SIGHAND)
   pid_t parent_pid;
   int err_fd;  // where the clone copies memory: the pipe to report err/step on, else -1
@@ -208,6 +209,13 @@ void reset_signals(bool handlers_cleared) {
 
 int child_main(void* arg) {
   ChildArgs* a = static_cast<ChildArgs*>(arg);
+  // The policy the caller's thread has (see spawner.cc); before a setuid, which
+  // would take the right to change it. It cannot fail: SCHED_BATCH to
+  // SCHED_OTHER at the same nice value needs no privilege.
+  if (a->normal_policy) {
+    struct sched_param param = {};
+    syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param);
+  }
   // Nothing may open, close or dup an fd before this: the table is the parent's.
   if (!unshare_fds(a)) child_fail(a, kStepUnshare);
 
@@ -470,6 +478,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.uid = req.uid;
   args.gid = req.gid;
   args.pdeathsig = req.pdeathsig;
+  args.normal_policy = req.normal_policy;
   args.handlers_cleared = false;
   args.parent_pid = getpid();
   args.err_fd = -1;

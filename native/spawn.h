@@ -47,6 +47,9 @@ struct SpawnRequest {
   uid_t uid = 0;
   gid_t gid = 0;
   bool pdeathsig = false;
+  // The creating thread runs SCHED_BATCH where the caller's ran SCHED_OTHER (the
+  // spawner thread): the child goes back to SCHED_OTHER first thing.
+  bool normal_policy = false;
 };
 
 struct SpawnResult {

@@ -122,6 +122,13 @@ export interface NativeBinding {
    * Rejects as `spawn` throws; undefined when the environment is shutting down.
    */
   spawnAsync(...args: Parameters<NativeBinding['spawn']>): Promise<NativeTreeProcess | undefined>;
+  /**
+   * Whether the process environment holds exactly these strings now (`joinNul`ed,
+   * in order); if so it is remembered for `environUnchanged`.
+   */
+  environMatches(joined: string): boolean;
+  /** Whether the environment still holds, byte for byte, what `environMatches` last found. */
+  environUnchanged(): boolean;
   watch(pid: number, id: number): NativeProcess;
   /**
    * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
@@ -161,8 +168,11 @@ export interface NativeBinding {
       all: boolean,
     ]
   ): NativeSyncResult;
-  /** A blocking kernel pipe, both ends close-on-exec: [read end, write end]. */
-  pipe(): [number, number];
+  /**
+   * A blocking kernel pipe, both ends close-on-exec: [read end, write end]; with
+   * `size`, its buffer grown to that many bytes where the kernel allows.
+   */
+  pipe(size?: number): [number, number];
 }
 
 /**

@@ -1,8 +1,10 @@
 // Validation and normalisation of spawn options, before anything is created.
 
 import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import { invalidType, invalidValue } from './errors.js';
-import { joinNul, type NativeSpawnRequest, SpawnFlag } from './native.js';
+import { joinNul, type NativeSpawnRequest, native, SpawnFlag } from './native.js';
 import { checkShell, shellArgs } from './shell.js';
 import { toSignalNumber } from './signals.js';
 import { stdioCodes } from './stdio.js';
@@ -12,7 +14,8 @@ export interface NormalizedSpawn {
   file: string;
   args: string[];
   argv: string[];
-  env: string[];
+  /** The child's environment, `joinNul`ed. */
+  env: string;
   path: string | null;
   cwd: string | null;
   stdio: Int32Array;
@@ -61,13 +64,19 @@ function checkCwd(cwd: unknown): string | null {
   return checkString(cwd, 'options.cwd');
 }
 
+/** An environment for the child: its `joinNul`ed strings, and the PATH to search. */
+interface ChildEnv {
+  env: string;
+  path: string | null;
+}
+
 /**
  * The environment as it is now, taken through process.env: Node reads the real
  * environment under its own lock, so a Worker sharing it (SHARE_ENV) that calls
  * setenv meanwhile cannot free the array under the child, as it could if the
  * child were handed the live `environ`.
  */
-function snapshotEnv(): { env: string[]; path: string | null } {
+function snapshotEnv(): ChildEnv {
   const pairs: string[] = [];
   let path: string | null = null;
   const live = process.env;
@@ -77,11 +86,40 @@ function snapshotEnv(): { env: string[]; path: string | null } {
     if (key === 'PATH') path = value;
     pairs.push(`${key}=${value}`);
   }
-  return { env: pairs, path };
+  return { env: joinNul(pairs), path };
 }
 
-function checkEnv(env: unknown): { env: string[]; path: string | null } {
-  if (env === undefined || env === null) return snapshotEnv();
+/**
+ * The main thread's process.env is the process environment itself (a Worker's is
+ * its own copy unless shared); not once the program has put an object of its own
+ * there (a plain object, a Proxy), before or after this module was loaded.
+ */
+const processEnv =
+  isMainThread &&
+  !types.isProxy(process.env) &&
+  Object.getPrototypeOf(process.env) !== Object.prototype
+    ? process.env
+    : null;
+
+/** The last snapshot, while the environment is known to hold exactly its bytes. */
+let lastSnapshot: ChildEnv | null = null;
+
+/**
+ * The parent's environment for a child. Reading process.env costs a lock and a
+ * string per variable; the copy is kept while the native side finds the process
+ * environment byte for byte what the copy holds (a change by any thread, by
+ * setenv or otherwise, is seen at the next spawn).
+ */
+function parentEnv(): ChildEnv {
+  if (processEnv === null || process.env !== processEnv) return snapshotEnv();
+  if (lastSnapshot !== null && native.environUnchanged()) return lastSnapshot;
+  const fresh = snapshotEnv();
+  lastSnapshot = native.environMatches(fresh.env) ? fresh : null;
+  return fresh;
+}
+
+function checkEnv(env: unknown): ChildEnv {
+  if (env === undefined || env === null) return parentEnv();
   if (typeof env !== 'object') throw invalidType('options.env', 'of type object', env);
   const pairs: string[] = [];
   let path: string | null = null;
@@ -96,7 +134,7 @@ function checkEnv(env: unknown): { env: string[]; path: string | null } {
     if (key === 'PATH') path = text;
     pairs.push(`${key}=${text}`);
   }
-  return { env: pairs, path };
+  return { env: joinNul(pairs), path };
 }
 
 export function checkSignalOption(signal: unknown): AbortSignal | undefined {
@@ -167,5 +205,5 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
 
 /** The request as native spawn and spawnSync take it. */
 export function nativeRequest(r: NormalizedSpawn): NativeSpawnRequest {
-  return [r.file, joinNul(r.argv), joinNul(r.env), r.path, r.cwd, r.stdio, r.flags, r.uid, r.gid];
+  return [r.file, joinNul(r.argv), r.env, r.path, r.cwd, r.stdio, r.flags, r.uid, r.gid];
 }

@@ -13,6 +13,7 @@ import {
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SpawnError, spawn } from '../src/index.js';
 import { isSigchldMode } from './helpers/mode.js';
@@ -343,6 +344,45 @@ describe('what runs', () => {
       expect(stdout).toBe('seen\n');
     } finally {
       delete process.env.PIDWATCH_TEST_DEFAULT_ENV;
+    }
+  });
+
+  it('passes each change to the environment, made by this thread or another', async () => {
+    // pidwatch keeps its copy of process.env while the environment is unchanged
+    const printed = async () =>
+      (await run('/usr/bin/env')).stdout
+        .split('\n')
+        .filter((line) => line.startsWith('PW_ENV_'))
+        .sort()
+        .join(' ');
+    const setInWorker = (source: string) =>
+      new Promise((resolve, reject) => {
+        new Worker(source, { eval: true, env: SHARE_ENV })
+          .once('exit', resolve)
+          .once('error', reject);
+      });
+    const saved = process.env;
+    try {
+      expect(await printed()).toBe('');
+      expect(await printed()).toBe('');
+      process.env.PW_ENV_A = 'one';
+      expect(await printed()).toBe('PW_ENV_A=one');
+      process.env.PW_ENV_A = 'two';
+      expect(await printed()).toBe('PW_ENV_A=two');
+      await setInWorker("process.env.PW_ENV_B = 'worker'");
+      expect(await printed()).toBe('PW_ENV_A=two PW_ENV_B=worker');
+      await setInWorker("process.env.PW_ENV_B = 'again'");
+      expect(await printed()).toBe('PW_ENV_A=two PW_ENV_B=again');
+      delete process.env.PW_ENV_A;
+      expect(await printed()).toBe('PW_ENV_B=again');
+      process.env = { ...saved, PW_ENV_A: 'own object' };
+      expect(await printed()).toBe('PW_ENV_A=own object PW_ENV_B=again');
+      process.env = saved;
+      expect(await printed()).toBe('PW_ENV_B=again');
+    } finally {
+      process.env = saved;
+      delete process.env.PW_ENV_A;
+      delete process.env.PW_ENV_B;
     }
   });
 
