@@ -92,7 +92,7 @@ class Launch {
     readonly raw: Int32Array | null,
   ) {
     this.fds = new Int32Array(request.stdio.length);
-    this.leaf = request.tree ? acquireLeaf() : null;
+    this.leaf = request.tree ? acquireLeaf((request.flags & SpawnFlag.pdeathsig) !== 0) : null;
     const flags =
       request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
     this.args = [

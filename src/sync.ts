@@ -49,7 +49,7 @@ function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boo
     );
   const request = normalizeSpawn(file, args, spawnOptions);
   // tree: true: a cgroup leaf of its own, else the process group it leads.
-  const leaf = request.tree ? acquireLeaf() : null;
+  const leaf = request.tree ? acquireLeaf((request.flags & SpawnFlag.pdeathsig) !== 0) : null;
   const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
   // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of a
   // cgroup tree (its leaf is known before the spawn; a process group's id is not,

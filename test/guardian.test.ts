@@ -55,6 +55,7 @@ async function until(condition: () => boolean, ms: number): Promise<boolean> {
 
 interface Started {
   pid: number;
+  reused?: boolean;
   guardian: number;
   pids: number[];
   cgroups: string[];
@@ -66,7 +67,7 @@ const parents: Started[] = [];
 /** Starts the parent with `trees` trees and waits for its report. */
 async function startParent(
   trees: number,
-  kind: 'setsid' | 'group',
+  kind: 'setsid' | 'group' | 'reuse',
   env: NodeJS.ProcessEnv,
   then?: 'exit',
 ): Promise<Started> {
@@ -89,7 +90,7 @@ async function startParent(
     });
     child.once('exit', () => reject(new Error(`the parent exited before reporting: ${text}`)));
   });
-  const report = JSON.parse(line) as { pids: number[]; cgroups: string[] };
+  const report = JSON.parse(line) as { pids: number[]; cgroups: string[]; reused?: boolean };
   const started: Started = { pid: child.pid!, guardian: 0, ...report, exited };
   parents.push(started);
   if (!then) {
@@ -194,5 +195,17 @@ describe.runIf(runs)('guardian', () => {
     expect((await parent.exited).code).toBe(0);
     expect(await until(() => living(parent.pids).length === 0, 5000)).toBe(true);
     expect(await until(() => parent.cgroups.every((dir) => !existsSync(dir)), 5000)).toBe(true);
+  });
+
+  it('a tree without killOnParentExit, in a pooled leaf a guarded tree held before, outlives a SIGKILLed parent', async () => {
+    const parent = await startParent(1, 'reuse', {});
+    expect(parent.reused).toBe(true);
+    expect(parent.guardian).toBeGreaterThan(0);
+    process.kill(parent.pid, 'SIGKILL');
+    // The guardian has done its work once it has exited.
+    expect(await until(() => living([parent.guardian]).length === 0, 5000)).toBe(true);
+    expect(living(parent.pids)).toEqual(parent.pids);
+    for (const pid of parent.pids) process.kill(pid, 'SIGKILL');
+    expect(await until(() => living(parent.pids).length === 0, 5000)).toBe(true);
   });
 });
