@@ -17,6 +17,7 @@
       "target_name": "pidwatch",
       "sources": [
         "native/addon.cc",
+        "native/environ.cc",
         "native/exits.cc",
         "native/sys.cc",
         "native/spawn.cc",

@@ -95,6 +95,7 @@ struct ChildArgs {
   uid_t uid;
   gid_t gid;
   bool pdeathsig;
+  bool normal_policy;
   bool handlers_cleared;  // clone3 reset every handled signal (CLONE_CLEAR_SIGHAND)
   pid_t parent_pid;
   int err_fd;  // where the clone copies memory: the pipe to report err/step on, else -1
@@ -208,6 +209,13 @@ void reset_signals(bool handlers_cleared) {
 
 int child_main(void* arg) {
   ChildArgs* a = static_cast<ChildArgs*>(arg);
+  // The policy the caller's thread has (see spawner.cc); before a setuid, which
+  // would take the right to change it. It cannot fail: SCHED_BATCH to
+  // SCHED_OTHER at the same nice value needs no privilege.
+  if (a->normal_policy) {
+    struct sched_param param = {};
+    syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param);
+  }
   // Nothing may open, close or dup an fd before this: the table is the parent's.
   if (!unshare_fds(a)) child_fail(a, kStepUnshare);
 
@@ -421,6 +429,11 @@ void reap_now(pid_t pid, int pidfd) {
 }  // namespace
 
 void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
+  if (req.parent_env && !req.parent_env->Unchanged()) {
+    out->err = ESTALE;
+    out->syscall = "environ";
+    return;
+  }
   std::vector<std::string> paths = search_paths(req);
   if (searches_path(req) && !any_exists(paths, req)) {
     out->err = ENOENT;
@@ -435,7 +448,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     return;
   }
   std::vector<char*> argv = pointers(req.argv);
-  std::vector<char*> envp = pointers(req.env);
+  std::vector<char*> envp = req.parent_env ? std::vector<char*>() : pointers(req.env);
 
   std::vector<char*> path_ptrs = pointers(paths);
 
@@ -445,7 +458,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.path_index = -1;
   args.searching = searches_path(req);
   args.argv = argv.data();
-  args.envp = envp.data();
+  args.envp = req.parent_env ? req.parent_env->envp.data() : envp.data();
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());
@@ -470,6 +483,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.uid = req.uid;
   args.gid = req.gid;
   args.pdeathsig = req.pdeathsig;
+  args.normal_policy = req.normal_policy;
   args.handlers_cleared = false;
   args.parent_pid = getpid();
   args.err_fd = -1;

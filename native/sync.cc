@@ -347,11 +347,18 @@ Napi::Value SpawnSync(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// pipe() -> [readFd, writeFd]: a blocking kernel pipe, both ends close-on-exec.
+// pipe(size?) -> [readFd, writeFd]: a blocking kernel pipe, both ends close-on-exec.
+// With a size, the pipe's buffer is asked to grow to it (F_SETPIPE_SZ); where the
+// kernel refuses (past pipe-max-size, or an unprivileged user over
+// pipe-user-pages-soft) the pipe keeps its default size.
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ThrowErrno(env, errno, "pipe2", "");
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    int size = info[0].As<Napi::Number>().Int32Value();
+    if (size > 0) (void)fcntl(fds[1], F_SETPIPE_SZ, size);
+  }
   Napi::Array pair = Napi::Array::New(env, 2);
   pair.Set(0u, fds[0]);
   pair.Set(1u, fds[1]);

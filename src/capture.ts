@@ -156,15 +156,16 @@ export function spawnCaptured(
 }
 
 /** `spawnCaptured` with the clone and the wait for execve off the event loop (`spawnAsync`). */
-export async function spawnCapturedAsync(
+export function spawnCapturedAsync(
   file: string,
   args: readonly string[] | undefined,
   options: SpawnOptions,
   captureOptions: CaptureOptions = {},
 ): Promise<CapturedProcess> {
   const fds = new Int32Array(3);
-  const proc = await spawnRawAsync(file, args, options, fds);
-  return captureOutput(proc, fds, options, captureOptions);
+  return spawnRawAsync(file, args, options, fds).then((proc) =>
+    captureOutput(proc, fds, options, captureOptions),
+  );
 }
 
 function captureOutput(

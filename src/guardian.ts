@@ -15,6 +15,16 @@ export interface GuardedTree {
 
 /** Lines of the live registrations, counted (a pooled leaf may be reused). */
 const registered = new Map<string, number>();
+/**
+ * Leaves whose trees have ended but which the guardian still holds: a leaf goes back
+ * to a pool and most often serves the next guarded tree, so its `k` line and the next
+ * `K` line are saved (two writes and two wake-ups of the guardian per job). Killing
+ * an empty leaf at the parent's end does nothing; a leaf taken by a tree that is not
+ * to be killed is released first (`unguardLeaf`).
+ */
+const idle = new Set<string>();
+/** At most this many idle leaves stay registered: the oldest is released past it. */
+const IDLE_MAX = 32;
 let channel: Socket | null = null;
 let missingWarned = false;
 
@@ -52,6 +62,7 @@ function start(): Socket | null {
     if (channel === pipe) channel = null;
   });
   channel = pipe;
+  idle.clear();
   // A replacement learns what its predecessor was guarding.
   for (const line of registered.keys()) pipe.write(line);
   return pipe;
@@ -80,7 +91,7 @@ export function guardTree(pid: number, tree: GuardedTree): () => void {
   const line = add + body;
   const count = registered.get(line) ?? 0;
   registered.set(line, count + 1);
-  if (count === 0) send(line);
+  if (count === 0 && !idle.delete(line)) send(line);
   let released = false;
   return () => {
     if (released) return;
@@ -91,6 +102,22 @@ export function guardTree(pid: number, tree: GuardedTree): () => void {
       return;
     }
     registered.delete(line);
-    channel?.write(remove + body);
+    if (add === 'G' || channel === null) {
+      // A process group ID may soon name someone else's group: forgotten at once.
+      channel?.write(remove + body);
+      return;
+    }
+    idle.add(line);
+    if (idle.size > IDLE_MAX) {
+      const [oldest] = idle;
+      idle.delete(oldest);
+      channel.write(`k${oldest.slice(1)}`);
+    }
   };
+}
+
+/** A leaf about to hold a tree that must outlive this process: the guardian forgets it. */
+export function unguardLeaf(cgroup: string): void {
+  const line = `K ${cgroup}\n`;
+  if (idle.delete(line)) channel?.write(`k ${cgroup}\n`);
 }

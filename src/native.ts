@@ -122,6 +122,13 @@ export interface NativeBinding {
    * Rejects as `spawn` throws; undefined when the environment is shutting down.
    */
   spawnAsync(...args: Parameters<NativeBinding['spawn']>): Promise<NativeTreeProcess | undefined>;
+  /**
+   * Whether the process environment holds exactly these strings now (`joinNul`ed,
+   * in order). If so, a spawn request may name them with env null, until the next
+   * call: each such spawn checks right before its clone that the environment
+   * still holds them, else fails with syscall 'environ' (errno ESTALE).
+   */
+  environMatches(joined: string): boolean;
   watch(pid: number, id: number): NativeProcess;
   /**
    * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
@@ -161,18 +168,22 @@ export interface NativeBinding {
       all: boolean,
     ]
   ): NativeSyncResult;
-  /** A blocking kernel pipe, both ends close-on-exec: [read end, write end]. */
-  pipe(): [number, number];
+  /**
+   * A blocking kernel pipe, both ends close-on-exec: [read end, write end]; with
+   * `size`, its buffer grown to that many bytes where the kernel allows.
+   */
+  pipe(size?: number): [number, number];
 }
 
 /**
  * What spawn and spawnSync begin with: `argv` and `env` are their strings each
- * ended by a NUL, joined (`joinNul`).
+ * ended by a NUL, joined (`joinNul`); env null is the environment `environMatches`
+ * last matched, with its PATH (path is then not read).
  */
 export type NativeSpawnRequest = [
   file: string,
   argv: string,
-  env: string,
+  env: string | null,
   path: string | null,
   cwd: string | null,
   stdio: Int32Array,

@@ -1,8 +1,10 @@
 // Validation and normalisation of spawn options, before anything is created.
 
 import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import { invalidType, invalidValue } from './errors.js';
-import { joinNul, type NativeSpawnRequest, SpawnFlag } from './native.js';
+import { joinNul, type NativeError, type NativeSpawnRequest, native, SpawnFlag } from './native.js';
 import { checkShell, shellArgs } from './shell.js';
 import { toSignalNumber } from './signals.js';
 import { stdioCodes } from './stdio.js';
@@ -12,7 +14,8 @@ export interface NormalizedSpawn {
   file: string;
   args: string[];
   argv: string[];
-  env: string[];
+  /** The child's environment, `joinNul`ed; null: the parent's (see parentEnv). */
+  env: string | null;
   path: string | null;
   cwd: string | null;
   stdio: Int32Array;
@@ -62,12 +65,21 @@ function checkCwd(cwd: unknown): string | null {
 }
 
 /**
+ * An environment for the child: its `joinNul`ed strings, and the PATH to search;
+ * `env` null names the parent's, as the native side holds it (see parentEnv).
+ */
+interface ChildEnv {
+  env: string | null;
+  path: string | null;
+}
+
+/**
  * The environment as it is now, taken through process.env: Node reads the real
  * environment under its own lock, so a Worker sharing it (SHARE_ENV) that calls
  * setenv meanwhile cannot free the array under the child, as it could if the
  * child were handed the live `environ`.
  */
-function snapshotEnv(): { env: string[]; path: string | null } {
+function snapshotEnv(): ChildEnv & { env: string } {
   const pairs: string[] = [];
   let path: string | null = null;
   const live = process.env;
@@ -77,11 +89,74 @@ function snapshotEnv(): { env: string[]; path: string | null } {
     if (key === 'PATH') path = value;
     pairs.push(`${key}=${value}`);
   }
-  return { env: pairs, path };
+  return { env: joinNul(pairs), path };
 }
 
-function checkEnv(env: unknown): { env: string[]; path: string | null } {
-  if (env === undefined || env === null) return snapshotEnv();
+/**
+ * The main thread's process.env is the process environment itself (a Worker's is
+ * its own copy unless shared); not once the program has put an object of its own
+ * there (a plain object, a Proxy), before or after this module was loaded.
+ */
+const processEnv =
+  isMainThread &&
+  !types.isProxy(process.env) &&
+  Object.getPrototypeOf(process.env) !== Object.prototype
+    ? process.env
+    : null;
+
+const HELD_ENV: ChildEnv = { env: null, path: null };
+
+/** Whether the native side holds a copy the environment was found to hold exactly. */
+let envHeld = false;
+
+/** Reads process.env and hands the copy to the native side if environ holds exactly it. */
+function freshEnv(): ChildEnv & { env: string } {
+  const fresh = snapshotEnv();
+  envHeld = processEnv !== null && process.env === processEnv && native.environMatches(fresh.env);
+  return fresh;
+}
+
+/**
+ * The parent's environment for a child. Reading process.env costs a lock and a
+ * string per variable, so it is read once and its copy handed to the native side,
+ * which checks right before each clone (on the thread that clones) that environ
+ * still holds exactly those bytes: a change by any thread, through process.env or
+ * setenv, fails that spawn with a stale environment, and `retryWithFreshEnv` runs
+ * it again with process.env read afresh.
+ */
+function parentEnv(): ChildEnv {
+  if (processEnv === null || process.env !== processEnv) return snapshotEnv();
+  return envHeld ? HELD_ENV : freshEnv();
+}
+
+/**
+ * For a spawn that failed: the request again with process.env read afresh, when
+ * it failed because the held copy was stale; else null.
+ */
+export function retryWithFreshEnv(
+  request: NormalizedSpawn,
+  error: unknown,
+): NormalizedSpawn | null {
+  if (request.env !== null || (error as NativeError | null)?.syscall !== 'environ') return null;
+  return { ...request, ...freshEnv() };
+}
+
+/** Runs a synchronous native spawn, and again as `retryWithFreshEnv` says. */
+export function spawnWithFreshEnv<T>(
+  request: NormalizedSpawn,
+  spawn: (request: NormalizedSpawn) => T,
+): T {
+  try {
+    return spawn(request);
+  } catch (error) {
+    const retry = retryWithFreshEnv(request, error);
+    if (retry === null) throw error;
+    return spawn(retry);
+  }
+}
+
+function checkEnv(env: unknown): ChildEnv {
+  if (env === undefined || env === null) return parentEnv();
   if (typeof env !== 'object') throw invalidType('options.env', 'of type object', env);
   const pairs: string[] = [];
   let path: string | null = null;
@@ -96,7 +171,7 @@ function checkEnv(env: unknown): { env: string[]; path: string | null } {
     if (key === 'PATH') path = text;
     pairs.push(`${key}=${text}`);
   }
-  return { env: pairs, path };
+  return { env: joinNul(pairs), path };
 }
 
 export function checkSignalOption(signal: unknown): AbortSignal | undefined {
@@ -167,5 +242,5 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
 
 /** The request as native spawn and spawnSync take it. */
 export function nativeRequest(r: NormalizedSpawn): NativeSpawnRequest {
-  return [r.file, joinNul(r.argv), joinNul(r.env), r.path, r.cwd, r.stdio, r.flags, r.uid, r.gid];
+  return [r.file, joinNul(r.argv), r.env, r.path, r.cwd, r.stdio, r.flags, r.uid, r.gid];
 }

@@ -131,6 +131,15 @@ export function pipeline(
 }
 
 /**
+ * The buffer asked for each pipe between two stages. The kernel's default (64 KiB)
+ * is half of what coreutils' cat or sort write at once, so every write would wait
+ * for the reader: 256 KiB lets a stage run a whole write ahead, which cuts the
+ * context switches per byte several times. The pages are taken only as data is
+ * written; where the kernel refuses the size, the pipe keeps its default.
+ */
+const INNER_PIPE_BYTES = 256 * 1024;
+
+/**
  * Spawns the checked stages. With `raw`, the first stage's stdin and the last
  * stage's stdout, where piped, are not wrapped in streams but written to raw[0]
  * and raw[1], for a Capture.
@@ -147,7 +156,7 @@ function startPipeline(stages: Stage[], options: SpawnOptions, raw?: Int32Array)
       const stdio = stdioArray(own?.stdio ?? options.stdio);
       if (i > 0) stdio[0] = upstream;
       if (i < stages.length - 1) {
-        pipe = native.pipe();
+        pipe = native.pipe(INNER_PIPE_BYTES);
         stdio[1] = pipe[1];
       }
       const request = { ...stageOptions, stdio };

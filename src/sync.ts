@@ -1,8 +1,9 @@
 // execSync / spawnSync: a child run to its end on the calling thread, natively
 // (native/sync.cc), without running the event loop.
 import { ExitError, invalidValue, toSpawnError } from './errors.js';
+import { guardTree } from './guardian.js';
 import { type NativeLeaf, native, SpawnFlag } from './native.js';
-import { nativeRequest, normalizeSpawn } from './options.js';
+import { nativeRequest, normalizeSpawn, spawnWithFreshEnv } from './options.js';
 import { hasFailed, splitExecOptions, toOutput } from './output.js';
 import { commandText } from './shell.js';
 import { signalName } from './signals.js';
@@ -48,21 +49,31 @@ function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boo
     );
   const request = normalizeSpawn(file, args, spawnOptions);
   // tree: true: a cgroup leaf of its own, else the process group it leads.
-  const leaf = request.tree ? acquireLeaf() : null;
+  const leaf = request.tree ? acquireLeaf((request.flags & SpawnFlag.pdeathsig) !== 0) : null;
   const flags = request.tree && !leaf ? request.flags | SpawnFlag.processGroup : request.flags;
+  // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of a
+  // cgroup tree (its leaf is known before the spawn; a process group's id is not,
+  // and no JS runs until the child has exited).
+  const unguard =
+    leaf && flags & SpawnFlag.pdeathsig
+      ? guardTree(0, { mechanism: 'cgroup', cgroup: leaf.path })
+      : () => {};
   let result: ReturnType<typeof native.spawnSync>;
   try {
-    result = native.spawnSync(
-      ...nativeRequest({ ...request, flags }),
-      leaf,
-      settings.input ?? null,
-      request.timeout,
-      request.killSignal,
-      request.forceKillAfter === false ? -1 : request.forceKillAfter,
-      settings.maxBuffer,
-      settings.all,
+    result = spawnWithFreshEnv(request, (attempt) =>
+      native.spawnSync(
+        ...nativeRequest({ ...attempt, flags }),
+        leaf,
+        settings.input ?? null,
+        request.timeout,
+        request.killSignal,
+        request.forceKillAfter === false ? -1 : request.forceKillAfter,
+        settings.maxBuffer,
+        settings.all,
+      ),
     );
   } catch (error) {
+    unguard();
     leaf?.release();
     throw toSpawnError(error, request);
   }
@@ -77,6 +88,7 @@ function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boo
     resourceUsage: result.usage ? resourceUsageAt(result.usage, 0) : null,
     tree: request.tree ? treeStatus(leaf, result.leftovers) : null,
   };
+  unguard();
   const output = toOutput(
     status,
     {

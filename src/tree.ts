@@ -1,6 +1,7 @@
 // Process trees (`tree: true`): the ProcessTree a Subprocess owns beside its
 // pidfd. 'cgroup': the child starts in a cgroup v2 leaf of its own (native
 // tree.cc, cgroup.cc); 'pgroup': the child leads a new process group.
+import { unguardLeaf } from './guardian.js';
 import { type NativeLeaf, type NativeTreeProcess, native } from './native.js';
 import { toSignalNumber } from './signals.js';
 import type { ProcessTree, TreeStatus } from './types.js';
@@ -17,13 +18,17 @@ export interface OwnedTree extends ProcessTree {
 /**
  * The cgroup leaf for a new tree, or null when the tree is to be a process group:
  * no writable cgroup v2 directory, or `PIDWATCH_CGROUP=0` (read at each spawn).
+ * `guarded`: the tree dies with this process (the guardian registers it).
  */
-export function acquireLeaf(): NativeLeaf | null {
+export function acquireLeaf(guarded = false): NativeLeaf | null {
   if (process.env.PIDWATCH_CGROUP === '0' || cgroupDirs() === null) return null;
   const leaf = native.treeLeaf();
   // No leaf could be made (cgroup.max.descendants, a directory turned read-only):
   // this tree falls back to a process group.
-  return typeof leaf === 'object' ? leaf : null;
+  if (typeof leaf !== 'object') return null;
+  // A pooled leaf may still be registered from a guarded tree before.
+  if (!guarded) unguardLeaf(leaf.path);
+  return leaf;
 }
 
 /**

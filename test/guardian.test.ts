@@ -1,14 +1,18 @@
 // The guardian: trees started with killOnParentExit die with their parent, even
 // when the parent is SIGKILLed, and no cgroup directory is left behind.
 import { spawn as spawnChild } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testMode } from './helpers/mode.js';
 import { distEntry } from './helpers/proc.js';
 
 const parentScript = fileURLToPath(new URL('./fixtures/queue/guarded-parent.mjs', import.meta.url));
+const syncParentScript = fileURLToPath(
+  new URL('./fixtures/queue/guarded-sync-parent.mjs', import.meta.url),
+);
 const runs = testMode === 'pidfd' || testMode === 'sigchld';
 
 /** Live (not zombie) processes among `pids`. */
@@ -51,6 +55,7 @@ async function until(condition: () => boolean, ms: number): Promise<boolean> {
 
 interface Started {
   pid: number;
+  reused?: boolean;
   guardian: number;
   pids: number[];
   cgroups: string[];
@@ -62,7 +67,7 @@ const parents: Started[] = [];
 /** Starts the parent with `trees` trees and waits for its report. */
 async function startParent(
   trees: number,
-  kind: 'setsid' | 'group',
+  kind: 'setsid' | 'group' | 'reuse',
   env: NodeJS.ProcessEnv,
   then?: 'exit',
 ): Promise<Started> {
@@ -85,7 +90,7 @@ async function startParent(
     });
     child.once('exit', () => reject(new Error(`the parent exited before reporting: ${text}`)));
   });
-  const report = JSON.parse(line) as { pids: number[]; cgroups: string[] };
+  const report = JSON.parse(line) as { pids: number[]; cgroups: string[]; reused?: boolean };
   const started: Started = { pid: child.pid!, guardian: 0, ...report, exited };
   parents.push(started);
   if (!then) {
@@ -145,10 +150,62 @@ describe.runIf(runs)('guardian', () => {
     expect(await until(() => living(parent.pids).length === 0, 5000)).toBe(true);
   });
 
+  it('a tree run by execSync dies with its SIGKILLed parent, leaving no cgroup', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pidwatch-guard-'));
+    const file = join(dir, 'pids');
+    const child = spawnChild(process.execPath, [syncParentScript, distEntry, file], {
+      stdio: 'inherit',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_code, signal) => resolve(signal)),
+    );
+    const pidsWritten = () => existsSync(file) && readFileSync(file, 'utf8').split('\n').length > 2;
+    const started: Started = {
+      pid: child.pid!,
+      guardian: 0,
+      pids: [],
+      cgroups: [],
+      exited: exited.then((signal) => ({ code: null, signal })),
+    };
+    parents.push(started);
+    try {
+      expect(await until(pidsWritten, 10_000)).toBe(true);
+      started.pids = readFileSync(file, 'utf8').trim().split('\n').map(Number);
+      const [orphan] = started.pids;
+      const cgroupLine = readFileSync(`/proc/${orphan}/cgroup`, 'utf8')
+        .split('\n')
+        .find((line) => line.startsWith('0::'));
+      const mount = existsSync('/sys/fs/cgroup/unified/cgroup.procs')
+        ? '/sys/fs/cgroup/unified'
+        : '/sys/fs/cgroup';
+      const leafDir = cgroupLine && cgroupLine !== '0::/' ? mount + cgroupLine.slice(3) : null;
+      if (leafDir) started.cgroups.push(leafDir);
+      process.kill(child.pid!, 'SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      // The leader goes by PR_SET_PDEATHSIG; the orphan only by the guardian.
+      expect(await until(() => living(started.pids).length === 0, 5000)).toBe(true);
+      if (leafDir) expect(await until(() => !existsSync(leafDir), 5000)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a parent that exits normally takes its trees and its guardian with it', async () => {
     const parent = await startParent(2, 'setsid', {}, 'exit');
     expect((await parent.exited).code).toBe(0);
     expect(await until(() => living(parent.pids).length === 0, 5000)).toBe(true);
     expect(await until(() => parent.cgroups.every((dir) => !existsSync(dir)), 5000)).toBe(true);
+  });
+
+  it('a tree without killOnParentExit, in a pooled leaf a guarded tree held before, outlives a SIGKILLed parent', async () => {
+    const parent = await startParent(1, 'reuse', {});
+    expect(parent.reused).toBe(true);
+    expect(parent.guardian).toBeGreaterThan(0);
+    process.kill(parent.pid, 'SIGKILL');
+    // The guardian has done its work once it has exited.
+    expect(await until(() => living([parent.guardian]).length === 0, 5000)).toBe(true);
+    expect(living(parent.pids)).toEqual(parent.pids);
+    for (const pid of parent.pids) process.kill(pid, 'SIGKILL');
+    expect(await until(() => living(parent.pids).length === 0, 5000)).toBe(true);
   });
 });

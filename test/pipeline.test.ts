@@ -77,6 +77,25 @@ describe('pipeline()', () => {
     await waitFor(() => openFds().every((fd) => before.has(fd)), 'the fds to close');
   });
 
+  it('lets a stage write 256 KiB ahead of a stage that does not read yet', async () => {
+    // A kernel pipe's default buffer is 64 KiB: head would wait for sleep forever.
+    const p = tracked(
+      pipeline(
+        [
+          ['head', '-c', String(200 * 1024), '/dev/zero'],
+          ['sleep', '30'],
+        ],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      ),
+    );
+    expect(await p.procs[0].exited).toMatchObject({ code: 0, signal: null });
+    p.procs[1].kill('SIGKILL');
+    const statuses = await p.exited;
+    expect(statuses[1]).toMatchObject({ code: null, signal: 'SIGKILL' });
+  });
+
   it('shows a failing middle stage in the statuses', async () => {
     const p = tracked(
       pipeline([['printf', 'x\\n'], ['sh', '-c', 'cat; exit 3'], ['cat']], {

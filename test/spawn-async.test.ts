@@ -1,4 +1,6 @@
 // spawnAsync: spawn with the clone and the wait for execve off the event loop.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SpawnError, spawn, spawnAsync } from '../src/index.js';
 import {
@@ -12,6 +14,7 @@ import {
 } from './helpers/proc.js';
 
 const track = trackChildren();
+const distIndex = new URL('../dist/index.js', import.meta.url).href;
 
 async function text(stream: NodeJS.ReadableStream | null): Promise<string> {
   let out = '';
@@ -105,6 +108,34 @@ describe('spawnAsync', () => {
     for (let i = 0; i < 20; i++) {
       const proc = track(await spawnAsync('/bin/true', [], { stdio: 'ignore' }));
       expect(await proc.exited).toMatchObject({ code: 0, signal: null });
+    }
+  });
+
+  it('starts the child with the scheduling policy of the calling thread', async () => {
+    // /proc/PID/stat field 41: 0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE
+    const policyIn = (stat: string) => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    const policyOf = (pid: number) => policyIn(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const proc = track(await spawnAsync('sleep', ['30'], { stdio: 'ignore' }));
+    expect(policyOf(proc.pid)).toBe(policyOf(process.pid));
+    proc.kill();
+    await proc.exited;
+    const script = `
+      const { spawnAsync } = await import(${JSON.stringify(distIndex)});
+      const proc = await spawnAsync('cat', ['/proc/self/stat'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      await proc.exited;`;
+    for (const [flag, policy] of [
+      ['--batch', 3],
+      ['--idle', 5],
+    ] as const) {
+      const stat = execFileSync('chrt', [
+        flag,
+        '0',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        script,
+      ]);
+      expect(policyIn(stat.toString())).toBe(policy);
     }
   });
 

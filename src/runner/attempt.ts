@@ -1,4 +1,4 @@
-import { spawnCaptured } from '../capture.js';
+import { spawnCapturedAsync } from '../capture.js';
 import { SpawnError } from '../errors.js';
 import type { Subprocess } from '../subprocess.js';
 import type { ExitStatus } from '../types.js';
@@ -16,11 +16,14 @@ export interface AttemptResult {
 }
 
 export interface Attempt {
-  /** The running process; null when it could not be spawned. */
-  proc: Subprocess | null;
+  /** The running process: null while it is being spawned, and when it could not be. */
+  readonly proc: Subprocess | null;
   done: Promise<AttemptResult>;
-  /** The process is being killed by the run: stop waiting for its output once it exits. */
-  stop(): void;
+  /**
+   * The run kills the process: `kill` gets it now, or once it is spawned; and its output
+   * is no longer waited for once it has exited.
+   */
+  stop(kill: (proc: Subprocess) => void): void;
 }
 
 /** The status of a job whose process never existed. */
@@ -38,34 +41,62 @@ export function notSpawned(): ExitStatus {
   };
 }
 
+/** The result of an attempt whose spawn failed with `error` (a SpawnError). */
+export function spawnFailed(error: unknown, startTime: number): AttemptResult {
+  // Any other error (a TypeError for a malformed job) is the caller's bug rather than the
+  // job's failure: it rejects the attempt.
+  if (!(error instanceof SpawnError)) throw error;
+  return { status: notSpawned(), stdout: EMPTY, stderr: EMPTY, startTime, error };
+}
+
 /**
- * Spawns one attempt of a job. A SpawnError becomes a result; any other throw (a TypeError
- * for a malformed job) propagates, since it is the caller's bug rather than the job's failure.
- * Output is collected by a Capture, and its wait is bounded by the job's timeout.
+ * An attempt whose process is spawned off the event loop: `proc` is null until the spawn
+ * completes, and a kill asked for before then happens as soon as it does.
+ */
+export class PendingAttempt implements Attempt {
+  proc: Subprocess | null = null;
+  done!: Promise<AttemptResult>;
+  #kill: ((proc: Subprocess) => void) | null = null;
+  #bound: (() => void) | null = null;
+  #stopped = false;
+
+  /** The process runs; `bound` ends the wait for its output at its exit. */
+  spawned(proc: Subprocess, bound: () => void): void {
+    this.proc = proc;
+    this.#bound = bound;
+    if (this.#kill !== null) this.stop(this.#kill);
+  }
+
+  stop(kill: (proc: Subprocess) => void): void {
+    if (this.proc === null) {
+      this.#kill = kill;
+      return;
+    }
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#kill = null;
+    this.#bound?.();
+    kill(this.proc);
+  }
+}
+
+/**
+ * Starts one attempt of a job, its spawn off the event loop (`spawnAsync`). A SpawnError
+ * becomes a result; a TypeError (a malformed job) rejects `done`. Output is collected by a
+ * Capture, and its wait is bounded by the job's timeout.
  */
 export function startAttempt(job: Job, settings: RunSettings): Attempt {
   const startTime = Date.now();
-  try {
-    const { proc, result, stop } = spawnCaptured(
-      job.file,
-      job.args ?? [],
-      attemptOptions(job, settings),
-      { discard: settings.output !== 'buffer' },
-    );
-    const done = result.then(({ status, stdout, stderr }) => ({
-      status,
-      stdout,
-      stderr,
-      startTime,
-    }));
-    return { proc, done, stop };
-  } catch (error) {
-    if (!(error instanceof SpawnError)) throw error;
-    const status = notSpawned();
-    return {
-      proc: null,
-      done: Promise.resolve({ status, stdout: EMPTY, stderr: EMPTY, startTime, error }),
-      stop: () => {},
-    };
-  }
+  const attempt = new PendingAttempt();
+  const discard = settings.output !== 'buffer';
+  attempt.done = spawnCapturedAsync(job.file, job.args ?? [], attemptOptions(job, settings), {
+    discard,
+  }).then(
+    ({ proc, result, stop }) => {
+      attempt.spawned(proc, stop);
+      return result.then(({ status, stdout, stderr }) => ({ status, stdout, stderr, startTime }));
+    },
+    (error) => spawnFailed(error, startTime),
+  );
+  return attempt;
 }

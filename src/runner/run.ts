@@ -156,16 +156,14 @@ class Run<T extends string | Buffer> {
 
   private attempt(slot: Slot): void {
     slot.attempts++;
-    try {
-      slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings);
-    } catch (error) {
-      this.running.delete(slot);
-      this.fail(error);
-      return;
-    }
+    // The spawn completes later (off the event loop): `attempt.proc` is null until then.
+    slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings);
     slot.attempt.done.then(
       (result) => this.attemptDone(slot, result),
-      (error) => this.fail(error),
+      (error) => {
+        this.running.delete(slot);
+        this.fail(error);
+      },
     );
   }
 
@@ -232,14 +230,13 @@ class Run<T extends string | Buffer> {
       for (const slot of this.running) {
         if (slot.killed) continue;
         slot.killed = true;
-        const proc = slot.attempt?.proc;
-        if (proc == null) continue;
-        slot.attempt!.stop();
         const own = slot.job.options ?? {};
-        terminate(
-          proc,
-          own.killSignal ?? this.settings.killSignal,
-          own.forceKillAfter ?? this.settings.forceKillAfter,
+        slot.attempt?.stop((proc) =>
+          terminate(
+            proc,
+            own.killSignal ?? this.settings.killSignal,
+            own.forceKillAfter ?? this.settings.forceKillAfter,
+          ),
         );
       }
     }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream';
 import { Observable } from 'rxjs';
 import { terminate } from '../runner/terminate.js';
-import { spawn } from '../spawn.js';
+import { spawnAsync } from '../spawn.js';
 import type { Subprocess } from '../subprocess.js';
 import type { ExitStatus, SpawnOptions } from '../types.js';
 
@@ -17,10 +17,11 @@ function ended(stream: Readable | null): Promise<void> {
 }
 
 /**
- * Cold: each subscription spawns its own process and emits `spawn`, its output chunks, and
- * `exit` once the process has exited and its piped output has ended, then completes. A piped
- * stdin is closed at once. Unsubscribing before the exit sends `killSignal` (SIGKILL after
- * `forceKillAfter`); pidwatch still reaps the process.
+ * Cold: each subscription spawns its own process (off the event loop, as `spawnAsync`) and
+ * emits `spawn`, its output chunks, and `exit` once the process has exited and its piped
+ * output has ended, then completes. A piped stdin is closed at once. Unsubscribing before
+ * the exit sends `killSignal` (SIGKILL after `forceKillAfter`), at once or as soon as the
+ * spawn completes; pidwatch still reaps the process.
  */
 export function spawn$(
   file: string,
@@ -28,36 +29,46 @@ export function spawn$(
   options?: SpawnOptions,
 ): Observable<ProcessEvent> {
   return new Observable<ProcessEvent>((subscriber) => {
-    let proc: Subprocess;
-    try {
-      proc = spawn(file, args ?? [], options);
-    } catch (error) {
-      subscriber.error(error);
-      return;
-    }
+    let proc: Subprocess | null = null;
     let exited = false;
-    subscriber.next({ type: 'spawn', pid: proc.pid });
-    if (proc.stdin !== null) {
-      proc.stdin.on('error', () => {});
-      proc.stdin.end();
-    }
-    const forward = (type: 'stdout' | 'stderr') => (data: Buffer) =>
-      subscriber.next({ type, data });
-    proc.stdout?.on('data', forward('stdout'));
-    proc.stderr?.on('data', forward('stderr'));
-    Promise.all([proc.exited, ended(proc.stdout), ended(proc.stderr)]).then(([status]) => {
-      exited = true;
-      subscriber.next({ type: 'exit', status });
-      subscriber.complete();
-    });
-    return () => {
-      if (exited) return;
+    let unsubscribed = false;
+    const stop = (running: Subprocess) => {
       // Keep draining, so a child that writes while it shuts down is not blocked on a full pipe.
-      for (const stream of [proc.stdout, proc.stderr]) {
+      for (const stream of [running.stdout, running.stderr]) {
         stream?.removeAllListeners('data');
         stream?.resume();
       }
-      terminate(proc, options?.killSignal ?? 'SIGTERM', options?.forceKillAfter ?? 5000);
+      terminate(running, options?.killSignal ?? 'SIGTERM', options?.forceKillAfter ?? 5000);
+    };
+    spawnAsync(file, args ?? [], options).then(
+      (spawned) => {
+        proc = spawned;
+        if (spawned.stdin !== null) {
+          spawned.stdin.on('error', () => {});
+          spawned.stdin.end();
+        }
+        if (unsubscribed) {
+          stop(spawned);
+          return;
+        }
+        subscriber.next({ type: 'spawn', pid: spawned.pid });
+        const forward = (type: 'stdout' | 'stderr') => (data: Buffer) =>
+          subscriber.next({ type, data });
+        spawned.stdout?.on('data', forward('stdout'));
+        spawned.stderr?.on('data', forward('stderr'));
+        Promise.all([spawned.exited, ended(spawned.stdout), ended(spawned.stderr)]).then(
+          ([status]) => {
+            exited = true;
+            subscriber.next({ type: 'exit', status });
+            subscriber.complete();
+          },
+        );
+      },
+      (error) => subscriber.error(error),
+    );
+    return () => {
+      unsubscribed = true;
+      if (proc !== null && !exited) stop(proc);
     };
   });
 }

@@ -1,11 +1,10 @@
 // --line-buffer and -u: a job's output is passed on while it runs, so its attempt reads the
 // pipes as streams instead of collecting them whole.
 import type { Writable } from 'node:stream';
-import { SpawnError } from '../../errors.js';
-import { type Attempt, notSpawned } from '../../runner/attempt.js';
+import { type Attempt, PendingAttempt, spawnFailed } from '../../runner/attempt.js';
 import type { Job } from '../../runner/types.js';
 import { attemptOptions, type RunSettings } from '../../runner/validate.js';
-import { spawn } from '../../spawn.js';
+import { spawnAsync } from '../../spawn.js';
 import { forwardLines } from './output.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -28,25 +27,20 @@ export function streamedAttempt(target: StreamTarget) {
       ...attemptOptions(job, settings),
       stdio: ['ignore', 'pipe', 'pipe'] as const,
     };
-    let proc: ReturnType<typeof spawn>;
-    try {
-      proc = spawn(job.file, job.args ?? [], options);
-    } catch (error) {
-      if (!(error instanceof SpawnError)) throw error;
-      const status = notSpawned();
-      return {
-        proc: null,
-        done: Promise.resolve({ status, stdout: EMPTY, stderr: EMPTY, startTime, error }),
-        stop: () => {},
-      };
-    }
-    const tag = target.tag(job);
-    const out = forwardLines(proc.stdout, target.stdout, tag, target.beforeWrite);
-    const err = forwardLines(proc.stderr, target.stderr, tag, target.beforeWrite);
-    const done = Promise.all([proc.exited, out, err]).then(([status, bytes]) => {
-      target.received(job, bytes);
-      return { status, stdout: EMPTY, stderr: EMPTY, startTime };
-    });
-    return { proc, done, stop: () => {} };
+    const attempt = new PendingAttempt();
+    attempt.done = spawnAsync(job.file, job.args ?? [], options).then(
+      (proc) => {
+        attempt.spawned(proc, () => {});
+        const tag = target.tag(job);
+        const out = forwardLines(proc.stdout, target.stdout, tag, target.beforeWrite);
+        const err = forwardLines(proc.stderr, target.stderr, tag, target.beforeWrite);
+        return Promise.all([proc.exited, out, err]).then(([status, bytes]) => {
+          target.received(job, bytes);
+          return { status, stdout: EMPTY, stderr: EMPTY, startTime };
+        });
+      },
+      (error) => spawnFailed(error, startTime),
+    );
+    return attempt;
   };
 }
