@@ -226,8 +226,13 @@ export function deliver(callback: () => void): void {
   try {
     callback();
   } catch (error) {
-    process.nextTick(() => {
-      throw error;
-    });
+    rethrowLater(error);
   }
+}
+
+/** Throws `error` on the next tick, as an uncaught exception of its own. */
+export function rethrowLater(error: unknown): void {
+  process.nextTick(() => {
+    throw error;
+  });
 }
