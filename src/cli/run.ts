@@ -3,6 +3,7 @@ import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
 import type { Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
+import { skipTreeCpu } from '../tree.js';
 import { UsageError } from './args.js';
 
 import { startQueueRun } from './queue.js';
@@ -101,6 +102,8 @@ export async function runRun(argv: string[]): Promise<number> {
       return 0;
     }
     concurrency = jobSlots(config.jobs, availableParallelism());
+    // Only --tree-cpu reads a tree's CPU time.
+    if (!config.treeCpu) skipTreeCpu();
     if (config.joblog !== null && !config.dryRun) {
       let append = config.joblog.append;
       // Modules that only some options need are loaded only then: a lean start-up.
