@@ -74,16 +74,26 @@ enum SpawnFlags {
   kFlagProcessGroup = 16,  // leads a new process group that is its tree ('pgroup')
 };
 
-// spawn's and spawnSync's first arguments: (file, argv, env, path | null, cwd | null,
-// stdio: Int32Array, flags, uid, gid); argv and env are NUL-terminated strings joined.
+// spawn's and spawnSync's first arguments: (file, argv, env | null, path | null,
+// cwd | null, stdio: Int32Array, flags, uid, gid); argv and env are NUL-terminated
+// strings joined. env null: the environment environMatches last matched, with its
+// PATH (path is then not read).
 bool ReadSpawnRequest(const Napi::CallbackInfo& info, SpawnRequest* req) {
-  if (info.Length() < 9 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString() ||
-      !info[5].IsTypedArray())
+  if (info.Length() < 9 || !info[0].IsString() || !info[1].IsString() || !info[5].IsTypedArray())
     return false;
   req->file = info[0].As<Napi::String>().Utf8Value();
   req->argv = SplitNul(info[1].As<Napi::String>().Utf8Value());
-  req->env = SplitNul(info[2].As<Napi::String>().Utf8Value());
-  if (info[3].IsString()) {
+  if (info[2].IsNull()) {
+    req->parent_env = info.Env().GetInstanceData<AddonData>()->parent_env;
+    if (!req->parent_env) return false;
+    req->has_path_env = req->parent_env->has_path;
+    req->path_env = req->parent_env->path;
+  } else if (info[2].IsString()) {
+    req->env = SplitNul(info[2].As<Napi::String>().Utf8Value());
+  } else {
+    return false;
+  }
+  if (!req->parent_env && info[3].IsString()) {
     req->has_path_env = true;
     req->path_env = info[3].As<Napi::String>().Utf8Value();
   }
@@ -428,20 +438,15 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   if (t->pending == 0) FinishTeardown(t);
 }
 
-// environMatches(joined) -> whether the environment holds exactly these
-// NUL-ended strings now (see environ.h); environUnchanged() -> whether it still
-// holds what the last match found.
+// environMatches(joined) -> whether environ holds exactly these NUL-ended
+// strings now; if so, a spawn request may name them (env null) from then on,
+// until the next call.
 Napi::Value EnvironMatches(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString())
     return ThrowTypeError(info.Env(), "pidwatch native environMatches: bad arguments");
   AddonData* data = info.Env().GetInstanceData<AddonData>();
-  return Napi::Boolean::New(info.Env(),
-                            data->env_watch.Matches(info[0].As<Napi::String>().Utf8Value()));
-}
-
-Napi::Value EnvironUnchanged(const Napi::CallbackInfo& info) {
-  AddonData* data = info.Env().GetInstanceData<AddonData>();
-  return Napi::Boolean::New(info.Env(), data->env_watch.Unchanged());
+  data->parent_env = match_environ(info[0].As<Napi::String>().Utf8Value());
+  return Napi::Boolean::New(info.Env(), data->parent_env != nullptr);
 }
 
 // onExits(handler): handler(count) receives each batch of exits (exitRows).
@@ -472,7 +477,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New<Spawn>(env, "spawn"));
   exports.Set("spawnAsync", Napi::Function::New<SpawnAsync>(env, "spawnAsync"));
   exports.Set("environMatches", Napi::Function::New<EnvironMatches>(env, "environMatches"));
-  exports.Set("environUnchanged", Napi::Function::New<EnvironUnchanged>(env, "environUnchanged"));
   exports.Set("watch", Napi::Function::New<Watch>(env, "watch"));
   exports.Set("zombieStatus", Napi::Function::New<ZombieStatus>(env, "zombieStatus"));
   exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));

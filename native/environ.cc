@@ -15,7 +15,7 @@ namespace pidwatch {
 namespace {
 
 // process_vm_readv takes at most IOV_MAX (1024) regions per call: an environment
-// of more scattered strings is never remembered (JS then reads it each time).
+// of more scattered strings is never matched (JS then reads it for each spawn).
 constexpr size_t kMaxRegions = 1024;
 
 ssize_t read_own(void* to, size_t n, const struct iovec* from, size_t count) {
@@ -27,45 +27,52 @@ char** current_environ() { return __atomic_load_n(&environ, __ATOMIC_RELAXED); }
 
 }  // namespace
 
-bool EnvironWatch::Holds() {
-  scratch_.resize(expected_.size());
-  return read_own(&scratch_[0], scratch_.size(), regions_.data(), regions_.size()) ==
-             static_cast<ssize_t>(scratch_.size()) &&
-         scratch_ == expected_;
+bool EnvironSnapshot::Unchanged() const {
+  if (current_environ() != array) return false;
+  std::string now(expected.size(), '\0');
+  return read_own(&now[0], now.size(), regions.data(), regions.size()) ==
+             static_cast<ssize_t>(now.size()) &&
+         now == expected;
 }
 
-bool EnvironWatch::Matches(const std::string& joined) {
-  known_ = false;
-  regions_.clear();
+std::shared_ptr<const EnvironSnapshot> match_environ(const std::string& joined) {
+  auto snapshot = std::make_shared<EnvironSnapshot>();
+  EnvironSnapshot& s = *snapshot;
+  s.joined = joined;
   std::vector<size_t> lengths;
   size_t start = 0;
-  for (size_t end; (end = joined.find('\0', start)) != std::string::npos; start = end + 1)
+  for (size_t end; (end = joined.find('\0', start)) != std::string::npos; start = end + 1) {
     lengths.push_back(end + 1 - start);
-  array_ = current_environ();
-  if (start != joined.size() || array_ == nullptr || lengths.size() >= kMaxRegions) return false;
+    s.envp.push_back(&s.joined[start]);
+    if (joined.compare(start, 5, "PATH=") == 0) {
+      s.has_path = true;
+      s.path.assign(joined, start + 5, end - start - 5);
+    }
+  }
+  s.envp.push_back(nullptr);
+  s.array = current_environ();
+  if (start != joined.size() || s.array == nullptr || lengths.size() >= kMaxRegions) return nullptr;
 
   const size_t count = lengths.size();
   std::vector<char*> slots(count + 1);
-  struct iovec array = {array_, (count + 1) * sizeof(char*)};
+  struct iovec array = {s.array, (count + 1) * sizeof(char*)};
   if (read_own(slots.data(), array.iov_len, &array, 1) != static_cast<ssize_t>(array.iov_len) ||
       slots[count] != nullptr)
-    return false;
-  regions_.push_back(array);
+    return nullptr;
+  s.regions.push_back(array);
   for (size_t i = 0; i < count; i++) {
-    struct iovec& last = regions_.back();
+    struct iovec& last = s.regions.back();
     if (i > 0 && static_cast<char*>(last.iov_base) + last.iov_len == slots[i]) {
       last.iov_len += lengths[i];
     } else {
-      if (regions_.size() == kMaxRegions) return false;
-      regions_.push_back({slots[i], lengths[i]});
+      if (s.regions.size() == kMaxRegions) return nullptr;
+      s.regions.push_back({slots[i], lengths[i]});
     }
   }
-  expected_.assign(reinterpret_cast<const char*>(slots.data()), array.iov_len);
-  expected_ += joined;
-  known_ = Holds();
-  return known_;
+  s.expected.assign(reinterpret_cast<const char*>(slots.data()), array.iov_len);
+  s.expected += joined;
+  if (!s.Unchanged()) return nullptr;
+  return snapshot;
 }
-
-bool EnvironWatch::Unchanged() { return known_ && current_environ() == array_ && Holds(); }
 
 }  // namespace pidwatch

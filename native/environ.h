@@ -1,38 +1,38 @@
-// Whether the process environment still holds what JS last read of it: lets JS
-// keep its copy of process.env (read through Node's lock, variable by variable)
-// from one spawn to the next instead of reading it again for each child.
+// The parent's environment for a child, without reading process.env for each
+// spawn: JS reads it once (through Node's lock, variable by variable) and hands
+// the copy over; while `environ` holds exactly those bytes, a spawn uses the
+// copy, checked again right before the clone on whichever thread clones.
 #pragma once
 
 #include <stddef.h>
 #include <sys/uio.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace pidwatch {
 
-class EnvironWatch {
- public:
-  // Whether `environ` holds exactly `joined` now (its strings, each ended by a
-  // NUL, one after another, in order): if so, remembers where they are for
-  // Unchanged(), else forgets.
-  bool Matches(const std::string& joined);
-  // Whether `environ` still holds, byte for byte, what the last Matches() found
-  // there: the same array, the same entries, each string at the same address
-  // with the same bytes. False when nothing is remembered.
-  bool Unchanged();
+// A copy of the environment that `environ` was found to hold, byte for byte.
+// Immutable once made: any thread may use it.
+struct EnvironSnapshot {
+  std::string joined;       // the strings, each ended by a NUL, one after another
+  std::vector<char*> envp;  // pointers into joined, then NULL: execve's envp
+  bool has_path = false;    // PATH, the list a name without a slash is searched in
+  std::string path;
+  // Where environ held them: its array (its entries and the NULL after them) and
+  // the strings, as regions of memory (adjacent strings merged), and their bytes.
+  char** array = nullptr;
+  std::vector<struct iovec> regions;
+  std::string expected;
 
- private:
-  // Reads the remembered regions in one call; whether they hold expected_.
-  bool Holds();
-
-  bool known_ = false;
-  char** array_ = nullptr;
-  // The array (its entries and the NULL after them) and the strings, as regions
-  // of memory (adjacent strings merged into one), and what they held.
-  std::vector<struct iovec> regions_;
-  std::string expected_;
-  std::string scratch_;
+  // Whether environ still holds, byte for byte, what it held when this was made:
+  // the same array, the same entries, each string at its address with its bytes.
+  bool Unchanged() const;
 };
+
+// A snapshot of `joined` (the environment as JS read it: its strings, each
+// ended by a NUL) if environ holds exactly those strings now, else null.
+std::shared_ptr<const EnvironSnapshot> match_environ(const std::string& joined);
 
 }  // namespace pidwatch

@@ -429,6 +429,11 @@ void reap_now(pid_t pid, int pidfd) {
 }  // namespace
 
 void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
+  if (req.parent_env && !req.parent_env->Unchanged()) {
+    out->err = ESTALE;
+    out->syscall = "environ";
+    return;
+  }
   std::vector<std::string> paths = search_paths(req);
   if (searches_path(req) && !any_exists(paths, req)) {
     out->err = ENOENT;
@@ -443,7 +448,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     return;
   }
   std::vector<char*> argv = pointers(req.argv);
-  std::vector<char*> envp = pointers(req.env);
+  std::vector<char*> envp = req.parent_env ? std::vector<char*>() : pointers(req.env);
 
   std::vector<char*> path_ptrs = pointers(paths);
 
@@ -453,7 +458,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.path_index = -1;
   args.searching = searches_path(req);
   args.argv = argv.data();
-  args.envp = envp.data();
+  args.envp = req.parent_env ? req.parent_env->envp.data() : envp.data();
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());

@@ -4,8 +4,11 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "environ.h"
 
 namespace pidwatch {
 
@@ -31,6 +34,10 @@ struct SpawnRequest {
   // The child's environment, always given: a copy made under Node's lock, never
   // the live environ, which another thread's setenv may free under the child.
   std::vector<std::string> env;
+  // Or, when set, the parent's environment: checked to be unchanged right before
+  // the clone (else the spawn fails with ESTALE, syscall "environ", and nothing
+  // is created); path_env is then its PATH.
+  std::shared_ptr<const EnvironSnapshot> parent_env;
   std::string path_env;  // the PATH to search when file has no slash
   bool has_path_env = false;
   bool has_cwd = false;

@@ -2,7 +2,7 @@
 // iteration arrives in one call, as rows of `exitRows`, each naming the id its
 // process was given here. Each id leads to the callback that turns the row into
 // that process's ExitStatus.
-import { deliver, ExitSlot, native } from './native.js';
+import { ExitSlot, native, rethrowLater } from './native.js';
 
 /** What an exit is handed to: `at` is the offset of its row in `exitRows`. */
 export interface ExitTarget {
@@ -32,15 +32,22 @@ export function dropExitId(id: number, watching: boolean): void {
   if (watching) freeIds.push(id);
 }
 
+const rows = native.exitRows;
+
+// Runs between an exit and the code awaiting it: no closure or object per exit.
 function onExits(count: number): void {
-  const rows = native.exitRows;
   for (let i = 0, at = 0; i < count; i++, at += ExitSlot.size) {
     const id = rows[at + ExitSlot.id];
     const target = targets[id];
     targets[id] = undefined;
     freeIds.push(id);
-    // An error thrown by user code (an exit listener) does not stop the others.
-    if (target !== undefined) deliver(() => target.onExit(at));
+    if (target === undefined) continue;
+    try {
+      target.onExit(at);
+    } catch (error) {
+      // An error thrown by user code (an exit listener) does not stop the others.
+      rethrowLater(error);
+    }
   }
 }
 

@@ -124,11 +124,11 @@ export interface NativeBinding {
   spawnAsync(...args: Parameters<NativeBinding['spawn']>): Promise<NativeTreeProcess | undefined>;
   /**
    * Whether the process environment holds exactly these strings now (`joinNul`ed,
-   * in order); if so it is remembered for `environUnchanged`.
+   * in order). If so, a spawn request may name them with env null, until the next
+   * call: each such spawn checks right before its clone that the environment
+   * still holds them, else fails with syscall 'environ' (errno ESTALE).
    */
   environMatches(joined: string): boolean;
-  /** Whether the environment still holds, byte for byte, what `environMatches` last found. */
-  environUnchanged(): boolean;
   watch(pid: number, id: number): NativeProcess;
   /**
    * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
@@ -178,12 +178,13 @@ export interface NativeBinding {
 
 /**
  * What spawn and spawnSync begin with: `argv` and `env` are their strings each
- * ended by a NUL, joined (`joinNul`).
+ * ended by a NUL, joined (`joinNul`); env null is the environment `environMatches`
+ * last matched, with its PATH (path is then not read).
  */
 export type NativeSpawnRequest = [
   file: string,
   argv: string,
-  env: string,
+  env: string | null,
   path: string | null,
   cwd: string | null,
   stdio: Int32Array,
@@ -226,8 +227,13 @@ export function deliver(callback: () => void): void {
   try {
     callback();
   } catch (error) {
-    process.nextTick(() => {
-      throw error;
-    });
+    rethrowLater(error);
   }
+}
+
+/** Throws `error` on the next tick, as an uncaught exception of its own. */
+export function rethrowLater(error: unknown): void {
+  process.nextTick(() => {
+    throw error;
+  });
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import { invalidType, invalidValue } from './errors.js';
-import { joinNul, type NativeSpawnRequest, native, SpawnFlag } from './native.js';
+import { joinNul, type NativeError, type NativeSpawnRequest, native, SpawnFlag } from './native.js';
 import { checkShell, shellArgs } from './shell.js';
 import { toSignalNumber } from './signals.js';
 import { stdioCodes } from './stdio.js';
@@ -14,8 +14,8 @@ export interface NormalizedSpawn {
   file: string;
   args: string[];
   argv: string[];
-  /** The child's environment, `joinNul`ed. */
-  env: string;
+  /** The child's environment, `joinNul`ed; null: the parent's (see parentEnv). */
+  env: string | null;
   path: string | null;
   cwd: string | null;
   stdio: Int32Array;
@@ -64,9 +64,12 @@ function checkCwd(cwd: unknown): string | null {
   return checkString(cwd, 'options.cwd');
 }
 
-/** An environment for the child: its `joinNul`ed strings, and the PATH to search. */
+/**
+ * An environment for the child: its `joinNul`ed strings, and the PATH to search;
+ * `env` null names the parent's, as the native side holds it (see parentEnv).
+ */
 interface ChildEnv {
-  env: string;
+  env: string | null;
   path: string | null;
 }
 
@@ -76,7 +79,7 @@ interface ChildEnv {
  * setenv meanwhile cannot free the array under the child, as it could if the
  * child were handed the live `environ`.
  */
-function snapshotEnv(): ChildEnv {
+function snapshotEnv(): ChildEnv & { env: string } {
   const pairs: string[] = [];
   let path: string | null = null;
   const live = process.env;
@@ -101,21 +104,55 @@ const processEnv =
     ? process.env
     : null;
 
-/** The last snapshot, while the environment is known to hold exactly its bytes. */
-let lastSnapshot: ChildEnv | null = null;
+const HELD_ENV: ChildEnv = { env: null, path: null };
+
+/** Whether the native side holds a copy the environment was found to hold exactly. */
+let envHeld = false;
+
+/** Reads process.env and hands the copy to the native side if environ holds exactly it. */
+function freshEnv(): ChildEnv & { env: string } {
+  const fresh = snapshotEnv();
+  envHeld = processEnv !== null && process.env === processEnv && native.environMatches(fresh.env);
+  return fresh;
+}
 
 /**
  * The parent's environment for a child. Reading process.env costs a lock and a
- * string per variable; the copy is kept while the native side finds the process
- * environment byte for byte what the copy holds (a change by any thread, by
- * setenv or otherwise, is seen at the next spawn).
+ * string per variable, so it is read once and its copy handed to the native side,
+ * which checks right before each clone (on the thread that clones) that environ
+ * still holds exactly those bytes: a change by any thread, through process.env or
+ * setenv, fails that spawn with a stale environment, and `retryWithFreshEnv` runs
+ * it again with process.env read afresh.
  */
 function parentEnv(): ChildEnv {
   if (processEnv === null || process.env !== processEnv) return snapshotEnv();
-  if (lastSnapshot !== null && native.environUnchanged()) return lastSnapshot;
-  const fresh = snapshotEnv();
-  lastSnapshot = native.environMatches(fresh.env) ? fresh : null;
-  return fresh;
+  return envHeld ? HELD_ENV : freshEnv();
+}
+
+/**
+ * For a spawn that failed: the request again with process.env read afresh, when
+ * it failed because the held copy was stale; else null.
+ */
+export function retryWithFreshEnv(
+  request: NormalizedSpawn,
+  error: unknown,
+): NormalizedSpawn | null {
+  if (request.env !== null || (error as NativeError | null)?.syscall !== 'environ') return null;
+  return { ...request, ...freshEnv() };
+}
+
+/** Runs a synchronous native spawn, and again as `retryWithFreshEnv` says. */
+export function spawnWithFreshEnv<T>(
+  request: NormalizedSpawn,
+  spawn: (request: NormalizedSpawn) => T,
+): T {
+  try {
+    return spawn(request);
+  } catch (error) {
+    const retry = retryWithFreshEnv(request, error);
+    if (retry === null) throw error;
+    return spawn(retry);
+  }
 }
 
 function checkEnv(env: unknown): ChildEnv {

@@ -6,6 +6,10 @@ const names = new Map<number, NodeJS.Signals>();
 for (const [name, number] of Object.entries(numbers)) {
   if (!names.has(number)) names.set(number, name as NodeJS.Signals);
 }
+// By number, 0 to 64 (a plain array: read at every exit).
+const byNumber: Array<NodeJS.Signals | null> = Array.from({ length: 65 }, (_, number) =>
+  number === 0 ? null : (names.get(number) ?? (`SIGRT${number}` as NodeJS.Signals)),
+);
 
 /** Validates a signal name or number and returns the number (0 probes). */
 export function toSignalNumber(signal: unknown, name = 'signal'): number {
@@ -27,6 +31,5 @@ export function toSignalNumber(signal: unknown, name = 'signal'): number {
 }
 
 export function signalName(number: number): NodeJS.Signals | null {
-  if (number === 0) return null;
-  return names.get(number) ?? (`SIGRT${number}` as NodeJS.Signals);
+  return byNumber[number] ?? (number === 0 ? null : (`SIGRT${number}` as NodeJS.Signals));
 }

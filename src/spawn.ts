@@ -8,7 +8,7 @@ import {
   native,
   SpawnFlag,
 } from './native.js';
-import { nativeRequest, normalizeSpawn } from './options.js';
+import { nativeRequest, normalizeSpawn, retryWithFreshEnv } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
 import { acquireLeaf, ownTree } from './tree.js';
@@ -103,10 +103,14 @@ class Launch {
     ];
   }
 
-  /** The spawn failed: gives back what it held; returns the error to throw. */
-  failed(error: unknown): unknown {
+  /**
+   * The spawn failed: gives back what it held; returns the error to throw, or
+   * the request to try again with (the parent's environment went stale).
+   */
+  failed(error: unknown): { retry: Request } | { error: unknown } {
     this.release();
-    return toSpawnError(error, this.request);
+    const retry = retryWithFreshEnv(this.request, error);
+    return retry ? { retry } : { error: toSpawnError(error, this.request) };
   }
 
   /** The child runs: wraps its handle and fds in a Subprocess. */
@@ -149,7 +153,9 @@ function launch(request: Request, raw: Int32Array | null): Subprocess {
   try {
     handle = native.spawn(...launching.args);
   } catch (error) {
-    throw launching.failed(error);
+    const failure = launching.failed(error);
+    if ('retry' in failure) return launch(failure.retry, raw);
+    throw failure.error;
   }
   return launching.adopt(handle);
 }
@@ -162,7 +168,9 @@ function launchAsync(request: Request, raw: Int32Array | null): Promise<Subproce
   return native.spawnAsync(...launching.args).then(
     (handle) => launching.adopt(handle),
     (error) => {
-      throw launching.failed(error);
+      const failure = launching.failed(error);
+      if ('retry' in failure) return launchAsync(failure.retry, raw);
+      throw failure.error;
     },
   );
 }

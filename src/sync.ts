@@ -3,7 +3,7 @@
 import { ExitError, invalidValue, toSpawnError } from './errors.js';
 import { guardTree } from './guardian.js';
 import { type NativeLeaf, native, SpawnFlag } from './native.js';
-import { nativeRequest, normalizeSpawn } from './options.js';
+import { nativeRequest, normalizeSpawn, spawnWithFreshEnv } from './options.js';
 import { hasFailed, splitExecOptions, toOutput } from './output.js';
 import { commandText } from './shell.js';
 import { signalName } from './signals.js';
@@ -60,15 +60,17 @@ function run(file: unknown, args: unknown, options: unknown, throwOnFailure: boo
       : () => {};
   let result: ReturnType<typeof native.spawnSync>;
   try {
-    result = native.spawnSync(
-      ...nativeRequest({ ...request, flags }),
-      leaf,
-      settings.input ?? null,
-      request.timeout,
-      request.killSignal,
-      request.forceKillAfter === false ? -1 : request.forceKillAfter,
-      settings.maxBuffer,
-      settings.all,
+    result = spawnWithFreshEnv(request, (attempt) =>
+      native.spawnSync(
+        ...nativeRequest({ ...attempt, flags }),
+        leaf,
+        settings.input ?? null,
+        request.timeout,
+        request.killSignal,
+        request.forceKillAfter === false ? -1 : request.forceKillAfter,
+        settings.maxBuffer,
+        settings.all,
+      ),
     );
   } catch (error) {
     unguard();

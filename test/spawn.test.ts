@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SpawnError, spawn } from '../src/index.js';
+import { SpawnError, spawn, spawnAsync, spawnSync } from '../src/index.js';
 import { isSigchldMode } from './helpers/mode.js';
 import { fixture, procStat, readAll, runNode, trackChildren, waitForLine } from './helpers/proc.js';
 
@@ -347,44 +347,58 @@ describe('what runs', () => {
     }
   });
 
-  it('passes each change to the environment, made by this thread or another', async () => {
-    // pidwatch keeps its copy of process.env while the environment is unchanged
-    const printed = async () =>
-      (await run('/usr/bin/env')).stdout
-        .split('\n')
-        .filter((line) => line.startsWith('PW_ENV_'))
-        .sort()
-        .join(' ');
-    const setInWorker = (source: string) =>
-      new Promise((resolve, reject) => {
-        new Worker(source, { eval: true, env: SHARE_ENV })
-          .once('exit', resolve)
-          .once('error', reject);
-      });
-    const saved = process.env;
-    try {
-      expect(await printed()).toBe('');
-      expect(await printed()).toBe('');
-      process.env.PW_ENV_A = 'one';
-      expect(await printed()).toBe('PW_ENV_A=one');
-      process.env.PW_ENV_A = 'two';
-      expect(await printed()).toBe('PW_ENV_A=two');
-      await setInWorker("process.env.PW_ENV_B = 'worker'");
-      expect(await printed()).toBe('PW_ENV_A=two PW_ENV_B=worker');
-      await setInWorker("process.env.PW_ENV_B = 'again'");
-      expect(await printed()).toBe('PW_ENV_A=two PW_ENV_B=again');
-      delete process.env.PW_ENV_A;
-      expect(await printed()).toBe('PW_ENV_B=again');
-      process.env = { ...saved, PW_ENV_A: 'own object' };
-      expect(await printed()).toBe('PW_ENV_A=own object PW_ENV_B=again');
-      process.env = saved;
-      expect(await printed()).toBe('PW_ENV_B=again');
-    } finally {
-      process.env = saved;
-      delete process.env.PW_ENV_A;
-      delete process.env.PW_ENV_B;
-    }
-  });
+  // pidwatch keeps a copy of process.env while the environment holds exactly it
+  const envPrinters = {
+    spawn: async () => (await run('/usr/bin/env')).stdout,
+    spawnAsync: async () => {
+      const proc = track(
+        await spawnAsync('/usr/bin/env', [], { stdio: ['ignore', 'pipe', 'ignore'] }),
+      );
+      const [stdout] = await Promise.all([readAll(proc.stdout!), proc.exited]);
+      return stdout.toString();
+    },
+    spawnSync: async () => spawnSync('/usr/bin/env').stdout,
+  };
+  it.each(Object.keys(envPrinters) as Array<keyof typeof envPrinters>)(
+    '%s passes each change to the environment, made by this thread or another',
+    async (way) => {
+      const printed = async () =>
+        (await envPrinters[way]())
+          .split('\n')
+          .filter((line) => line.startsWith('PW_ENV_'))
+          .sort()
+          .join(' ');
+      const setInWorker = (source: string) =>
+        new Promise((resolve, reject) => {
+          new Worker(source, { eval: true, env: SHARE_ENV })
+            .once('exit', resolve)
+            .once('error', reject);
+        });
+      const saved = process.env;
+      try {
+        expect(await printed()).toBe('');
+        expect(await printed()).toBe('');
+        process.env.PW_ENV_A = 'one';
+        expect(await printed()).toBe('PW_ENV_A=one');
+        process.env.PW_ENV_A = 'two';
+        expect(await printed()).toBe('PW_ENV_A=two');
+        await setInWorker("process.env.PW_ENV_B = 'worker'");
+        expect(await printed()).toBe('PW_ENV_A=two PW_ENV_B=worker');
+        await setInWorker("process.env.PW_ENV_B = 'again'");
+        expect(await printed()).toBe('PW_ENV_A=two PW_ENV_B=again');
+        delete process.env.PW_ENV_A;
+        expect(await printed()).toBe('PW_ENV_B=again');
+        process.env = { ...saved, PW_ENV_A: 'own object' };
+        expect(await printed()).toBe('PW_ENV_A=own object PW_ENV_B=again');
+        process.env = saved;
+        expect(await printed()).toBe('PW_ENV_B=again');
+      } finally {
+        process.env = saved;
+        delete process.env.PW_ENV_A;
+        delete process.env.PW_ENV_B;
+      }
+    },
+  );
 
   it('sets argv[0] from argv0, and to the file by default', async () => {
     const custom = await run('/bin/cat', ['/proc/self/cmdline'], { argv0: 'my-cat' });
