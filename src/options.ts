@@ -240,7 +240,7 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
   };
 }
 
-/** The request as native spawn and spawnSync take it. */
-export function nativeRequest(r: NormalizedSpawn): NativeSpawnRequest {
-  return [r.file, joinNul(r.argv), r.env, r.path, r.cwd, r.stdio, r.flags, r.uid, r.gid];
+/** The request as native spawn and spawnSync take it (with `flags` in place of its own). */
+export function nativeRequest(r: NormalizedSpawn, flags = r.flags): NativeSpawnRequest {
+  return [r.file, joinNul(r.argv), r.env, r.path, r.cwd, r.stdio, flags, r.uid, r.gid];
 }

@@ -95,12 +95,7 @@ class Launch {
     this.leaf = request.tree ? acquireLeaf((request.flags & SpawnFlag.pdeathsig) !== 0) : null;
     const flags =
       request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
-    this.args = [
-      ...nativeRequest({ ...request, flags }),
-      this.fds,
-      this.id,
-      this.leaf ?? undefined,
-    ];
+    this.args = [...nativeRequest(request, flags), this.fds, this.id, this.leaf ?? undefined];
   }
 
   /**
@@ -122,6 +117,7 @@ class Launch {
     }
     const { request, raw } = this;
     const parentFds = Array.from(this.fds);
+    const holdsFds = parentFds.some((fd) => fd >= 0);
     if (raw !== null) {
       for (let fd = 0; fd < 3; fd++) {
         raw[fd] = parentFds[fd] ?? -1;
@@ -133,7 +129,7 @@ class Launch {
     setExitTarget(this.id, proc);
     // Until here, the native handle closes the pipe ends if this JS stops (a Worker
     // terminated in between); from here on the streams (and raw's taker) own them.
-    handle.claimFds();
+    if (holdsFds) handle.claimFds();
     // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
     if (tree && request.flags & SpawnFlag.pdeathsig)
       void proc.exited.then(guardTree(proc.pid, tree));

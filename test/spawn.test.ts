@@ -357,7 +357,7 @@ describe('what runs', () => {
       const [stdout] = await Promise.all([readAll(proc.stdout!), proc.exited]);
       return stdout.toString();
     },
-    spawnSync: async () => spawnSync('/usr/bin/env').stdout,
+    spawnSync: async () => String(spawnSync('/usr/bin/env').stdout),
   };
   it.each(Object.keys(envPrinters) as Array<keyof typeof envPrinters>)(
     '%s passes each change to the environment, made by this thread or another',
