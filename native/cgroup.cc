@@ -271,6 +271,7 @@ int leaf_create(const std::string& path, LeafDir* leaf) {
     return r;
   }
   leaf->base_user_us = leaf->base_system_us = 0;
+  leaf->base_known = true;
   leaf->has_memory_peak = faccessat(leaf->dir_fd, "memory.peak", R_OK, 0) == 0;
   return 0;
 }
@@ -280,12 +281,13 @@ int leaf_open(LeafDir* leaf) {
   if (leaf->dir_fd >= 0)
     leaf->events_fd = openat(leaf->dir_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (leaf->dir_fd < 0 || leaf->events_fd < 0 || fstat(leaf->dir_fd, &st) != 0) {
+  // The id of a pooled leaf, reopened, is known already.
+  if (leaf->dir_fd < 0 || leaf->events_fd < 0 || (leaf->id == 0 && fstat(leaf->dir_fd, &st) != 0)) {
     int err = errno;
     leaf_close(leaf);
     return -err;
   }
-  leaf->id = st.st_ino;
+  if (leaf->id == 0) leaf->id = st.st_ino;
   return 0;
 }
 

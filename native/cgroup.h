@@ -31,8 +31,10 @@ struct LeafDir {
   int dir_fd = -1;
   int events_fd = -1;
   uint64_t id = 0;  // the cgroup id (the directory's inode number)
-  // cpu.stat at the last release, subtracted when the leaf is reused.
+  // cpu.stat at the last release, subtracted when the leaf is reused; unknown
+  // (base_known false) when that release did not read it.
   double base_user_us = 0, base_system_us = 0;
+  bool base_known = true;
   bool has_memory_peak = false;  // memory controller on: a fresh leaf each time
   // cgroup.kill was written. Such a leaf is never reused: on Linux 6.18 a child
   // placed by CLONE_INTO_CGROUP in a cgroup killed before is killed at birth.

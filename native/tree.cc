@@ -183,7 +183,9 @@ Napi::Value TreeLeaf::Settle(const Napi::CallbackInfo& info) {
   double out[4] = {0, -1, -1, -1};
   if (!has_dir_) return ToArray(env, out);
   CgroupEvents ev;
-  if (leaf_events(dir_, &ev) == 0 && ev.populated) {
+  bool read = leaf_events(dir_, &ev) == 0;
+  bool empty = read && !ev.populated;
+  if (read && ev.populated) {
     std::vector<pid_t> pids;
     leaf_pids(dir_, &pids);
     leftovers_ = static_cast<int>(pids.size());
@@ -202,18 +204,20 @@ Napi::Value TreeLeaf::Settle(const Napi::CallbackInfo& info) {
       on_empty_.Reset();
       leaf_wait_empty(dir_, kTeardownWaitMs);
     }
+    empty = false;  // read again by GiveBack
   }
-  Finish(out);
+  Finish(out, empty);
   return ToArray(env, out);
 }
 
 void TreeLeaf::OnEvents(uv_poll_t* handle, int status, int events) {
   TreeLeaf* leaf = static_cast<TreeLeaf*>(handle->data);
   CgroupEvents ev;
-  if (status == 0 && leaf_events(leaf->dir_, &ev) == 0 && ev.populated) return;
+  bool read = status == 0 && leaf_events(leaf->dir_, &ev) == 0;
+  if (read && ev.populated) return;
   leaf->StopPoll();
   double out[4] = {0, -1, -1, -1};
-  leaf->Finish(out);
+  leaf->Finish(out, read);
   Napi::FunctionReference cb = std::move(leaf->on_empty_);
   AddonData* data = leaf->data_;
   if (!data || !data->exits.alive() || cb.IsEmpty()) {
@@ -232,21 +236,22 @@ void TreeLeaf::OnEvents(uv_poll_t* handle, int status, int events) {
   }
 }
 
-void TreeLeaf::Finish(double* out) {
+void TreeLeaf::Finish(double* out, bool empty) {
   out[0] = leftovers_;
-  GiveBack(true, out);
+  GiveBack(out, empty);
 }
 
 // Gives the (empty) leaf back: to the pool, its cpu.stat kept as the base of
-// the next tree's figures; or removed when the pool is full or memory.peak,
-// which cannot be reset, must start from zero.
-void TreeLeaf::GiveBack(bool read_cpu, double* out) {
+// the next tree's figures (when read); or removed when the pool is full or
+// memory.peak, which cannot be reset, must start from zero.
+void TreeLeaf::GiveBack(double* out, bool known_empty) {
   if (!has_dir_) return;
   has_dir_ = false;
   Unlink();
   TreeState* ts = data_->trees;
   double user = -1, system = -1;
-  if (read_cpu && leaf_cpu(dir_, &user, &system) == 0 && out) {
+  bool cpu_read = want_cpu_ && leaf_cpu(dir_, &user, &system) == 0;
+  if (cpu_read && out && dir_.base_known) {
     out[1] = user - dir_.base_user_us;
     out[2] = system - dir_.base_system_us;
   }
@@ -255,11 +260,12 @@ void TreeLeaf::GiveBack(bool read_cpu, double* out) {
     out[3] = peak >= 0 ? static_cast<double>(peak) : -1;
   }
   CgroupEvents ev;
-  bool empty = leaf_events(dir_, &ev) == 0 && !ev.populated;
-  if (empty && user >= 0 && !dir_.killed && !dir_.has_memory_peak &&
+  bool empty = known_empty || (leaf_events(dir_, &ev) == 0 && !ev.populated);
+  if (empty && (cpu_read || !want_cpu_) && !dir_.killed && !dir_.has_memory_peak &&
       ts->pool.size() < TreeState::kPoolMax) {
     dir_.base_user_us = user;
     dir_.base_system_us = system;
+    dir_.base_known = cpu_read;
     registry_set_keep(dir_.path, false);
     leaf_close(&dir_);  // a pooled leaf holds no fd: reopened when taken
     ts->pool.push_back(std::move(dir_));
@@ -273,7 +279,7 @@ void TreeLeaf::GiveBack(bool read_cpu, double* out) {
 // release(): gives back a leaf whose spawn failed (its child has been reaped).
 Napi::Value TreeLeaf::Release(const Napi::CallbackInfo& info) {
   StopPoll();
-  GiveBack(true, nullptr);
+  GiveBack(nullptr, false);
   return info.Env().Undefined();
 }
 
@@ -314,6 +320,11 @@ Napi::Value AcquireLeaf(const Napi::CallbackInfo& info) {
     registry_remove(dir.path);  // removed from outside meanwhile
     dir = LeafDir{};
   }
+  bool want_cpu = !info[0].IsBoolean() || info[0].As<Napi::Boolean>().Value();
+  // A pooled leaf whose last tree skipped cpu.stat: the base is read now.
+  if (want_cpu && dir.dir_fd >= 0 && !dir.base_known) {
+    dir.base_known = leaf_cpu(dir, &dir.base_user_us, &dir.base_system_us) == 0;
+  }
   if (dir.dir_fd < 0) {
     int err = 0;
     const std::string& parent = cgroup_parent(&err);
@@ -338,6 +349,7 @@ Napi::Value AcquireLeaf(const Napi::CallbackInfo& info) {
     ts->pool.push_back(std::move(dir));
     return env.Undefined();
   }
+  static_cast<TreeLeaf*>(native)->want_cpu_ = want_cpu;
   static_cast<TreeLeaf*>(native)->Adopt(data, std::move(dir));
   return Napi::Value(env, object);
 }

@@ -58,9 +58,10 @@ class TreeLeaf : public Napi::ObjectWrap<TreeLeaf> {
   Napi::Value Release(const Napi::CallbackInfo& info);
 
   static void OnEvents(uv_poll_t* handle, int status, int events);
-  // Reads the tree's accounting into out[0..2] and gives the leaf back.
-  void Finish(double* out);
-  void GiveBack(bool read_cpu, double* out);
+  // Reads the tree's accounting into out[0..2] and gives the leaf back;
+  // `empty`: cgroup.events has just said "populated 0".
+  void Finish(double* out, bool empty);
+  void GiveBack(double* out, bool known_empty);
   void StopPoll();
   void Unlink();
 
@@ -68,6 +69,9 @@ class TreeLeaf : public Napi::ObjectWrap<TreeLeaf> {
   LeafDir dir_;
   bool has_dir_ = false;
   bool detached_ = false;
+  // The tree's CPU time is wanted (cpu.stat is read at its end, and at its start
+  // when the pooled leaf's last reading was skipped).
+  bool want_cpu_ = true;
   int leftovers_ = 0;
   uv_poll_t* poll_ = nullptr;
   Napi::FunctionReference on_empty_;
@@ -75,8 +79,8 @@ class TreeLeaf : public Napi::ObjectWrap<TreeLeaf> {
   TreeLeaf* next_ = nullptr;
 };
 
-// treeLeaf() -> TreeLeaf: a leaf from the pool or a new one. Throws an errno
-// error (syscall 'mkdir') when no leaf can be made.
+// treeLeaf(wantCpu) -> TreeLeaf: a leaf from the pool or a new one; -errno when
+// no leaf can be made. wantCpu false: the tree's CPU time is not read (null).
 Napi::Value AcquireLeaf(const Napi::CallbackInfo& info);
 // cgroupDirs() -> [root, parent] or null: where this process's trees live.
 Napi::Value CgroupDirs(const Napi::CallbackInfo& info);

@@ -136,7 +136,8 @@ export interface NativeBinding {
    */
   zombieStatus(pid: number): [code: number, signal: number, coreDumped: boolean] | null;
   /** A leaf for a new tree, or -errno when none can be made; undefined while shutting down. */
-  treeLeaf(): NativeLeaf | number | undefined;
+  /** wantCpu false: cpu.stat is not read for this tree (its CPU times are -1). */
+  treeLeaf(wantCpu: boolean): NativeLeaf | number | undefined;
   /** [root, this process's directory under it] where trees live, or null (no writable cgroup2). */
   cgroupDirs(): [string, string] | null;
   /** Live members of a process group, from a walk of /proc. */

@@ -22,13 +22,24 @@ export interface OwnedTree extends ProcessTree {
  */
 export function acquireLeaf(guarded = false): NativeLeaf | null {
   if (process.env.PIDWATCH_CGROUP === '0' || cgroupDirs() === null) return null;
-  const leaf = native.treeLeaf();
+  const leaf = native.treeLeaf(cpuWanted);
   // No leaf could be made (cgroup.max.descendants, a directory turned read-only):
   // this tree falls back to a process group.
   if (typeof leaf !== 'object') return null;
   // A pooled leaf may still be registered from a guarded tree before.
   if (!guarded) unguardLeaf(leaf.path);
   return leaf;
+}
+
+let cpuWanted = true;
+
+/**
+ * @internal For a program that never reads its trees' CPU times (`pidwatch run` without
+ * --tree-cpu): cpu.stat is then not read per tree, and `userCPUTime` and `systemCPUTime`
+ * are null.
+ */
+export function skipTreeCpu(): void {
+  cpuWanted = false;
 }
 
 /**

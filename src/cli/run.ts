@@ -3,6 +3,7 @@ import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
 import type { Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
+import { skipTreeCpu } from '../tree.js';
 import { UsageError } from './args.js';
 
 import { startQueueRun } from './queue.js';
@@ -11,7 +12,7 @@ import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
 import type { JobLog } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
-import { GroupedOutput } from './run/output.js';
+import { GroupedOutput, LineOrder } from './run/output.js';
 import { CommandTemplate, expandTag, type JobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
@@ -63,6 +64,8 @@ const GRACE_MS = 2000;
 
 /** What the CLI keeps about a started job until its result arrives. */
 interface Started {
+  /** The job's index in the run. */
+  index: number;
   values: JobValues;
   command: string;
   /** Bytes written to stdout, when streamed (grouped output counts its buffer). */
@@ -101,6 +104,8 @@ export async function runRun(argv: string[]): Promise<number> {
       return 0;
     }
     concurrency = jobSlots(config.jobs, availableParallelism());
+    // Only --tree-cpu reads a tree's CPU time.
+    if (!config.treeCpu) skipTreeCpu();
     if (config.joblog !== null && !config.dryRun) {
       let append = config.joblog.append;
       // Modules that only some options need are loaded only then: a lean start-up.
@@ -177,6 +182,7 @@ async function runJobsOf(
     config.results === null ? null : (await import('./run/results.js')).writeResult;
   const { streamedAttempt } =
     config.output === 'line' ? await import('./run/streamed.js') : { streamedAttempt: null };
+  const lineOrder = config.output === 'line' && config.keepOrder ? new LineOrder() : null;
   const beforeWrite = () => bar?.clear();
   const grouped = new GroupedOutput(
     { stdout: process.stdout, stderr: process.stderr, beforeWrite },
@@ -205,7 +211,7 @@ async function runJobsOf(
         beforeWrite();
         process.stdout.write(`${command}\n`);
       }
-      const info: Started = { values, command, receive: null };
+      const info: Started = { index: startedJobs, values, command, receive: null };
       started.set(startedJobs++, info);
       const run = direct
         ? invocation(command, shell)
@@ -243,11 +249,16 @@ async function runJobsOf(
     received: (job, bytes) => {
       byJob.get(job)!.receive = bytes;
     },
+    gate:
+      lineOrder === null
+        ? undefined
+        : (job, write) => lineOrder.write(byJob.get(job)!.index, write),
   });
 
   const onResult = (result: JobResult<Buffer>) => {
     const job = started.get(result.index)!;
     started.delete(result.index);
+    lineOrder?.finish(result.index);
     freeSlots.push(job.values.slot);
     freeSlots.sort((a, b) => a - b);
     // Jobs killed by --halt now are neither printed nor logged, as in GNU parallel.

@@ -333,6 +333,15 @@ export const cases: Case[] = [
   c('{%} -j1', ['-j1', '-k', 'echo {%}', ':::', 'a', 'b']),
   c('tag with tab in value', ['-k', '--tag', 'echo', 'x', ':::', 'a\tb']),
   c('-k --line-buffer', ['-k', '--line-buffer', 'echo {}; echo {}', ':::', 'a', 'b']),
+  c('-k --line-buffer, the first job slowest', [
+    '-k',
+    '--lb',
+    'sleep {}; echo {}; sleep {}; echo {}',
+    ':::',
+    '0.3',
+    '0.1',
+    '0',
+  ]),
   c('timeout percent', [
     '-j1',
     '--timeout',

@@ -70,14 +70,52 @@ export class GroupedOutput {
 }
 
 /**
+ * -k with --line-buffer: the lines of the oldest unfinished job go out as they come; a later
+ * job's wait until every job before it has finished, as GNU parallel holds them.
+ */
+export class LineOrder {
+  private next = 0;
+  private readonly held = new Map<number, { writes: (() => void)[]; finished: boolean }>();
+
+  /** Runs `write` now when job `index` is the oldest unfinished one, else once it is. */
+  write(index: number, write: () => void): void {
+    if (index === this.next) write();
+    else this.entry(index).writes.push(write);
+  }
+
+  /** Job `index` has written all it will (its result is in, or it never ran). */
+  finish(index: number): void {
+    this.entry(index).finished = true;
+    while (this.held.get(this.next)?.finished) {
+      this.held.delete(this.next++);
+      const following = this.held.get(this.next);
+      if (following === undefined) continue;
+      for (const write of following.writes) write();
+      following.writes = [];
+    }
+  }
+
+  private entry(index: number) {
+    let entry = this.held.get(index);
+    if (entry === undefined) {
+      entry = { writes: [], finished: false };
+      this.held.set(index, entry);
+    }
+    return entry;
+  }
+}
+
+/**
  * --line-buffer: whole lines of a running job as soon as they are complete (never half a
- * line mixed with another job's), the rest when it ends. Returns the bytes read, once done.
+ * line mixed with another job's), the rest when it ends; each write passes through `gate`
+ * (-k holds a later job's). Returns the bytes read, once done.
  */
 export function forwardLines(
   stream: Readable | null,
   to: Writable,
   tag: string,
   beforeWrite: () => void,
+  gate: (write: () => void) => void = (write) => write(),
 ): Promise<number> {
   if (stream === null) return Promise.resolve(0);
   return new Promise((resolve) => {
@@ -85,8 +123,10 @@ export function forwardLines(
     let bytes = 0;
     const write = (data: Buffer) => {
       if (data.length === 0) return;
-      beforeWrite();
-      to.write(tagLines(data, tag));
+      gate(() => {
+        beforeWrite();
+        to.write(tagLines(data, tag));
+      });
     };
     stream.on('data', (chunk: Buffer) => {
       bytes += chunk.length;

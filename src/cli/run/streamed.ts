@@ -17,6 +17,8 @@ export interface StreamTarget {
   beforeWrite: () => void;
   /** Bytes the job wrote to stdout (the joblog's Receive), once its output has ended. */
   received: (job: Job, bytes: number) => void;
+  /** Passes each write of the job's lines on, now or later (-k); absent: now. */
+  gate?: (job: Job, write: () => void) => void;
 }
 
 /** An attempt whose whole lines reach `target` as they come. */
@@ -32,8 +34,10 @@ export function streamedAttempt(target: StreamTarget) {
       (proc) => {
         attempt.spawned(proc, () => {});
         const tag = target.tag(job);
-        const out = forwardLines(proc.stdout, target.stdout, tag, target.beforeWrite);
-        const err = forwardLines(proc.stderr, target.stderr, tag, target.beforeWrite);
+        const { gate } = target;
+        const own = gate && ((write: () => void) => gate(job, write));
+        const out = forwardLines(proc.stdout, target.stdout, tag, target.beforeWrite, own);
+        const err = forwardLines(proc.stderr, target.stderr, tag, target.beforeWrite, own);
         return Promise.all([proc.exited, out, err]).then(([status, bytes]) => {
           target.received(job, bytes);
           return { status, stdout: EMPTY, stderr: EMPTY, startTime };
