@@ -446,7 +446,7 @@ Napi::Value EnvironMatches(const Napi::CallbackInfo& info) {
     return ThrowTypeError(info.Env(), "pidwatch native environMatches: bad arguments");
   AddonData* data = info.Env().GetInstanceData<AddonData>();
   data->parent_env = match_environ(info[0].As<Napi::String>().Utf8Value());
-  return Napi::Boolean::New(info.Env(), data->parent_env != nullptr);
+  return Napi::Boolean::New(info.Env(), static_cast<bool>(data->parent_env));
 }
 
 // onExits(handler): handler(count) receives each batch of exits (exitRows).

@@ -5,7 +5,6 @@
 #include <napi.h>
 #include <uv.h>
 
-#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -78,7 +77,7 @@ struct AddonData {
   Spawner spawner;
   // The copy of the environment JS handed over, while environ was found to hold
   // it; a spawn request may name it instead of giving an environment of its own.
-  std::shared_ptr<const EnvironSnapshot> parent_env;
+  EnvironRef parent_env;
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.
   ProcessHandle* live = nullptr;

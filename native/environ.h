@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#include <memory>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -29,10 +29,43 @@ struct EnvironSnapshot {
   // Whether environ still holds, byte for byte, what it held when this was made:
   // the same array, the same entries, each string at its address with its bytes.
   bool Unchanged() const;
+
+  mutable std::atomic<int> refs{0};  // EnvironRefs to it
+};
+
+// A counted reference to a snapshot, shared by the loop thread and the jobs of
+// the spawner thread. Not std::shared_ptr: libstdc++'s needs symbols newer than
+// the prebuilt binaries may use (GLIBC_2.32, GLIBCXX_3.4.26).
+class EnvironRef {
+ public:
+  EnvironRef() = default;
+  explicit EnvironRef(EnvironSnapshot* s) : s_(s) { Hold(); }
+  EnvironRef(const EnvironRef& other) : s_(other.s_) { Hold(); }
+  EnvironRef& operator=(const EnvironRef& other) {
+    if (s_ != other.s_) {
+      Drop();
+      s_ = other.s_;
+      Hold();
+    }
+    return *this;
+  }
+  ~EnvironRef() { Drop(); }
+  const EnvironSnapshot* operator->() const { return s_; }
+  explicit operator bool() const { return s_ != nullptr; }
+
+ private:
+  void Hold() {
+    if (s_) s_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  void Drop() {
+    if (s_ && s_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s_;
+    s_ = nullptr;
+  }
+  EnvironSnapshot* s_ = nullptr;
 };
 
 // A snapshot of `joined` (the environment as JS read it: its strings, each
-// ended by a NUL) if environ holds exactly those strings now, else null.
-std::shared_ptr<const EnvironSnapshot> match_environ(const std::string& joined);
+// ended by a NUL) if environ holds exactly those strings now, else none.
+EnvironRef match_environ(const std::string& joined);
 
 }  // namespace pidwatch

@@ -4,7 +4,6 @@
 
 #include <sys/types.h>
 
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,7 +36,7 @@ struct SpawnRequest {
   // Or, when set, the parent's environment: checked to be unchanged right before
   // the clone (else the spawn fails with ESTALE, syscall "environ", and nothing
   // is created); path_env is then its PATH.
-  std::shared_ptr<const EnvironSnapshot> parent_env;
+  EnvironRef parent_env;
   std::string path_env;  // the PATH to search when file has no slash
   bool has_path_env = false;
   bool has_cwd = false;
