@@ -224,7 +224,7 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
   return {
     file: file as string,
     args: argList,
-    argv: [argv0, ...argList],
+    argv: [argv0].concat(argList),
     env,
     path,
     cwd: checkCwd(o.cwd),

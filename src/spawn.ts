@@ -115,17 +115,18 @@ class Launch {
       this.release();
       throw new Error('pidwatch: spawn() while the environment is shutting down');
     }
-    const { request, raw } = this;
-    const parentFds = Array.from(this.fds);
-    const holdsFds = parentFds.some((fd) => fd >= 0);
+    const { request, raw, fds } = this;
+    let holdsFds = false;
+    for (let fd = 0; fd < fds.length; fd++) if (fds[fd] >= 0) holdsFds = true;
+    // (fds holds at least 0, 1 and 2: stdioCodes gives three codes or more)
     if (raw !== null) {
       for (let fd = 0; fd < 3; fd++) {
-        raw[fd] = parentFds[fd] ?? -1;
-        parentFds[fd] = -1;
+        raw[fd] = fds[fd];
+        fds[fd] = -1;
       }
     }
     const tree = request.tree ? ownTree(handle, this.leaf) : null;
-    const proc = new Subprocess(handle, openStreams(request.stdio, parentFds), request, tree);
+    const proc = new Subprocess(handle, openStreams(request.stdio, fds), request, tree);
     setExitTarget(this.id, proc);
     // Until here, the native handle closes the pipe ends if this JS stops (a Worker
     // terminated in between); from here on the streams (and raw's taker) own them.

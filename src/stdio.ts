@@ -67,7 +67,7 @@ export function stdioCodes(stdio: unknown): Int32Array {
 export type StdioStream = Readable | Writable | Socket | null;
 
 /** Wraps each parent pipe end in a Node stream; null where the child fd is not piped. */
-export function openStreams(codes: Int32Array, fds: number[]): StdioStream[] {
+export function openStreams(codes: Int32Array, fds: ArrayLike<number>): StdioStream[] {
   const streams: StdioStream[] = [];
   for (let fd = 0; fd < codes.length; fd++) {
     const parentFd = fds[fd];
