@@ -6,7 +6,7 @@
   #                        an architecture the launcher does not know cannot fail it.
   #   pidwatch_portable=1  the prebuilt binaries (scripts/prebuild.mjs): glibc symbols
   #                        pinned to glibc 2.28 and libstdc++ symbols to GCC 8's
-  #                        (native/compat/), -O2 with unused sections dropped, stripped:
+  #                        (native/compat/), -Os with unused sections dropped, stripped:
   #                        the tarball carries two of them.
   "variables": {
     "pidwatch_dev%": 0,
@@ -48,7 +48,7 @@
           "sources": ["native/compat/libstdcxx.cc"],
           "cflags!": ["-O3"],
           "cflags_cc!": ["-O3"],
-          "cflags": ["-O2", "-ffunction-sections", "-fdata-sections"],
+          "cflags": ["-Os", "-ffunction-sections", "-fdata-sections"],
           "cflags_cc": ["-include", "<(module_root_dir)/native/compat/glibc-2.28.h"],
           "ldflags": ["-s", "-Wl,--gc-sections"],
           "libraries": ["-Wl,--no-as-needed", "-l:libpthread.so.0", "-Wl,--as-needed"]

@@ -1,6 +1,7 @@
 // Scenarios of collected output, whose rows are ways to do the same job rather than
 // spawn adapters: exec() of /bin/echo against child_process.execFile and execa (parent
-// CPU per call); runJobs with output 'buffer' against 'ignore' (CPU per job); and the
+// CPU per call); runJobs with output 'buffer' against 'ignore' (CPU per job); runJobs'
+// spawn throughput at concurrency 2 and 8 against xargs -P; and the
 // runner scenario of GNU parallel's command line: 2,000 jobs through `pidwatch run`,
 // GNU parallel and `xargs -P` (wall time and the CPU of the whole run). Each row runs
 // in its own process, as every other scenario's.
@@ -141,7 +142,41 @@ async function run(row, { n, jobs: concurrency, command }) {
   };
 }
 
-export const outputScenarios = { exec, jobs, run };
+/**
+ * jobsRate: spawn throughput of runJobs (n x /bin/true, output 'ignore', jobs as trees as
+ * by default) against `xargs -P` on the same jobs, both at a concurrency: wall per job.
+ */
+async function jobsRate(row, { n, concurrency }) {
+  if (row === 'xargs') {
+    const runner = await run('xargs', { n, jobs: concurrency, command: '/bin/true {}' });
+    return {
+      async round() {
+        const { ms, cpuMs } = await runner.round();
+        return { wallUs: (ms * 1e3) / n, cpuMs };
+      },
+      teardown: runner.teardown,
+    };
+  }
+  const { runJobs } = await import('../../dist/index.js');
+  const once = async (count) => {
+    const argv = Array.from({ length: count }, () => ['/bin/true']);
+    const summary = await runJobs(argv, { concurrency, output: 'ignore' });
+    assert.equal(summary.succeeded, count);
+  };
+  await once(Math.ceil(n / 10));
+  return {
+    async round() {
+      const cpu0 = process.cpuUsage();
+      const t0 = now();
+      await once(n);
+      const wall = microseconds(t0, now());
+      return { wallUs: wall / n, cpuUs: cpuMicroseconds(process.cpuUsage(cpu0)) / n };
+    },
+    async teardown() {},
+  };
+}
+
+export const outputScenarios = { exec, jobs, run, jobsRate };
 
 /** The scenarios, for bench/lib/plan.mjs. */
 export function outputPlan({ quick, size }) {
@@ -190,6 +225,19 @@ export function outputPlan({ quick, size }) {
       ],
       baseline: 'ignore',
     },
+    ...[2, 8].map((concurrency) => ({
+      id: `jobs-rate-${concurrency}`,
+      title: `runJobs of ${size(2000).toLocaleString('en')} x /bin/true at concurrency ${concurrency}, against xargs -P${concurrency}`,
+      kind: 'jobsRate',
+      params: { n: size(2000), concurrency, rounds: quick ? 3 : 5 },
+      metric: 'wallUs',
+      unit: 'us wall/job',
+      rows: [
+        { id: 'runjobs', label: "runJobs (trees, output 'ignore')" },
+        { id: 'xargs', label: `xargs -P${concurrency}` },
+      ],
+      baseline: 'xargs',
+    })),
     runScenario('run-true-2', '/bin/true', '/bin/true {}', 2),
     runScenario('run-true-8', '/bin/true', '/bin/true {}', 8),
     runScenario('run-echo-2', 'echo {}', 'echo {}', 2),

@@ -32,6 +32,10 @@ function more(scenario, row) {
   if (scenario.kind === 'exec') parts.push(`wall ${num(m.wallUs)} us/call`);
   if (scenario.kind === 'jobs') parts.push(`wall ${num(m.wallUs)} us/job`);
   if (scenario.kind === 'run') parts.push(`CPU ${num(m.cpuMs)} ms (runner + jobs)`);
+  if (scenario.kind === 'jobsRate') {
+    parts.push(`${num(1e6 / m.wallUs)} jobs/s`);
+    if (m.cpuUs !== undefined) parts.push(`parent CPU ${num(m.cpuUs)} us/job`);
+  }
   if (scenario.kind === 'pipe') {
     parts.push(`${num(m.mibPerS)} MiB/s`);
     parts.push(`CPU ${num(m.cpuMs)} ms (all processes)`);
