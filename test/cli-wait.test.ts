@@ -92,20 +92,22 @@ function pidfdCount(pid: number): number {
 /**
  * Whether the CLI process `pid` has set up its watches of `count` PIDs, so that the test
  * may end them. With pidfds: it holds that many. Without (sigchld mode) it polls /proc on
- * a timer: it is set up once it blocks in an epoll wait with a finite timeout (before
- * that, while loading, it has no timer at all).
+ * a timer, which leaves no trace to look for; but it opens every watch in one synchronous
+ * run that starts once the addon is loaded: so once the addon is mapped and the process
+ * blocks in its event loop's epoll wait, the watches are set up. (A timeout of the wait
+ * tells nothing: V8 keeps timers of its own while the CLI still loads.)
  */
 function isWatching(pid: number, count: number): boolean {
   if (pidfdMode) return pidfdCount(pid) >= count;
   let fields: string[];
   try {
+    if (!readFileSync(`/proc/${pid}/maps`, 'utf8').includes('/pidwatch.node')) return false;
     fields = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim().split(' ');
   } catch {
     return false;
   }
-  // x86_64 epoll_wait = 232, epoll_pwait = 281; the 4th argument is the timeout in ms.
-  if (fields[0] !== '232' && fields[0] !== '281') return false;
-  return fields[4] !== '0xffffffffffffffff';
+  // x86_64 epoll_wait = 232, epoll_pwait = 281 (a process not in a system call reads "running").
+  return fields[0] === '232' || fields[0] === '281';
 }
 
 /** The node process under `strace` (its only child). */

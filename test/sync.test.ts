@@ -227,12 +227,14 @@ describe('spawnSync()', () => {
        });`,
       { eval: true },
     );
+    // Listened for at once: the exit may come in the same turn as the message.
+    const exited = once(worker, 'exit');
     const [message] = (await once(worker, 'message')) as [
       { pid: number; code: number; stdout: string },
     ];
     track(message);
     expect(message).toMatchObject({ code: 0, stdout: 'from-worker\n' });
-    await once(worker, 'exit');
+    expect(await exited).toEqual([0]);
   });
 
   it("works in a process.on('exit') handler", async () => {
