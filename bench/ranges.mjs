@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// Ranges over several full runs: for every row of every scenario, the lowest and the
+// highest of the runs' medians, and of the row's ratio to the scenario's reference
+// row in the same run (the C floor, or the scenario's baseline), as a Markdown table.
+//
+//   node bench/ranges.mjs bench/results/runs/*.json > ranges.md
+//
+// A ratio is only ever formed within one run, since the machine's load differs
+// between runs.
+import { readFileSync } from 'node:fs';
+
+const files = process.argv.slice(2);
+if (files.length === 0) {
+  process.stderr.write('usage: node bench/ranges.mjs RESULT.json...\n');
+  process.exit(2);
+}
+const runs = files.map((file) => JSON.parse(readFileSync(file, 'utf8')));
+
+const figure = (x) => (x >= 100 ? Math.round(x).toLocaleString('en') : x.toPrecision(3));
+const span = (values, format) => {
+  const low = Math.min(...values);
+  const high = Math.max(...values);
+  return format(low) === format(high) ? format(low) : `${format(low)}-${format(high)}`;
+};
+const ratio = (x) => `${x.toFixed(2)}x`;
+
+/** The row the others are divided by: the scenario's baseline, else its C floor. */
+function reference(scenario) {
+  if (scenario.baseline) return scenario.baseline;
+  return scenario.rows.some((row) => row.id === 'floor') ? 'floor' : null;
+}
+
+const lines = [
+  `Ranges over ${runs.length} full runs (ending ${runs.map((r) => r.machine.date.slice(11, 16)).join(', ')} UTC, ${runs[0].machine.date.slice(0, 10)}).`,
+  'Each cell is the lowest and the highest of the runs; a ratio divides two medians of the same run.',
+  '',
+  '| scenario | row | median | ratio | to | other figures |',
+  '|---|---|---|---|---|---|',
+];
+for (const first of runs[0].scenarios) {
+  const scenarios = runs.map((run) => run.scenarios.find((s) => s.id === first.id));
+  if (scenarios.some((s) => s === undefined)) continue;
+  const ref = reference(first);
+  for (const row of first.rows) {
+    const rows = scenarios.map((s) => s.rows.find((r) => r.id === row.id));
+    if (rows.some((r) => r === undefined || r.status !== 'ok' || typeof r.median !== 'number')) {
+      continue;
+    }
+    const medians = rows.map((r) => r.median);
+    let ratios = '';
+    let to = '';
+    if (ref && ref !== row.id) {
+      const bases = scenarios.map((s) => s.rows.find((r) => r.id === ref)?.median);
+      if (bases.every((b) => typeof b === 'number' && b > 0)) {
+        ratios = span(
+          medians.map((m, i) => m / bases[i]),
+          ratio,
+        );
+        to = first.rows.find((r) => r.id === ref)?.label ?? ref;
+      }
+    }
+    // The scenario's other measures (CPU, p99, ...), each as its own range.
+    const others = Object.keys(rows[0].medians ?? {})
+      .filter(
+        (key) => key !== first.metric && rows.every((r) => typeof r.medians?.[key] === 'number'),
+      )
+      .map(
+        (key) =>
+          `${key} ${span(
+            rows.map((r) => r.medians[key]),
+            figure,
+          )}`,
+      )
+      .join(', ');
+    lines.push(
+      `| ${first.id} | ${row.label} | ${span(medians, figure)} ${first.unit} | ${ratios} | ${to} | ${others} |`,
+    );
+  }
+}
+process.stdout.write(`${lines.join('\n')}\n`);
