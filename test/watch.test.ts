@@ -20,6 +20,7 @@ import {
   isZombie,
   procStat,
   readAll,
+  readableByOthers,
   runNode,
   stillThere,
   trackChildren,
@@ -220,7 +221,10 @@ async function watchAs(uid: number, pid: number): Promise<{ code: unknown; signa
 // The kernel shows a zombie's wait status in /proc/<pid>/stat only to a reader with
 // ptrace access to it (same uid, euid and suid, or CAP_SYS_PTRACE); to anyone else
 // it shows 0, which reads as "exit code 0". Such a status is unknown: null, null.
-describe.skipIf(process.getuid?.() !== 0)('watch() of a zombie run by another user', () => {
+// (It runs the fixture and the built package as uid 65534, so they must be readable by it.)
+describe.skipIf(
+  process.getuid?.() !== 0 || !readableByOthers(holdScript) || !readableByOthers(distEntry),
+)('watch() of a zombie run by another user', () => {
   const nobody = 65534;
 
   it('a crashed root zombie is unknown to a watcher running as uid 65534: code and signal null, never code 0', async () => {

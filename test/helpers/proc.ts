@@ -1,7 +1,8 @@
 // What a user looks at to see whether processes and fds were cleaned up: /proc.
 // Nothing here goes through pidwatch, so these checks are independent of it.
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
@@ -232,4 +233,23 @@ export function trackChildren(): <T extends { pid: number }>(proc: T) => T {
     if (proc.pid > 0) tracked.push(identify(proc.pid));
     return proc;
   };
+}
+
+/**
+ * Whether another user (not the owner, no group in common) may read `file`: it is
+ * readable by others and every directory above it searchable by others. A checkout in a
+ * private directory (mode 0700, as mktemp -d makes) is not, and a test that runs project
+ * files as another user cannot run there.
+ */
+export function readableByOthers(file: string): boolean {
+  try {
+    const path = resolve(file);
+    if ((statSync(path).mode & 0o004) === 0) return false;
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      if ((statSync(dir).mode & 0o001) === 0) return false;
+      if (dir === dirname(dir)) return true;
+    }
+  } catch {
+    return false;
+  }
 }
