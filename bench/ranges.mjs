@@ -40,25 +40,24 @@ const lines = [
 for (const first of runs[0].scenarios) {
   const scenarios = runs.map((run) => run.scenarios.find((s) => s.id === first.id));
   if (scenarios.some((s) => s === undefined)) continue;
+  // The reference row's medians, one per run, if every run has them.
   const ref = reference(first);
+  const bases = ref ? scenarios.map((s) => s.rows.find((r) => r.id === ref)?.median) : [];
+  const hasBases = ref !== null && bases.every((b) => typeof b === 'number' && b > 0);
+  const to = hasBases ? (first.rows.find((r) => r.id === ref)?.label ?? ref) : '';
   for (const row of first.rows) {
     const rows = scenarios.map((s) => s.rows.find((r) => r.id === row.id));
     if (rows.some((r) => r === undefined || r.status !== 'ok' || typeof r.median !== 'number')) {
       continue;
     }
     const medians = rows.map((r) => r.median);
-    let ratios = '';
-    let to = '';
-    if (ref && ref !== row.id) {
-      const bases = scenarios.map((s) => s.rows.find((r) => r.id === ref)?.median);
-      if (bases.every((b) => typeof b === 'number' && b > 0)) {
-        ratios = span(
+    const compared = hasBases && row.id !== ref;
+    const ratios = compared
+      ? span(
           medians.map((m, i) => m / bases[i]),
           ratio,
-        );
-        to = first.rows.find((r) => r.id === ref)?.label ?? ref;
-      }
-    }
+        )
+      : '';
     // The scenario's other measures (CPU, p99, ...), each as its own range.
     const others = Object.keys(rows[0].medians ?? {})
       .filter(
@@ -73,7 +72,7 @@ for (const first of runs[0].scenarios) {
       )
       .join(', ');
     lines.push(
-      `| ${first.id} | ${row.label} | ${span(medians, figure)} ${first.unit} | ${ratios} | ${to} | ${others} |`,
+      `| ${first.id} | ${row.label} | ${span(medians, figure)} ${first.unit} | ${ratios} | ${compared ? to : ''} | ${others} |`,
     );
   }
 }
