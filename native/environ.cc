@@ -36,7 +36,6 @@ bool EnvironSnapshot::Unchanged() const {
 }
 
 EnvironRef match_environ(const std::string& joined) {
-  EnvironRef none;
   EnvironSnapshot* made = new EnvironSnapshot;
   EnvironRef snapshot(made);
   EnvironSnapshot& s = *made;
@@ -53,27 +52,27 @@ EnvironRef match_environ(const std::string& joined) {
   }
   s.envp.push_back(nullptr);
   s.array = current_environ();
-  if (start != joined.size() || s.array == nullptr || lengths.size() >= kMaxRegions) return none;
+  if (start != joined.size() || s.array == nullptr || lengths.size() >= kMaxRegions) return {};
 
   const size_t count = lengths.size();
   std::vector<char*> slots(count + 1);
   struct iovec array = {s.array, (count + 1) * sizeof(char*)};
   if (read_own(slots.data(), array.iov_len, &array, 1) != static_cast<ssize_t>(array.iov_len) ||
       slots[count] != nullptr)
-    return none;
+    return {};
   s.regions.push_back(array);
   for (size_t i = 0; i < count; i++) {
     struct iovec& last = s.regions.back();
     if (i > 0 && static_cast<char*>(last.iov_base) + last.iov_len == slots[i]) {
       last.iov_len += lengths[i];
     } else {
-      if (s.regions.size() == kMaxRegions) return none;
+      if (s.regions.size() == kMaxRegions) return {};
       s.regions.push_back({slots[i], lengths[i]});
     }
   }
   s.expected.assign(reinterpret_cast<const char*>(slots.data()), array.iov_len);
   s.expected += joined;
-  return s.Unchanged() ? snapshot : none;
+  return s.Unchanged() ? snapshot : EnvironRef();
 }
 
 }  // namespace pidwatch
