@@ -17,22 +17,13 @@ import {
   processor,
 } from '../src/bullmq/index.js';
 import { testMode } from './helpers/mode.js';
+import { hasExited } from './helpers/proc.js';
 import { startRedis, type TestRedis } from './helpers/redis.mjs';
 
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixture = (name: string) =>
   fileURLToPath(new URL(`./fixtures/queue/${name}`, import.meta.url));
 const runs = testMode === 'pidfd' || testMode === 'sigchld';
-
-/** A process is gone once /proc has no live entry for it (a zombie is dead). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** Checks `condition` every 20 ms until it holds; throws after `ms`. */
 async function waitFor(condition: () => boolean | Promise<boolean>, ms: number, what: string) {
@@ -300,7 +291,7 @@ describe.runIf(runs)('pidwatch worker', () => {
       a.child.kill('SIGKILL');
       const killedAt = Date.now();
       const pids = victims.flatMap((l) => [Number(l[3]), Number(l[4])]);
-      await waitFor(() => !pids.some(alive), 5000, "the killed worker's trees to die");
+      await waitFor(() => pids.every(hasExited), 5000, "the killed worker's trees to die");
       // A tree of a SIGKILLed worker is gone within 1 s (the guardian's doing).
       expect(Date.now() - killedAt).toBeLessThan(1000);
       expect((await a.done).signal).toBe('SIGKILL');
@@ -333,7 +324,7 @@ describe.runIf(runs)('pidwatch worker', () => {
       const everyPid = all
         .filter((l) => l[0] === 'start')
         .flatMap((l) => [Number(l[3]), Number(l[4])]);
-      await waitFor(() => !everyPid.some(alive), 5000, 'every job process to be gone');
+      await waitFor(() => everyPid.every(hasExited), 5000, 'every job process to be gone');
       await waitFor(
         () => cgroupDirsOf(a.child.pid!).length + cgroupDirsOf(b.child.pid!).length === 0,
         5000,

@@ -9,16 +9,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { capabilities, exec, runJobs, type Subprocess, spawn } from '../src/index.js';
 import { haveCompiler, PidReuser, retryingPidRace } from './fixtures/reliability/support.js';
 import { testMode } from './helpers/mode.js';
-import { distEntry, procStat, runNode, waitFor } from './helpers/proc.js';
+import { distEntry, hasExited, procStat, runNode, waitFor } from './helpers/proc.js';
 
 const cgroupRoot = capabilities().cgroup;
 const mechanisms = cgroupRoot === null ? (['pgroup'] as const) : (['cgroup', 'pgroup'] as const);
-
-/** Dead: gone from /proc, or a zombie nobody has reaped yet. */
-function dead(pid: number): boolean {
-  const stat = procStat(pid);
-  return stat === null || stat.state === 'Z';
-}
 
 /** The cgroup v2 path of a process, relative to the mount ("0::" line), or null. */
 function cgroupOf(pid: number): string | null {
@@ -130,10 +124,10 @@ for (const mechanism of mechanisms) {
         expect(proc.tree!.kill(signal)).toBe(true);
         const status = await proc.exited;
         expect(status.signal).toBe(signal);
-        expect(dead(background)).toBe(true);
-        expect(dead(doubleForked)).toBe(true);
+        expect(hasExited(background)).toBe(true);
+        expect(hasExited(doubleForked)).toBe(true);
         // A descendant that calls setsid() leaves a process group, never a cgroup.
-        expect(dead(setsid)).toBe(mechanism === 'cgroup');
+        expect(hasExited(setsid)).toBe(mechanism === 'cgroup');
         expect(proc.tree!.kill(signal)).toBe(false);
       });
 
@@ -153,7 +147,7 @@ for (const mechanism of mechanisms) {
           const leaf = proc.tree!.cgroup!.slice(cgroupMount().length);
           const inLeaf = readdirSync('/proc')
             .filter((name) => /^\d+$/.test(name))
-            .filter((name) => cgroupOf(Number(name)) === leaf && !dead(Number(name)));
+            .filter((name) => cgroupOf(Number(name)) === leaf && !hasExited(Number(name)));
           expect(inLeaf).toEqual([]);
         } else {
           expect(groupMembers(proc.pid)).toEqual([]);
@@ -171,8 +165,8 @@ for (const mechanism of mechanisms) {
       const status = await proc.exited;
       expect(status.code).toBe(0);
       expect(status.tree?.leftovers).toBe(2);
-      expect(dead(background)).toBe(true);
-      expect(dead(doubleForked)).toBe(true);
+      expect(hasExited(background)).toBe(true);
+      expect(hasExited(doubleForked)).toBe(true);
     });
 
     it('kill() of the leader ends the whole tree', async () => {
@@ -186,7 +180,7 @@ for (const mechanism of mechanisms) {
       const status = await proc.exited;
       expect(status.signal).toBe('SIGTERM');
       expect(status.tree?.leftovers).toBe(1);
-      expect(dead(sleeper)).toBe(true);
+      expect(hasExited(sleeper)).toBe(true);
     });
 
     it('timeout, abort and dispose reach the whole tree, SIGKILL after forceKillAfter', async () => {
@@ -202,7 +196,7 @@ for (const mechanism of mechanisms) {
       strays.push(inner);
       const status = await timedOut.exited;
       expect(status).toMatchObject({ timedOut: true, signal: 'SIGKILL' });
-      expect(dead(inner)).toBe(true);
+      expect(hasExited(inner)).toBe(true);
 
       const controller = new AbortController();
       const aborted = spawn('sh', ['-c', 'sleep 60 & echo $!; wait'], {
@@ -214,7 +208,7 @@ for (const mechanism of mechanisms) {
       strays.push(sleeper);
       controller.abort();
       expect(await aborted.exited).toMatchObject({ aborted: true, signal: 'SIGTERM' });
-      expect(dead(sleeper)).toBe(true);
+      expect(hasExited(sleeper)).toBe(true);
 
       let disposedSleeper = 0;
       {
@@ -225,7 +219,7 @@ for (const mechanism of mechanisms) {
         [disposedSleeper] = await reportedPids(lineReader(disposed), 1);
         strays.push(disposedSleeper);
       }
-      expect(dead(disposedSleeper)).toBe(true);
+      expect(hasExited(disposedSleeper)).toBe(true);
     });
 
     it('exec with a timeout of `sh -c "sleep 30 & echo started"` settles at once', async () => {
@@ -238,7 +232,7 @@ for (const mechanism of mechanisms) {
       const [sleeper, word] = (output.stdout as string).trim().split('\n');
       expect(word).toBe('started');
       expect(output.tree?.leftovers).toBe(1);
-      expect(dead(Number(sleeper))).toBe(true);
+      expect(hasExited(Number(sleeper))).toBe(true);
       expect(performance.now() - started).toBeLessThan(500 + 500 + 1000);
     });
 
@@ -254,7 +248,7 @@ for (const mechanism of mechanisms) {
       const daemon = Number(summary.results[0].stdout.trim());
       expect(summary.results[0].status.tree?.leftovers).toBe(1);
       expect(summary.results[1].stdout).toBe('plain\n');
-      expect(dead(daemon)).toBe(true);
+      expect(hasExited(daemon)).toBe(true);
     });
 
     it('every PID a child that forks at once reports is in its tree', async () => {
@@ -409,7 +403,7 @@ describe.skipIf(cgroupRoot === null)('cgroup accounting and cleanup', () => {
     const worker = JSON.parse(workerLine) as { pid: string; dead: boolean };
     const leader = procStat(Number(worker.pid));
     expect(leader === null || leader.state === 'Z').toBe(true);
-    await waitFor(() => dead(Number(lastPid)), 'the last tree to be killed', 5000);
+    await waitFor(() => hasExited(Number(lastPid)), 'the last tree to be killed', 5000);
     const left = readdirSync(cgroupRoot!).filter((name) => name.startsWith('pidwatch-'));
     expect(left.filter((name) => !existsSync(`/proc/${name.slice('pidwatch-'.length)}`))).toEqual(
       [],
@@ -463,7 +457,7 @@ describe('without tree: true the same scenarios are bounded by the timeout', () 
     expect(proc.kill()).toBe(true);
     expect((await proc.exited).signal).toBe('SIGTERM');
     // Without a tree, the child's own child lives on, as with child_process.
-    expect(dead(sleeper)).toBe(false);
+    expect(hasExited(sleeper)).toBe(false);
     end(sleeper);
   });
 });
@@ -484,7 +478,7 @@ describe.skipIf(testMode !== 'pidfd')('pidwatch run', () => {
     expect(tree.code).toBe(0);
     const daemon = Number(tree.stdout.split(' ')[0]);
     strays.push(daemon);
-    expect(dead(daemon)).toBe(true);
+    expect(hasExited(daemon)).toBe(true);
 
     const plain = await runNode([
       cli,
@@ -499,7 +493,7 @@ describe.skipIf(testMode !== 'pidfd')('pidwatch run', () => {
     const survivor = Number(plain.stdout.split(' ')[0]);
     strays.push(survivor);
     expect(plain.code).toBe(1); // the job timed out: its daemon held the output
-    expect(dead(survivor)).toBe(false);
+    expect(hasExited(survivor)).toBe(false);
   });
 });
 

@@ -50,6 +50,8 @@ export interface ProcStat {
   session: number;
   /** clock ticks after boot: with the pid, names one process even across pid reuse */
   startTime: number;
+  /** the kernel's PF_* flags (field 9) */
+  flags: number;
 }
 
 /** `/proc/<pid>/stat`, or null when there is no such process. */
@@ -75,7 +77,24 @@ export function procStat(pid: number): ProcStat | null {
     pgrp: Number(rest[2]),
     session: Number(rest[3]),
     startTime: Number(rest[19]),
+    flags: Number(rest[6]),
   };
+}
+
+/** PF_EXITING: set when a process starts to exit, before it leaves its cgroup. */
+const PF_EXITING = 0x4;
+
+/**
+ * True when the process has exited: gone, a zombie, or inside exit() already.
+ * The kernel takes a process out of its cgroup (and a cgroup reads "populated 0")
+ * a moment before it turns into a zombie; on a loaded machine that moment can
+ * outlast the wait of whoever was told the cgroup is empty.
+ */
+export function hasExited(pid: number): boolean {
+  const stat = procStat(pid);
+  return (
+    stat === null || stat.state === 'Z' || stat.state === 'X' || (stat.flags & PF_EXITING) !== 0
+  );
 }
 
 /** True when the process is a zombie: exited but not reaped. */
