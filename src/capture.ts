@@ -7,8 +7,9 @@
 // and a descendant still holding the output is waited for as child_process does. Bounded
 // waits (below) keep that wait from outliving `timeout` or an abort.
 import { CaptureEvent, CaptureFlag, deliver, native } from './native.js';
-import { spawnRaw, spawnRawAsync } from './spawn.js';
+import { spawnRawAsync } from './spawn.js';
 import type { Subprocess } from './subprocess.js';
+import { deadline } from './timers.js';
 import type { ExitStatus, SpawnOptions } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -128,7 +129,7 @@ export interface CaptureResult extends Captured {
 
 export interface CapturedProcess {
   proc: Subprocess;
-  /** Settles once the process is reaped and its output has ended (see `spawnCaptured`). */
+  /** Settles once the process is reaped and its output has ended (see `spawnCapturedAsync`). */
   result: Promise<CaptureResult>;
   /**
    * The process is being killed on purpose (a halted run): stop waiting for output once
@@ -138,24 +139,13 @@ export interface CapturedProcess {
 }
 
 /**
- * `spawn()` with stdout and stderr (where piped) collected by a Capture. Throws as spawn
- * does. Waits are bounded: once `timeout` has fired, `signal` aborted, maxBuffer been
+ * `spawnAsync()` with stdout and stderr (where piped) collected by a Capture. Rejects as
+ * spawnAsync does. Waits are bounded: once `timeout` has fired, `signal` aborted, maxBuffer been
  * passed or `stop()` been called, the result does not wait for the output past the exit of
  * the process (a descendant may still hold a pipe); when `timeout` fires or `signal`
  * aborts after the exit, the wait for the output ends then, with `timedOut` or `aborted`
  * set in the status.
  */
-export function spawnCaptured(
-  file: string,
-  args: readonly string[] | undefined,
-  options: SpawnOptions,
-  captureOptions: CaptureOptions = {},
-): CapturedProcess {
-  const fds = new Int32Array(3);
-  return captureOutput(spawnRaw(file, args, options, fds), fds, options, captureOptions);
-}
-
-/** `spawnCaptured` with the clone and the wait for execve off the event loop (`spawnAsync`). */
 export function spawnCapturedAsync(
   file: string,
   args: readonly string[] | undefined,
@@ -198,14 +188,13 @@ function captureOutput(
     if (exited) capture.close();
   }
 
-  let timer: NodeJS.Timeout | undefined;
+  let cancelTimeout: (() => void) | undefined;
   const { timeout, signal } = options;
   if (timeout !== undefined && timeout > 0) {
-    timer = setTimeout(() => {
+    cancelTimeout = deadline(timeout, () => {
       if (exited) lateTimeout = true;
       bound();
-    }, timeout);
-    timer.unref(); // the process and the pipes keep the loop alive, not the deadline
+    });
   }
   const onAbort = () => {
     if (exited) lateAbort = true;
@@ -221,7 +210,7 @@ function captureOutput(
     settle = resolve;
   });
   const finish = () => {
-    if (timer !== undefined) clearTimeout(timer);
+    cancelTimeout?.();
     signal?.removeEventListener('abort', onAbort);
     let final = status!;
     if (lateTimeout) final = { ...final, timedOut: true };

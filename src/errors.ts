@@ -1,5 +1,21 @@
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import type { ExitStatus, ResourceUsage, TreeStatus } from './types.js';
+
+/** errno -> name from the platform's table (first name wins: EAGAIN before EWOULDBLOCK). */
+const ERRNO_NAMES = new Map<number, string>();
+for (const [name, number] of Object.entries(constants.errno)) {
+  if (!ERRNO_NAMES.has(number)) ERRNO_NAMES.set(number, name);
+}
+
+/**
+ * The name of an errno (either sign), as Node gives it. Node names only the errors
+ * libuv maps (Node 20 has no ENOEXEC, ESTALE or EDQUOT): the rest come from the table.
+ */
+export function errnoName(errno: number): string {
+  const name = getSystemErrorName(-Math.abs(errno));
+  return name.startsWith('Unknown') ? (ERRNO_NAMES.get(Math.abs(errno)) ?? name) : name;
+}
 
 /** A TypeError with Node's `code`, for bad arguments. */
 export function invalidArg(
@@ -50,7 +66,7 @@ export class SpawnError extends Error {
   readonly spawnargs: string[];
 
   constructor(errno: number, syscall: string, path: string, spawnargs: string[]) {
-    const code = getSystemErrorName(-Math.abs(errno));
+    const code = errnoName(errno);
     const about = STEPS_ON_A_PATH.has(syscall) ? ` '${path}'` : '';
     super(`spawn ${spawnargs[0] ?? path}: ${syscall}${about} failed: ${code}`);
     this.name = 'SpawnError';

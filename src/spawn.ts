@@ -11,6 +11,7 @@ import {
 import { nativeRequest, normalizeSpawn, retryWithFreshEnv } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
+import { deadline } from './timers.js';
 import { acquireLeaf, ownTree } from './tree.js';
 import type { SpawnOptions } from './types.js';
 
@@ -174,9 +175,7 @@ function launchAsync(request: Request, raw: Int32Array | null): Promise<Subproce
 
 function watchDeadlines(proc: Subprocess, timeout: number, signal: AbortSignal | undefined): void {
   if (timeout > 0) {
-    const timer = setTimeout(() => proc.terminate('timeout'), timeout);
-    timer.unref();
-    proc.onCleanup(() => clearTimeout(timer));
+    proc.onCleanup(deadline(timeout, () => proc.terminate('timeout')));
   }
   if (signal) {
     if (signal.aborted) {

@@ -7,6 +7,7 @@ import type { NativeProcess } from './native.js';
 import { toSignalNumber } from './signals.js';
 import { nativeExitStatus } from './status.js';
 import type { StdioStream } from './stdio.js';
+import { deadline } from './timers.js';
 import type { OwnedTree } from './tree.js';
 import type { ExitStatus, ProcessTree } from './types.js';
 
@@ -43,7 +44,7 @@ export class Subprocess implements AsyncDisposable {
   #resolve!: (status: ExitStatus) => void;
   #timedOut = false;
   #aborted = false;
-  #forceTimer: NodeJS.Timeout | undefined;
+  #cancelForceKill: (() => void) | undefined;
   #cleanups: Array<() => void> = [];
   /** Some fd is piped to a Readable: unread output is drained after the exit. */
   #hasReadable: boolean;
@@ -138,9 +139,8 @@ export class Subprocess implements AsyncDisposable {
     const target = this.#tree ?? this.#handle;
     target.kill(this.#policy.killSignal);
     const delay = this.#policy.forceKillAfter;
-    if (delay !== false && this.#forceTimer === undefined && this.#policy.killSignal !== 9) {
-      this.#forceTimer = setTimeout(() => target.kill(9), delay);
-      this.#forceTimer.unref();
+    if (delay !== false && this.#cancelForceKill === undefined && this.#policy.killSignal !== 9) {
+      this.#cancelForceKill = deadline(delay, () => target.kill(9));
     }
   }
 
@@ -153,7 +153,7 @@ export class Subprocess implements AsyncDisposable {
     const status = nativeExitStatus(this.pid, at, this.#timedOut, this.#aborted);
     this.#status = status;
     liveChildren.delete(this.pid);
-    if (this.#forceTimer !== undefined) clearTimeout(this.#forceTimer);
+    this.#cancelForceKill?.();
     if (this.#cleanups.length > 0) {
       for (const cleanup of this.#cleanups) cleanup();
       this.#cleanups = [];

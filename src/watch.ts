@@ -1,8 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { getSystemErrorName } from 'node:util';
 import { capabilities } from './capabilities.js';
 import { liveChildren } from './children.js';
-import { abortError, invalidType, invalidValue, ProcessGoneError } from './errors.js';
+import { abortError, errnoName, invalidType, invalidValue, ProcessGoneError } from './errors.js';
 import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
 import { publishExit } from './exits-hub.js';
 import { type NativeError, native } from './native.js';
@@ -30,7 +29,7 @@ export interface WatchedProcess {
 
 /** A native failure as Node reports system errors: code, negative errno, syscall. */
 function systemError(e: NativeError): Error {
-  const code = getSystemErrorName(-e.errno);
+  const code = errnoName(e.errno);
   return Object.assign(new Error(`${e.syscall} ${code}: ${e.message}`), {
     code,
     errno: -e.errno,

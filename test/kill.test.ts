@@ -84,6 +84,30 @@ describe('timeout', () => {
     expect(await proc.exited).toMatchObject({ code: 6, timedOut: false });
   });
 
+  it('waits out a timeout or forceKillAfter longer than Node keeps a timer (2^31-1 ms)', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const long = track(spawn('sleep', ['0.2'], { stdio: 'ignore', timeout: 2 ** 31 }));
+      expect(await long.exited).toMatchObject({ code: 0, timedOut: false });
+      // The abort comes once SIGTERM is ignored: only a SIGKILL could end it early.
+      const controller = new AbortController();
+      const stubborn = track(
+        spawn('/bin/sh', [fixture('ignore-term.sh'), '0.3'], {
+          signal: controller.signal,
+          forceKillAfter: 2 ** 40,
+        }),
+      );
+      await waitForLine(stubborn.stdout!, 'ready');
+      controller.abort();
+      expect(await stubborn.exited).toMatchObject({ code: 0, signal: null, aborted: true });
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it('escalates to SIGKILL after forceKillAfter when SIGTERM is ignored', async () => {
     // the timeout leaves ample time for the shell to set its trap first
     const proc = track(

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { filter, firstValueFrom, lastValueFrom, type Observable, take, tap, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { publishExit } from '../src/exits-hub.js';
 import { type ExitStatus, SpawnError, spawn } from '../src/index.js';
 import type { ProcessEvent } from '../src/rx/index.js';
 import { exit$, exits$, run$, spawn$ } from '../src/rx/index.js';
+import { waitFor } from './helpers/proc.js';
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
 
@@ -100,6 +101,32 @@ describe('spawn$', () => {
     const status = await unsubscribeWhen(source, (e) => e.type === 'stdout');
     expect(status.signal).toBe('SIGKILL');
     expect(alive(status.pid)).toBe(false);
+  });
+
+  it('once unsubscribed and exited, its pipe ends close though a descendant holds the pipes', async () => {
+    const source = spawn$('sh', ['-c', 'sleep 30 & echo $!; wait']);
+    let sleeper = 0;
+    const status = await unsubscribeWhen(source, (event) => {
+      if (event.type !== 'stdout') return false;
+      sleeper = Number(event.data.toString());
+      return true;
+    });
+    try {
+      expect(status.signal).toBe('SIGTERM');
+      const held = readlinkSync(`/proc/${sleeper}/fd/1`); // pipe:[inode]
+      const ours = () =>
+        readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`) === held;
+          } catch {
+            return false;
+          }
+        });
+      await waitFor(() => ours().length === 0, 'our end of the pipe to be closed');
+      expect(alive(sleeper)).toBe(true); // outside the process pidwatch was asked to run
+    } finally {
+      process.kill(sleeper, 'SIGKILL');
+    }
   });
 
   it('a spawn failure is an error notification carrying the SpawnError', async () => {

@@ -148,6 +148,19 @@ describe('refusals come back as a synchronous SpawnError', () => {
     expect(error.spawnargs.slice(-1)).toEqual(['x']);
   });
 
+  it('an executable without a #! line or an ELF header: ENOEXEC, named', () => {
+    const script = join(scratch, 'no-shebang');
+    writeFileSync(script, 'echo ran\n', { mode: 0o755 });
+    const error = spawnFailure(script);
+    expect(error).toBeInstanceOf(SpawnError);
+    expect(error).toMatchObject({
+      code: 'ENOEXEC',
+      errno: -constants.errno.ENOEXEC,
+      syscall: 'execve',
+    });
+    expect(error.message).toBe(`spawn ${script}: execve '${script}' failed: ENOEXEC`);
+  });
+
   it('a path through a regular file: ENOTDIR', () => {
     const error = spawnFailure(join(notExecutable, 'sub'));
     expect(error).toMatchObject({ code: 'ENOTDIR', errno: -constants.errno.ENOTDIR });

@@ -1,3 +1,4 @@
+import { deadline } from '../timers.js';
 import type { ExitStatus } from '../types.js';
 
 /** What terminating needs of a process: a Subprocess fits. */
@@ -20,6 +21,6 @@ export function terminate(
 ): void {
   const target = proc.tree ?? proc;
   if (!target.kill(killSignal) || forceKillAfter === false) return;
-  const timer = setTimeout(() => target.kill('SIGKILL'), forceKillAfter);
-  void proc.exited.then(() => clearTimeout(timer));
+  const cancel = deadline(forceKillAfter, () => target.kill('SIGKILL'), true);
+  void proc.exited.then(cancel);
 }

@@ -60,7 +60,10 @@ export function checkRunOptions(options: RunOptions<any> | undefined): RunSettin
   if (!(isCount(concurrency, 1) || concurrency === Number.POSITIVE_INFINITY)) {
     throw invalid('ERR_INVALID_ARG_VALUE', 'options.concurrency must be an integer >= 1');
   }
-  if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout < 2 ** 31)) {
+  if (
+    timeout !== undefined &&
+    !(typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0)
+  ) {
     throw invalid('ERR_INVALID_ARG_VALUE', 'options.timeout must be a number of ms > 0');
   }
   if (!isCount(retries, 0)) {

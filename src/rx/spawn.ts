@@ -21,7 +21,7 @@ function ended(stream: Readable | null): Promise<void> {
  * emits `spawn`, its output chunks, and `exit` once the process has exited and its piped
  * output has ended, then completes. A piped stdin is closed at once. Unsubscribing before
  * the exit sends `killSignal` (SIGKILL after `forceKillAfter`), at once or as soon as the
- * spawn completes; pidwatch still reaps the process.
+ * spawn completes; pidwatch still reaps the process, then closes its ends of the pipes.
  */
 export function spawn$(
   file: string,
@@ -33,11 +33,16 @@ export function spawn$(
     let exited = false;
     let unsubscribed = false;
     const stop = (running: Subprocess) => {
-      // Keep draining, so a child that writes while it shuts down is not blocked on a full pipe.
-      for (const stream of [running.stdout, running.stderr]) {
+      // Keep draining, so a child that writes while it shuts down is not blocked on a full pipe;
+      // once it has exited, close our ends: a descendant may hold the pipes for long after.
+      const streams = [running.stdout, running.stderr];
+      for (const stream of streams) {
         stream?.removeAllListeners('data');
         stream?.resume();
       }
+      void running.exited.then(() => {
+        for (const stream of streams) stream?.destroy();
+      });
       terminate(running, options?.killSignal ?? 'SIGTERM', options?.forceKillAfter ?? 5000);
     };
     spawnAsync(file, args ?? [], options).then(
