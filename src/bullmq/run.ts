@@ -148,7 +148,8 @@ export async function startQueueRun(
   const pending = new Map<string, Pending>();
   const results: JobResult<Buffer>[] = [];
   const summary: RunSummary<Buffer> = { results, succeeded: 0, failed: 0, halted: false };
-  const attempts = (options.retries ?? 0) + 1;
+  // Infinity (GNU parallel's --retries 0) as a number that survives JSON.
+  const attempts = Math.min((options.retries ?? 0) + 1, Number.MAX_SAFE_INTEGER);
   const halt = options.halt ?? 'never';
   let started = 0;
   let finished = false;

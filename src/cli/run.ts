@@ -1,4 +1,5 @@
 // `pidwatch run`: GNU parallel's command line (see its man page), on pidwatch's runner.
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
@@ -31,8 +32,8 @@ Options:
   -j, --jobs N|N%|+N|-N|0  jobs at once (default 100%: one per CPU thread; 0: as many as possible)
   -k, --keep-order         print outputs in input order
       --halt WHEN,WHAT=N   WHEN now|soon, WHAT fail|success|done, N a count or a percentage
-      --retries N          try a failing job up to N times in all
-      --timeout SEC|N%     kill a job after SEC seconds (or N% of the median runtime)
+      --retries N          try a failing job up to N times in all (0: until it succeeds)
+      --timeout SEC|N%     kill a job after SEC seconds (or N% of the median runtime; 0: never)
       --delay SEC          wait SEC between starting jobs
       --joblog [+]FILE     log each job (+: append)
       --resume             skip the jobs the joblog has; --resume-failed reruns its failed ones
@@ -104,6 +105,7 @@ export async function runRun(argv: string[]): Promise<number> {
       return 0;
     }
     concurrency = jobSlots(config.jobs, availableParallelism());
+    checkInputFiles(config);
     // Only --tree-cpu reads a tree's CPU time.
     if (!config.treeCpu) skipTreeCpu();
     if (config.joblog !== null && !config.dryRun) {
@@ -126,6 +128,19 @@ export async function runRun(argv: string[]): Promise<number> {
     return await runJobsOf(config, concurrency, done, joblog);
   } finally {
     joblog?.close();
+  }
+}
+
+/** As GNU parallel, a missing or unreadable input file is bad usage, found before any job runs. */
+function checkInputFiles(config: RunConfig): void {
+  for (const source of config.sources) {
+    if (source.kind !== 'file' || source.path === '-') continue;
+    try {
+      accessSync(source.path, fsConstants.R_OK); // not opened here: a FIFO would block
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new UsageError(`cannot open input file '${source.path}': ${code}`);
+    }
   }
 }
 
@@ -153,16 +168,22 @@ async function runJobsOf(
     for await (const args of inputs) all.push(args);
     inputs = all;
   }
-  const template = new CommandTemplate(config.command);
+  const template = new CommandTemplate(config.command, config.replaceString);
   const shell = process.env.PARALLEL_SHELL ?? '/bin/sh';
   const direct = shell === '/bin/sh';
   const halt = new HaltTracker(config.halt, () => count.total ?? count.read);
+
+  const tagOf = (values: JobValues) =>
+    config.tagstring === null
+      ? ''
+      : `${expandTag(config.tagstring, values, config.replaceString)}\t`;
 
   if (config.dryRun) {
     let seq = 0;
     for await (const args of inputs) {
       if (done.has(++seq)) continue;
-      process.stdout.write(`${template.expand({ args, seq, slot: 1 })}\n`);
+      const values = { args, seq, slot: 1 };
+      process.stdout.write(`${tagOf(values)}${template.expand(values)}\n`);
     }
     return 0;
   }
@@ -188,8 +209,6 @@ async function runJobsOf(
     { stdout: process.stdout, stderr: process.stderr, beforeWrite },
     config.keepOrder,
   );
-  const tagOf = (values: JobValues) =>
-    config.tagstring === null ? '' : `${expandTag(config.tagstring, values)}\t`;
 
   // process.env is read through a getter per key: copy it once, not once per job.
   const baseEnv = { ...process.env, PARALLEL_PID: String(process.pid) };

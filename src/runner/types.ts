@@ -55,7 +55,7 @@ export interface RunOptions<T extends string | Buffer = string> {
   concurrency?: number;
   /** ms per attempt; on expiry the job gets `killSignal` and `status.timedOut` is true. */
   timeout?: number;
-  /** Extra attempts for a failed job; default 0. */
+  /** Extra attempts for a failed job; default 0, `Infinity` until it succeeds. */
   retries?: number;
   /** Stop after this many failed jobs: `soon` lets the running ones finish, `now` kills them. */
   halt?: HaltPolicy;

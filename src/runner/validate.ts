@@ -66,8 +66,8 @@ export function checkRunOptions(options: RunOptions<any> | undefined): RunSettin
   ) {
     throw invalid('ERR_INVALID_ARG_VALUE', 'options.timeout must be a number of ms > 0');
   }
-  if (!isCount(retries, 0)) {
-    throw invalid('ERR_INVALID_ARG_VALUE', 'options.retries must be an integer >= 0');
+  if (!(isCount(retries, 0) || retries === Number.POSITIVE_INFINITY)) {
+    throw invalid('ERR_INVALID_ARG_VALUE', 'options.retries must be an integer >= 0 or Infinity');
   }
   if (output !== 'buffer' && output !== 'ignore' && output !== 'inherit') {
     throw invalid(

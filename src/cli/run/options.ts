@@ -10,11 +10,13 @@ import { parseDuration } from './time.js';
 export interface RunConfig {
   /** The command words, joined by spaces into one shell command line; empty: inputs are commands. */
   command: string[];
+  /** `-I STR`: the string that stands for `{}`, which is then plain text; null: `{}`. */
+  replaceString: string | null;
   sources: SourceSpec[];
   /** `-j` as given: resolved against the CPU count by `jobSlots`. */
   jobs: string;
   halt: HaltRule | null;
-  /** Total tries of a failing job (GNU's --retries; 0 and 1 mean one try). */
+  /** Total tries of a failing job (GNU's --retries: 1 is one try, 0 tries until it succeeds). */
   retries: number;
   /** `--timeout`: seconds, or a percentage of the median runtime of successful jobs. */
   timeout: { seconds: number } | { percent: number } | null;
@@ -182,6 +184,9 @@ function count(name: string, text: string): number {
   return Number(text);
 }
 
+/** --retries N: N tries in all; GNU parallel's 0 is no limit. */
+const tries = (n: number) => (n === 0 ? Number.POSITIVE_INFINITY : n);
+
 /** Parses the argv of `pidwatch run`; 'help' for --help. Throws UsageError. */
 export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   const { values, rest } = readOptions(argv);
@@ -189,9 +194,8 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   const last = (key: string): string | undefined => values.get(key)?.at(-1);
   const has = (key: string) => values.has(key);
   const { command: words, sources } = readSources(rest, values.get('arg-file') ?? []);
-  // -I STR: STR stands for {} in the command.
+  // -I STR: STR stands for {} in the command (and {} is then text).
   const replace = last('replace');
-  const command = replace ? words.map((word) => word.split(replace).join('{}')) : words;
 
   const timeoutText = last('timeout');
   let timeout: RunConfig['timeout'] = null;
@@ -200,6 +204,8 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     timeout = percent
       ? { percent: Number(percent[1]) }
       : { seconds: parseDuration('--timeout', timeoutText) };
+    // GNU parallel: --timeout 0 is no timeout.
+    if ('seconds' in timeout && timeout.seconds === 0) timeout = null;
   }
   const joblogText = last('joblog');
   const resume = has('resume-failed') ? 'failed' : has('resume') ? 'all' : 'no';
@@ -216,14 +222,16 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
       throw new UsageError(`--colsep: not a regular expression: '${colsep}'`);
     }
   }
-  const tagstring = last('tagstring') ?? (has('tag') ? '{}' : null);
+  const replaceString = replace === undefined || replace === '' ? null : replace;
+  const tagstring = last('tagstring') ?? (has('tag') ? (replaceString ?? '{}') : null);
   const delay = last('delay');
   return {
-    command,
+    command: words,
+    replaceString,
     sources,
     jobs: last('jobs') ?? '100%',
     halt: has('halt') ? parseHalt(last('halt')!) : null,
-    retries: has('retries') ? count('--retries', last('retries')!) : 0,
+    retries: has('retries') ? tries(count('--retries', last('retries')!)) : 1,
     timeout,
     delaySeconds: delay === undefined ? 0 : delaySeconds(delay),
     joblog:
@@ -287,7 +295,7 @@ export function jobSlots(text: string, cpus: number): number {
   const [, sign, number, percent] = match;
   const n = Number(number);
   let slots: number;
-  if (percent !== '') slots = Math.max(1, Math.floor((cpus * n) / 100));
+  if (percent !== '') slots = n === 0 ? 0 : Math.max(1, Math.floor((cpus * n) / 100));
   else if (sign === '+') slots = cpus + n;
   else if (sign === '-') slots = cpus - n;
   else slots = n === 0 ? MANY_JOBS : n;

@@ -1,7 +1,7 @@
 // --results DIR in GNU parallel's layout: DIR/1/<value of input 1>/2/<value of input 2>/...
 // holding seq, stdout and stderr for each job.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ExitStatus } from '../../types.js';
 
 /** A value as a directory name: \ / tab and NUL escaped as GNU parallel escapes them. */
@@ -33,6 +33,27 @@ export function cpuText(status: ExitStatus): string {
   return `process user ${seconds(usage.userCPUTime)}\nprocess system ${seconds(usage.systemCPUTime)}\n`;
 }
 
+/**
+ * mkdir -p. By hand: Node 20's `mkdirSync(dir, { recursive: true })` never returns for a
+ * path under a file system that refuses mkdir with ENOENT (`/proc/x/1`), spinning on it.
+ */
+function makeDirs(dir: string): void {
+  try {
+    mkdirSync(dir);
+    return;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+  }
+  makeDirs(dirname(dir));
+  try {
+    mkdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
 export function writeResult(
   root: string,
   args: readonly string[],
@@ -41,7 +62,7 @@ export function writeResult(
   withCpu: boolean,
 ): void {
   const dir = resultDir(root, args);
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeFileSync(join(dir, 'seq'), String(seq));
   writeFileSync(join(dir, 'stdout'), output.stdout);
   writeFileSync(join(dir, 'stderr'), output.stderr);

@@ -53,9 +53,26 @@ export interface JobValues {
 
 type Quote = (value: string) => string;
 
+/**
+ * The replacement strings, with `-I STR`: STR stands where `{}` would, and a `{}` is
+ * text (the other replacement strings keep their meaning, as in GNU parallel).
+ */
+function tokens(replaceString: string | null): RegExp {
+  if (replaceString === null) return TOKEN;
+  const escaped = replaceString.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`${escaped}|${TOKEN.source}`, 'g');
+}
+
 /** Replaces every replacement string of `text`; each value goes through `quote`. */
-function replace(text: string, values: JobValues, quote: Quote): string {
-  return text.replace(TOKEN, (token, position: string | undefined, how: string | undefined) => {
+function replace(
+  text: string,
+  values: JobValues,
+  quote: Quote,
+  replaceString: string | null,
+): string {
+  const pattern = tokens(replaceString);
+  return text.replace(pattern, (token, position: string | undefined, how: string | undefined) => {
+    if (isPlainText(token, replaceString)) return token;
     if (token === '{#}') return String(values.seq);
     if (token === '{%}') return String(values.slot);
     const { args } = values;
@@ -66,28 +83,47 @@ function replace(text: string, values: JobValues, quote: Quote): string {
   });
 }
 
-const hasToken = (text: string) => new RegExp(TOKEN.source).test(text);
+function hasToken(text: string, replaceString: string | null): boolean {
+  for (const [token] of text.matchAll(tokens(replaceString))) {
+    if (!isPlainText(token, replaceString)) return true;
+  }
+  return false;
+}
+
+/** `{}` is plain text once `-I` has given another string its meaning. */
+const isPlainText = (token: string, replaceString: string | null) =>
+  replaceString !== null && token === '{}' && token !== replaceString;
 
 /** A command template: the command words joined into one line, as GNU parallel reads them. */
 export class CommandTemplate {
   private readonly line: string;
   private readonly appendArgs: boolean;
 
-  /** With no command words, each input is itself the command line (not quoted). */
-  constructor(words: readonly string[]) {
+  /**
+   * With no command words, each input is itself the command line (not quoted).
+   * `replaceString`: `-I`'s string for `{}`.
+   */
+  constructor(
+    words: readonly string[],
+    private readonly replaceString: string | null = null,
+  ) {
     this.line = words.join(' ');
-    this.appendArgs = words.length > 0 && !hasToken(this.line);
+    this.appendArgs = words.length > 0 && !hasToken(this.line, replaceString);
   }
 
   /** The shell command line of one job. */
   expand(values: JobValues): string {
     if (this.line === '') return values.args.join(' ');
-    const line = replace(this.line, values, shellQuote);
+    const line = replace(this.line, values, shellQuote, this.replaceString);
     return this.appendArgs ? `${line} ${values.args.map(shellQuote).join(' ')}` : line;
   }
 }
 
 /** --tagstring: replacement strings give their values as they are, unquoted. */
-export function expandTag(tagstring: string, values: JobValues): string {
-  return replace(tagstring, values, (value) => value);
+export function expandTag(
+  tagstring: string,
+  values: JobValues,
+  replaceString: string | null = null,
+): string {
+  return replace(tagstring, values, (value) => value, replaceString);
 }
