@@ -485,4 +485,35 @@ describe('pidwatch run', () => {
     for (const pid of pids) expect(alive(pid)).toBe(false);
     expect(lines(readFileSync(pidLog, 'utf8'))).toHaveLength(3);
   });
+
+  it('-k and SIGINT: outputs held behind a killed job are never printed, as in GNU parallel', async () => {
+    const doneLog = scratchFile('done');
+    let cliPid = 0;
+    const run = cli(
+      [
+        'run',
+        '-k',
+        '-j2',
+        `echo o{}; if [ {} = slow ]; then exec sleep 30; fi; echo {} >> ${doneLog}`,
+        ':::',
+        'slow',
+        'fast1',
+        'fast2',
+      ],
+      {
+        started: (pid) => {
+          cliPid = pid;
+        },
+      },
+    );
+    await waitFor(
+      () =>
+        existsSync(doneLog) && lines(readFileSync(doneLog, 'utf8')).length === 2 ? true : undefined,
+      'the two fast jobs to finish',
+    );
+    process.kill(cliPid, 'SIGINT');
+    const outcome = await run;
+    expect(outcome.code).toBe(255);
+    expect(outcome.stdout).toBe('');
+  });
 });

@@ -370,6 +370,7 @@ async function runJobsOf(
     // A second Ctrl-C does not wait for the grace period.
     if (stoppedBy !== null) run.kill('SIGKILL');
     stoppedBy ??= signal;
+    grouped.dropHeld();
     run.abort(signal);
   };
   let brokenPipe = false;

@@ -42,6 +42,16 @@ export interface Streams {
 export class GroupedOutput {
   private next = 0;
   private readonly pending = new Map<number, JobOutput | null>();
+  private dropped = false;
+
+  /**
+   * The run was interrupted (SIGINT, SIGTERM): with -k, what waits behind an unfinished
+   * job is never printed, and neither is what finishes from now on, as in GNU parallel.
+   */
+  dropHeld(): void {
+    this.dropped = true;
+    this.pending.clear();
+  }
 
   constructor(
     private readonly streams: Streams,
@@ -53,6 +63,7 @@ export class GroupedOutput {
       if (output !== null) this.emit(output);
       return;
     }
+    if (this.dropped) return;
     this.pending.set(index, output);
     while (this.pending.has(this.next)) {
       const ready = this.pending.get(this.next);
