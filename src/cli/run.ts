@@ -60,8 +60,11 @@ parallel's; 255 on bad usage, or after SIGINT/SIGTERM (which kill the running jo
 
 /** GNU parallel's status for bad usage, and after SIGINT or SIGTERM. */
 const USAGE_STATUS = 255;
-/** Grace between SIGTERM and SIGKILL for jobs stopped by a signal, a halt or a timeout. */
-const GRACE_MS = 2000;
+/**
+ * Grace between SIGTERM and SIGKILL for jobs stopped by a signal, a halt or a timeout: GNU
+ * parallel's default --termseq (TERM,200,TERM,100,TERM,50,KILL) sends its KILL then.
+ */
+const GRACE_MS = 350;
 
 /** What the CLI keeps about a started job until its result arrives. */
 interface Started {
