@@ -36,7 +36,7 @@ Options:
       --timeout SEC|N%     kill a job after SEC seconds (or N% of the median runtime; 0: never)
       --delay SEC          wait SEC between starting jobs
       --joblog [+]FILE     log each job (+: append)
-      --resume             skip the jobs the joblog has; --resume-failed reruns its failed ones
+      --resume             skip the jobs the joblog (or --results) has; --resume-failed also reruns the joblog's failed ones
       --results DIR        each job's seq, stdout and stderr under DIR/1/<input>/...
       --tag                prefix output lines with the input; --tagstring STR with STR
       --line-buffer        print whole lines as they come; -u, --ungroup: as they come
@@ -181,10 +181,18 @@ async function runJobsOf(
       ? ''
       : `${expandTag(config.tagstring, values, config.replaceString)}\t`;
 
+  // --resume with --results: a job whose stdout file is there has run (GNU parallel's test).
+  const inResults =
+    config.results !== null && config.resume === 'all'
+      ? (await import('./run/results.js')).hasResult.bind(null, config.results)
+      : null;
+  const skip = (seq: number, args: readonly string[]) =>
+    done.has(seq) || inResults?.(args) === true;
+
   if (config.dryRun) {
     let seq = 0;
     for await (const args of inputs) {
-      if (done.has(++seq)) continue;
+      if (skip(++seq, args)) continue;
       const values = { args, seq, slot: 1 };
       process.stdout.write(`${tagOf(values)}${template.expand(values)}\n`);
     }
@@ -219,7 +227,7 @@ async function runJobsOf(
     let seq = 0;
     for await (const args of inputs) {
       if (stopStarting) return;
-      if (done.has(++seq)) continue;
+      if (skip(++seq, args)) continue;
       if (config.delaySeconds > 0 && startedJobs > 0) {
         const wait = lastStart + config.delaySeconds * 1000 - Date.now();
         if (wait > 0) await sleep(wait);

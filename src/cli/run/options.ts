@@ -209,8 +209,10 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   }
   const joblogText = last('joblog');
   const resume = has('resume-failed') ? 'failed' : has('resume') ? 'all' : 'no';
-  if (resume !== 'no' && joblogText === undefined) {
-    throw new UsageError(`--resume${resume === 'failed' ? '-failed' : ''} requires --joblog`);
+  if (resume !== 'no' && joblogText === undefined && !has('results')) {
+    throw new UsageError(
+      `--resume${resume === 'failed' ? '-failed' : ''} requires --joblog or --results`,
+    );
   }
   const delimiterText = has('null') ? '\0' : last('delimiter');
   const colsep = last('colsep');

@@ -1,6 +1,6 @@
 // --results DIR in GNU parallel's layout: DIR/1/<value of input 1>/2/<value of input 2>/...
 // holding seq, stdout and stderr for each job.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ExitStatus } from '../../types.js';
 
@@ -16,6 +16,11 @@ export function escapeName(value: string): string {
 /** The directory of one job. An empty value leaves no level of its own, as in GNU parallel. */
 export function resultDir(root: string, args: readonly string[]): string {
   return join(root, ...args.flatMap((arg, i) => [String(i + 1), escapeName(arg)]));
+}
+
+/** The job has a stdout file under `root`: what --resume skips with --results. */
+export function hasResult(root: string, args: readonly string[]): boolean {
+  return existsSync(join(resultDir(root, args), 'stdout'));
 }
 
 /**
