@@ -223,6 +223,15 @@ export const cases: Case[] = [
     ['-j1', '--joblog', '$J', 'exit {}', ':::', '0', '3', '0', '5'],
   ),
   c('resume with no joblog yet', ['-j1', '--resume', '--joblog', '$J', 'echo', ':::', 'a']),
+  c('results: a value too long for a file name', [
+    '-k',
+    '--results',
+    '$R',
+    'echo',
+    ':::',
+    'x'.repeat(300),
+    'short',
+  ]),
   c(
     'resume from --results alone',
     [

@@ -13,9 +13,26 @@ export function escapeName(value: string): string {
     .replace(/\//g, '\\_');
 }
 
+/**
+ * The longest name a directory may have (NAME_MAX on Linux file systems). As in GNU
+ * parallel, names are cut to it only once a value has been found too long for one.
+ */
+const NAME_MAX = 255;
+let cutNames = false;
+
+/** A name cut to NAME_MAX bytes, back to a whole UTF-8 character. */
+function cut(name: string): string {
+  const bytes = Buffer.from(name);
+  if (bytes.length <= NAME_MAX) return name;
+  let end = NAME_MAX;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString();
+}
+
 /** The directory of one job. An empty value leaves no level of its own, as in GNU parallel. */
 export function resultDir(root: string, args: readonly string[]): string {
-  return join(root, ...args.flatMap((arg, i) => [String(i + 1), escapeName(arg)]));
+  const name = cutNames ? (arg: string) => cut(escapeName(arg)) : escapeName;
+  return join(root, ...args.flatMap((arg, i) => [String(i + 1), name(arg)]));
 }
 
 /** The job has a stdout file under `root`: what --resume skips with --results. */
@@ -66,8 +83,15 @@ export function writeResult(
   output: { stdout: Buffer; stderr: Buffer; status: ExitStatus },
   withCpu: boolean,
 ): void {
-  const dir = resultDir(root, args);
-  makeDirs(dir);
+  let dir = resultDir(root, args);
+  try {
+    makeDirs(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENAMETOOLONG' || cutNames) throw error;
+    cutNames = true;
+    dir = resultDir(root, args);
+    makeDirs(dir);
+  }
   writeFileSync(join(dir, 'seq'), String(seq));
   writeFileSync(join(dir, 'stdout'), output.stdout);
   writeFileSync(join(dir, 'stderr'), output.stderr);
