@@ -36,12 +36,14 @@ Options:
       --timeout SEC|N%     kill a job after SEC seconds (or N% of the median runtime; 0: never)
       --delay SEC          wait SEC between starting jobs
       --joblog [+]FILE     log each job (+: append)
-      --resume             skip the jobs the joblog (or --results) has; --resume-failed also reruns the joblog's failed ones
-      --results DIR        each job's seq, stdout and stderr under DIR/1/<input>/...
+      --resume             skip the jobs the joblog (or --results) has;
+                           --resume-failed also reruns the joblog's failed ones
+      --results DIR        each job's seq, stdout and stderr under DIR/1/<input>/...;
+                           a path with {}: each job's stdout file (.err, .seq beside it)
       --tag                prefix output lines with the input; --tagstring STR with STR
       --line-buffer        print whole lines as they come; -u, --ungroup: as they come
       --dry-run            print the commands, run nothing; -v: print each before its output
-  -I STR                   STR stands for {} in the command
+  -I STR                   STR stands for {} in the command ({} is then text)
       --link               link all input sources (shorter ones wrap around)
   -r, --no-run-if-empty    skip blank inputs
   -0, --null               inputs end with NUL; -d, --delimiter D: with D
@@ -182,12 +184,16 @@ async function runJobsOf(
       : `${expandTag(config.tagstring, values, config.replaceString)}\t`;
 
   // --resume with --results: a job whose stdout file is there has run (GNU parallel's test).
-  const inResults =
-    config.results !== null && config.resume === 'all'
-      ? (await import('./run/results.js')).hasResult.bind(null, config.results)
-      : null;
+  const results =
+    config.results === null
+      ? null
+      : new (await import('./run/results.js')).Results(
+          config.results,
+          config.replaceString,
+          config.treeCpu,
+        );
   const skip = (seq: number, args: readonly string[]) =>
-    done.has(seq) || inResults?.(args) === true;
+    done.has(seq) || (config.resume === 'all' && results?.has({ args, seq, slot: 1 }) === true);
 
   if (config.dryRun) {
     let seq = 0;
@@ -210,8 +216,6 @@ async function runJobsOf(
   const bar = config.bar
     ? new (await import('./run/bar.js')).ProgressBar(process.stderr, count)
     : null;
-  const writeResult =
-    config.results === null ? null : (await import('./run/results.js')).writeResult;
   const { streamedAttempt } =
     config.output === 'line' ? await import('./run/streamed.js') : { streamedAttempt: null };
   const lineOrder = config.output === 'line' && config.keepOrder ? new LineOrder() : null;
@@ -311,8 +315,8 @@ async function runJobsOf(
     } else if (outcome.exitval === 0 && outcome.signal === 0) {
       runtimes.push(result.status.durationMs);
     }
-    if (config.results !== null && writeResult !== null) {
-      writeResult(config.results, job.values.args, job.values.seq, result, config.treeCpu);
+    if (results !== null) {
+      results.write(job.values, result);
       grouped.add(null, result.index);
     } else if (config.output === 'group') {
       const tag = tagOf(job.values);

@@ -1,8 +1,8 @@
-// --results DIR in GNU parallel's layout: DIR/1/<value of input 1>/2/<value of input 2>/...
-// holding seq, stdout and stderr for each job.
+// --results: each job's seq, stdout and stderr in files, in GNU parallel's layouts.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ExitStatus } from '../../types.js';
+import { expandTag, hasReplacement, type JobValues } from './template.js';
 
 /** A value as a directory name: \ / tab and NUL escaped as GNU parallel escapes them. */
 export function escapeName(value: string): string {
@@ -33,11 +33,6 @@ function cut(name: string): string {
 export function resultDir(root: string, args: readonly string[]): string {
   const name = cutNames ? (arg: string) => cut(escapeName(arg)) : escapeName;
   return join(root, ...args.flatMap((arg, i) => [String(i + 1), name(arg)]));
-}
-
-/** The job has a stdout file under `root`: what --resume skips with --results. */
-export function hasResult(root: string, args: readonly string[]): boolean {
-  return existsSync(join(resultDir(root, args), 'stdout'));
 }
 
 /**
@@ -76,24 +71,84 @@ function makeDirs(dir: string): void {
   }
 }
 
-export function writeResult(
-  root: string,
-  args: readonly string[],
-  seq: number,
-  output: { stdout: Buffer; stderr: Buffer; status: ExitStatus },
-  withCpu: boolean,
-): void {
-  let dir = resultDir(root, args);
-  try {
-    makeDirs(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENAMETOOLONG' || cutNames) throw error;
-    cutNames = true;
-    dir = resultDir(root, args);
-    makeDirs(dir);
+/** Where one job's files go. */
+interface ResultFiles {
+  /** Made before the files are written. */
+  dir: string;
+  stdout: string;
+  stderr: string;
+  seq: string;
+  cpu: string;
+}
+
+/**
+ * --results. A plain DIR gets GNU parallel's tree (DIR/1/<input 1>/2/<input 2>/...,
+ * holding seq, stdout and stderr). A path with replacement strings is expanded per job,
+ * unquoted: ending in `/`, it is the job's directory; else the job's stdout file, with
+ * `.err` and `.seq` beside it (GNU parallel's two other forms).
+ */
+export class Results {
+  private readonly template: boolean;
+
+  constructor(
+    private readonly root: string,
+    private readonly replaceString: string | null,
+    private readonly withCpu: boolean,
+  ) {
+    this.template = hasReplacement(root, replaceString);
   }
-  writeFileSync(join(dir, 'seq'), String(seq));
-  writeFileSync(join(dir, 'stdout'), output.stdout);
-  writeFileSync(join(dir, 'stderr'), output.stderr);
-  if (withCpu) writeFileSync(join(dir, 'cpu'), cpuText(output.status));
+
+  private files(values: JobValues): ResultFiles {
+    if (!this.template) {
+      const dir = resultDir(this.root, values.args);
+      const inDir = (name: string) => join(dir, name);
+      return {
+        dir,
+        stdout: inDir('stdout'),
+        stderr: inDir('stderr'),
+        seq: inDir('seq'),
+        cpu: inDir('cpu'),
+      };
+    }
+    const path = expandTag(this.root, values, this.replaceString);
+    if (path.endsWith('/')) {
+      const inDir = (name: string) => join(path, name);
+      return {
+        dir: path,
+        stdout: inDir('stdout'),
+        stderr: inDir('stderr'),
+        seq: inDir('seq'),
+        cpu: inDir('cpu'),
+      };
+    }
+    return {
+      dir: dirname(path),
+      stdout: path,
+      stderr: `${path}.err`,
+      seq: `${path}.seq`,
+      cpu: `${path}.cpu`,
+    };
+  }
+
+  /** The job's stdout file is there: what --resume skips (GNU parallel's test). */
+  has(values: JobValues): boolean {
+    return existsSync(this.files(values).stdout);
+  }
+
+  write(values: JobValues, output: { stdout: Buffer; stderr: Buffer; status: ExitStatus }): void {
+    let files = this.files(values);
+    try {
+      makeDirs(files.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENAMETOOLONG' || cutNames || this.template)
+        throw error;
+      cutNames = true;
+      files = this.files(values);
+      makeDirs(files.dir);
+    }
+    writeFileSync(files.seq, String(values.seq));
+    writeFileSync(files.stdout, output.stdout);
+    writeFileSync(files.stderr, output.stderr);
+    if (this.withCpu) writeFileSync(files.cpu, cpuText(output.status));
+  }
 }

@@ -83,7 +83,8 @@ function replace(
   });
 }
 
-function hasToken(text: string, replaceString: string | null): boolean {
+/** `text` holds a replacement string (with `-I STR`, STR for `{}`). */
+export function hasReplacement(text: string, replaceString: string | null): boolean {
   for (const [token] of text.matchAll(tokens(replaceString))) {
     if (!isPlainText(token, replaceString)) return true;
   }
@@ -108,7 +109,7 @@ export class CommandTemplate {
     private readonly replaceString: string | null = null,
   ) {
     this.line = words.join(' ');
-    this.appendArgs = words.length > 0 && !hasToken(this.line, replaceString);
+    this.appendArgs = words.length > 0 && !hasReplacement(this.line, replaceString);
   }
 
   /** The shell command line of one job. */
