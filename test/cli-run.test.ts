@@ -516,4 +516,23 @@ describe('pidwatch run', () => {
     expect(outcome.code).toBe(255);
     expect(outcome.stdout).toBe('');
   });
+
+  it('SIGINT: a killed job still gets its --results files, with what it wrote, as in GNU parallel', async () => {
+    const results = scratchFile('interrupted-results');
+    const started = scratchFile('slow-started');
+    let cliPid = 0;
+    const run = cli(
+      ['run', '--results', results, `echo o{}; echo x > ${started}; exec sleep 30`, ':::', 'slow'],
+      {
+        started: (pid) => {
+          cliPid = pid;
+        },
+      },
+    );
+    await waitFor(() => (existsSync(started) ? true : undefined), 'the job to start');
+    process.kill(cliPid, 'SIGINT');
+    expect((await run).code).toBe(255);
+    expect(readFileSync(join(results, '1', 'slow', 'stdout'), 'utf8')).toBe('oslow\n');
+    expect(readFileSync(join(results, '1', 'slow', 'seq'), 'utf8')).toBe('1');
+  });
 });

@@ -289,14 +289,18 @@ async function runJobsOf(
         : (job, write) => lineOrder.write(byJob.get(job)!.index, write),
   });
 
+  /** The signal that stopped the run (SIGINT, SIGTERM), once one has. */
+  let stoppedBy: NodeJS.Signals | null = null;
   const onResult = (result: JobResult<Buffer>) => {
     const job = started.get(result.index)!;
     started.delete(result.index);
     lineOrder?.finish(result.index);
     freeSlots.push(job.values.slot);
     freeSlots.sort((a, b) => a - b);
-    // Jobs killed by --halt now are neither printed nor logged, as in GNU parallel.
+    // Jobs killed by --halt now are neither printed nor logged, as in GNU parallel; killed
+    // by SIGINT or SIGTERM, what they wrote still goes to --results, as there.
     if (result.status.aborted) {
+      if (stoppedBy !== null) results?.write(job.values, result);
       grouped.add(null, result.index);
       return;
     }
@@ -380,7 +384,6 @@ async function runJobsOf(
     return USAGE_STATUS;
   }
 
-  let stoppedBy: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
     // A second Ctrl-C does not wait for the grace period.
     if (stoppedBy !== null) run.kill('SIGKILL');
