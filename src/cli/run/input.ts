@@ -101,7 +101,14 @@ export async function* jobArguments(
   settings: InputSettings,
   count: InputCount,
 ): AsyncGenerator<string[]> {
-  const groups = groupSources(specs, settings.link);
+  // GNU parallel: a `:::` with no values beside other sources stands for one empty value.
+  const filled =
+    specs.length > 1
+      ? specs.map((spec) =>
+          spec.kind === 'args' && spec.values.length === 0 ? { ...spec, values: [''] } : spec,
+        )
+      : specs;
+  const groups = groupSources(filled, settings.link);
   const rest: string[][][] = [];
   for (const group of groups.slice(1)) rest.push(await readGroup(group, settings));
   const first: AsyncIterable<string[]> | string[][] =
