@@ -77,8 +77,11 @@ function replace(
     if (token === '{%}') return String(values.slot);
     const { args } = values;
     if (position === undefined) return args.map((arg) => quote(transform(arg, how))).join(' ');
+    // GNU parallel indexes a Perl array: {n} is $arg[n-1], {-n} $arg[$#arg+1-n], and an
+    // index below 0 counts from the end once more ({0} is the last input).
     const n = Number(position);
-    const arg = n < 0 ? args[args.length + n] : args[n - 1];
+    const index = n >= 0 ? n - 1 : args.length + n;
+    const arg = args.at(index);
     return arg === undefined ? '' : quote(transform(arg, how));
   });
 }
