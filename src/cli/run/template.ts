@@ -76,11 +76,12 @@ function replace(
     if (token === '{#}') return String(values.seq);
     if (token === '{%}') return String(values.slot);
     const { args } = values;
-    if (position === undefined) return args.map((arg) => quote(transform(arg, how))).join(' ');
+    // {0} is every input, as {} (GNU parallel's behaviour, though not in its manual).
+    const n = Number(position ?? 0);
+    if (n === 0) return args.map((arg) => quote(transform(arg, how))).join(' ');
     // GNU parallel indexes a Perl array: {n} is $arg[n-1], {-n} $arg[$#arg+1-n], and an
-    // index below 0 counts from the end once more ({0} is the last input).
-    const n = Number(position);
-    const index = n >= 0 ? n - 1 : args.length + n;
+    // index below 0 counts from the end once more ({-3} of two inputs is the last).
+    const index = n > 0 ? n - 1 : args.length + n;
     const arg = args.at(index);
     return arg === undefined ? '' : quote(transform(arg, how));
   });
