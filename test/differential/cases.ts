@@ -341,6 +341,7 @@ export const cases: Case[] = [
     ':::',
     'b',
   ]),
+  c('--tag after each \\r too', ['-k', '--tag', 'printf "a\\r\\nb\\rc\\n"; printf d', ':::', 't']),
   c('--link wraps', ['-k', '--link', 'echo', ':::', 'a', 'b', ':::', '1', '2', '3']),
   c('-r skips blank lines', ['-r', '-k', 'echo', '[{}]'], 'a\n \n\nb\n'),
   c('dry-run no command', ['--dry-run', ':::', 'echo a; echo b']),

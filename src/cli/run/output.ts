@@ -3,6 +3,18 @@
 import type { Readable, Writable } from 'node:stream';
 
 const NEWLINE = 0x0a;
+const RETURN = 0x0d;
+
+/**
+ * Where the line from `start` ends: past its \n or, as GNU parallel's --tag takes it, its
+ * \r (a progress line redrawn with \r gets the tag each time); else the end of `data`.
+ */
+function lineEnd(data: Buffer, start: number): number {
+  for (let i = start; i < data.length; i++) {
+    if (data[i] === NEWLINE || data[i] === RETURN) return i + 1;
+  }
+  return data.length;
+}
 
 /** Prefixes every line of `data`, including a last one without a newline. */
 export function tagLines(data: Buffer, prefix: string): Buffer {
@@ -10,8 +22,7 @@ export function tagLines(data: Buffer, prefix: string): Buffer {
   const tag = Buffer.from(prefix);
   const parts: Buffer[] = [];
   for (let start = 0; start < data.length; ) {
-    const newline = data.indexOf(NEWLINE, start);
-    const end = newline === -1 ? data.length : newline + 1;
+    const end = lineEnd(data, start);
     parts.push(tag, data.subarray(start, end));
     start = end;
   }
