@@ -87,13 +87,21 @@ class Launch {
   readonly id = reserveExitId();
   readonly leaf: NativeLeaf | null;
   readonly args: Parameters<NativeBinding['spawn']>;
+  /** Ends the guardian's watch of a killOnParentExit leaf (see the constructor). */
+  readonly #unguard: (() => void) | null;
 
   constructor(
     readonly request: Request,
     readonly raw: Int32Array | null,
   ) {
     this.fds = new Int32Array(request.stdio.length);
-    this.leaf = request.tree ? acquireLeaf((request.flags & SpawnFlag.pdeathsig) !== 0) : null;
+    const guarded = (request.flags & SpawnFlag.pdeathsig) !== 0;
+    this.leaf = request.tree ? acquireLeaf(guarded) : null;
+    // The guardian watches the leaf from before the spawn, not from its adoption: by
+    // then (later still with spawnAsync) the tree may have forked, and a SIGKILL of this
+    // process in between would leave the forks running.
+    this.#unguard =
+      this.leaf && guarded ? guardTree(0, { mechanism: 'cgroup', cgroup: this.leaf.path }) : null;
     const flags =
       request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
     this.args = [...nativeRequest(request, flags), this.fds, this.id, this.leaf ?? undefined];
@@ -134,13 +142,14 @@ class Launch {
     if (holdsFds) handle.claimFds();
     // PR_SET_PDEATHSIG reaches the leader only: the guardian kills the rest of the tree.
     if (tree && request.flags & SpawnFlag.pdeathsig)
-      void proc.exited.then(guardTree(proc.pid, tree));
+      void proc.exited.then(this.#unguard ?? guardTree(proc.pid, tree));
     watchDeadlines(proc, request.timeout, request.signal);
     return proc;
   }
 
   private release(): void {
     dropExitId(this.id, true);
+    this.#unguard?.();
     this.leaf?.release();
   }
 }

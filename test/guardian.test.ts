@@ -13,6 +13,9 @@ const parentScript = fileURLToPath(new URL('./fixtures/queue/guarded-parent.mjs'
 const syncParentScript = fileURLToPath(
   new URL('./fixtures/queue/guarded-sync-parent.mjs', import.meta.url),
 );
+const asyncParentScript = fileURLToPath(
+  new URL('./fixtures/queue/guarded-async-parent.mjs', import.meta.url),
+);
 const runs = testMode === 'pidfd' || testMode === 'sigchld';
 
 /** Live (not zombie) processes among `pids`. */
@@ -150,10 +153,11 @@ describe.runIf(runs)('guardian', () => {
     expect(await until(() => living(parent.pids).length === 0, 5000)).toBe(true);
   });
 
-  it('a tree run by execSync dies with its SIGKILLed parent, leaving no cgroup', async () => {
+  /** Runs a fixture that starts one guarded tree, SIGKILLs itself, and checks the tree dies. */
+  async function killedWithTree(script: string): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'pidwatch-guard-'));
     const file = join(dir, 'pids');
-    const child = spawnChild(process.execPath, [syncParentScript, distEntry, file], {
+    const child = spawnChild(process.execPath, [script, distEntry, file], {
       stdio: 'inherit',
     });
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
@@ -172,15 +176,20 @@ describe.runIf(runs)('guardian', () => {
       expect(await until(pidsWritten, 10_000)).toBe(true);
       started.pids = readFileSync(file, 'utf8').trim().split('\n').map(Number);
       const [orphan] = started.pids;
-      const cgroupLine = readFileSync(`/proc/${orphan}/cgroup`, 'utf8')
-        .split('\n')
-        .find((line) => line.startsWith('0::'));
+      let cgroupLine: string | undefined;
+      try {
+        cgroupLine = readFileSync(`/proc/${orphan}/cgroup`, 'utf8')
+          .split('\n')
+          .find((line) => line.startsWith('0::'));
+      } catch {
+        // ended already (the parent that kills itself may have, and the guardian then)
+      }
       const mount = existsSync('/sys/fs/cgroup/unified/cgroup.procs')
         ? '/sys/fs/cgroup/unified'
         : '/sys/fs/cgroup';
       const leafDir = cgroupLine && cgroupLine !== '0::/' ? mount + cgroupLine.slice(3) : null;
       if (leafDir) started.cgroups.push(leafDir);
-      process.kill(child.pid!, 'SIGKILL');
+      if (script === syncParentScript) process.kill(child.pid!, 'SIGKILL');
       expect(await exited).toBe('SIGKILL');
       // The leader goes by PR_SET_PDEATHSIG; the orphan only by the guardian.
       expect(await until(() => living(started.pids).length === 0, 5000)).toBe(true);
@@ -188,7 +197,15 @@ describe.runIf(runs)('guardian', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }
+
+  it('a tree run by execSync dies with its SIGKILLed parent, leaving no cgroup', () =>
+    killedWithTree(syncParentScript));
+
+  // The guardian must hold the leaf before the tree can fork: here the parent dies before
+  // its event loop adopts the spawn at all.
+  it('a spawnAsync tree dies with a parent SIGKILLed before the spawn was adopted', () =>
+    killedWithTree(asyncParentScript));
 
   it('a parent that exits normally takes its trees and its guardian with it', async () => {
     const parent = await startParent(2, 'setsid', {}, 'exit');
