@@ -517,6 +517,31 @@ describe('pidwatch run', () => {
     expect(outcome.stdout).toBe('');
   });
 
+  it('SIGHUP: no job starts after it, the running ones finish and print, exit 0 (GNU parallel)', async () => {
+    const startLog = scratchFile('hup-started');
+    let cliPid = 0;
+    const run = cli(
+      ['run', '-j2', `echo {} >> ${startLog}; sleep 0.5; echo {}`, ':::', '1', '2', '3', '4'],
+      {
+        started: (pid) => {
+          cliPid = pid;
+        },
+      },
+    );
+    await waitFor(
+      () =>
+        existsSync(startLog) && lines(readFileSync(startLog, 'utf8')).length === 2
+          ? true
+          : undefined,
+      'two jobs to start',
+    );
+    process.kill(cliPid, 'SIGHUP');
+    const outcome = await run;
+    expect(outcome.code).toBe(0);
+    expect(lines(outcome.stdout).sort()).toEqual(['1', '2']);
+    expect(lines(readFileSync(startLog, 'utf8')).sort()).toEqual(['1', '2']);
+  });
+
   it('SIGINT: a killed job still gets its --results files, with what it wrote, as in GNU parallel', async () => {
     const results = scratchFile('interrupted-results');
     const started = scratchFile('slow-started');

@@ -396,8 +396,15 @@ async function runJobsOf(
     brokenPipe = true;
     run.abort(error);
   };
+  // SIGHUP, as in GNU parallel: no job starts after it, the running ones finish.
+  const onHangup = () => {
+    if (!stopStarting)
+      process.stderr.write('pidwatch run: SIGHUP received. No new jobs will be started.\n');
+    stopStarting = true;
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onHangup);
   process.stdout.on('error', onOutputError);
   try {
     await run.done;
@@ -410,6 +417,7 @@ async function runJobsOf(
     bar?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onHangup);
   }
   return halt.exitStatus(startedJobs);
 }
