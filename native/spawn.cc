@@ -74,7 +74,8 @@ const char* step_name(int step) {
 }
 
 // Everything the child needs, prepared by the parent. The child shares the
-// parent's memory: it reads this, writes only err/step, and allocates nothing.
+// parent's memory: it reads this, writes only err/step and sh_argv[1], and
+// allocates nothing.
 struct ChildArgs {
   // The paths to try, in order, as execvp tries them: one when the file has a
   // slash, else one per PATH entry (relative ones relative to the child's cwd).
@@ -83,6 +84,9 @@ struct ChildArgs {
   bool searching;           // the paths come from PATH (the file has no slash)
   volatile int path_index;  // the path tried last (the one that ran, on success)
   char* const* argv;
+  // {"/bin/sh", <the path>, argv[1], ..., nullptr}: how execvp runs a file the kernel
+  // cannot (ENOEXEC: no #! line, no ELF header), as a shell script.
+  char** sh_argv;
   char* const* envp;
   const char* cwd;
   int* stdio;  // scratch copy of the request's stdio codes, child fd order
@@ -298,6 +302,11 @@ int child_main(void* arg) {
   for (int i = 0; i < a->path_count; i++) {
     a->path_index = i;
     execve(a->paths[i], a->argv, a->envp);
+    if (errno == ENOEXEC) {
+      a->sh_argv[1] = a->paths[i];
+      execve("/bin/sh", a->sh_argv, a->envp);
+      errno = ENOEXEC;  // no shell to run it either: the error is still about the file
+    }
     int err = errno;
     if (err == EACCES) saw_eacces = true;
     else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT)
@@ -448,6 +457,9 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
     return;
   }
   std::vector<char*> argv = pointers(req.argv);
+  std::vector<char*> sh_argv{const_cast<char*>("/bin/sh"), nullptr};
+  if (argv.size() > 1) sh_argv.insert(sh_argv.end(), argv.begin() + 1, argv.end() - 1);
+  sh_argv.push_back(nullptr);
   std::vector<char*> envp = req.parent_env ? std::vector<char*>() : pointers(req.env);
 
   std::vector<char*> path_ptrs = pointers(paths);
@@ -458,6 +470,7 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.path_index = -1;
   args.searching = searches_path(req);
   args.argv = argv.data();
+  args.sh_argv = sh_argv.data();
   args.envp = req.parent_env ? req.parent_env->envp.data() : envp.data();
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
   args.stdio = child_src.data();

@@ -148,17 +148,11 @@ describe('refusals come back as a synchronous SpawnError', () => {
     expect(error.spawnargs.slice(-1)).toEqual(['x']);
   });
 
-  it('an executable without a #! line or an ELF header: ENOEXEC, named', () => {
-    const script = join(scratch, 'no-shebang');
-    writeFileSync(script, 'echo ran\n', { mode: 0o755 });
-    const error = spawnFailure(script);
-    expect(error).toBeInstanceOf(SpawnError);
-    expect(error).toMatchObject({
-      code: 'ENOEXEC',
-      errno: -constants.errno.ENOEXEC,
-      syscall: 'execve',
-    });
-    expect(error.message).toBe(`spawn ${script}: execve '${script}' failed: ENOEXEC`);
+  it('names errnos that Node leaves unnamed (ENOEXEC, ESTALE): SpawnError.code', () => {
+    const error = new SpawnError(constants.errno.ENOEXEC, 'execve', '/x', ['/x']);
+    expect(error).toMatchObject({ code: 'ENOEXEC', errno: -constants.errno.ENOEXEC });
+    expect(error.message).toBe("spawn /x: execve '/x' failed: ENOEXEC");
+    expect(new SpawnError(-constants.errno.ESTALE, 'execve', '/x', ['/x']).code).toBe('ESTALE');
   });
 
   it('a path through a regular file: ENOTDIR', () => {
@@ -303,6 +297,16 @@ describe('what runs', () => {
       });
       expect(error).toMatchObject({ code: 'EACCES', syscall: 'execve' });
     });
+  });
+
+  it('runs an executable without a #! line or an ELF header as a /bin/sh script, as execvp does', async () => {
+    const script = join(scratch, 'no-shebang');
+    writeFileSync(script, 'echo "ran $0 $*"\n', { mode: 0o755 });
+    const proc = spawn(script, ['a', 'b c'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [output, status] = await Promise.all([readAll(proc.stdout!), proc.exited]);
+    expect(status.code).toBe(0);
+    expect(output.toString()).toBe(`ran ${script} a b c\n`);
+    expect(execFileSync(script, ['a', 'b c'], { encoding: 'utf8' })).toBe(output.toString());
   });
 
   it('does not look up a name that holds a slash', () => {
