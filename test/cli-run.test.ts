@@ -268,6 +268,11 @@ describe('pidwatch run', () => {
     [['run', '--nope', 'true'], 'unknown option: nope'],
     [['run', '--resume', 'true'], '--joblog'],
     [['run', '--joblog', '/nonexistent-dir/log', 'true', ':::', 'a'], 'joblog'],
+    [['run', 'echo', '{= s/a/b/ =}', ':::', 'aaa'], 'perl expression'],
+    [
+      ['run', '-a', '/nonexistent-dir/input', 'echo'],
+      "cannot open input file '/nonexistent-dir/input'",
+    ],
   ])('bad usage %j exits 255 (as GNU parallel) with a one-line reason', async (args, reason) => {
     const outcome = await cli(args);
     expect(outcome.code).toBe(255);

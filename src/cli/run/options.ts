@@ -194,6 +194,11 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   const last = (key: string): string | undefined => values.get(key)?.at(-1);
   const has = (key: string) => values.has(key);
   const { command: words, sources } = readSources(rest, values.get('arg-file') ?? []);
+  // GNU parallel would evaluate these as Perl; taken as text they would run another command.
+  const perl = words.find((word) => /\{=.*=\}/s.test(word));
+  if (perl !== undefined) {
+    throw new UsageError(`{= perl expression =} replacement strings are not supported: '${perl}'`);
+  }
   // -I STR: STR stands for {} in the command (and {} is then text).
   const replace = last('replace');
 
