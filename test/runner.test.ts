@@ -171,6 +171,15 @@ describe('runJobs', () => {
     expect(summary).toMatchObject({ succeeded: 1, failed: 1 });
   });
 
+  it('retries: Infinity tries a failed job until it succeeds', async () => {
+    const counter = scratchFile('counter');
+    const summary = await runJobs([['sh', fixture('flaky.sh'), counter, '7']], {
+      retries: Number.POSITIVE_INFINITY,
+    });
+    expect(summary.results[0]).toMatchObject({ attempts: 7, stdout: 'attempt 7\n' });
+    expect(summary).toMatchObject({ succeeded: 1, failed: 0 });
+  });
+
   it('times out a job with its killSignal and marks it timedOut', async () => {
     const summary = await runJobs([['sleep', '30'], ['true']], { timeout: 200 });
     const [slow, quick] = summary.results;
