@@ -235,7 +235,7 @@ export function processor(
       host,
       attempts: job.attemptsMade + 1,
     };
-    if (status.code === 0) return outcome;
+    if (status.code === 0 && !status.timedOut) return outcome;
     const error = new ExitError(command.line, status, outcome);
     // A cancelled job is not retried: BullMQ's cancellation means "stop this job".
     if (status.aborted) throw new UnrecoverableError(error.message);
