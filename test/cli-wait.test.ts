@@ -229,6 +229,16 @@ describe('pidwatch wait: exits', () => {
       code: 3,
       stdout: 'Timeout expired\n',
     });
+    // strtod's forms, as waitpid reads them
+    expect(await cli(['-t', '1e-1', String(proc.pid)])).toMatchObject({ code: 3 });
+  });
+
+  it('a timeout past 2^31 ms, the longest timer Node keeps, is waited out, not refused', async () => {
+    const proc = sleeper();
+    const run = startCli(['-t', '3000000', String(proc.pid)]);
+    await waitFor(() => isWatching(run.child.pid!, 1), 'the CLI to watch the PID');
+    proc.kill('SIGTERM');
+    expect(await run.done).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
 
   it('a missing PID exits 1 with a one-line reason', async () => {
@@ -265,6 +275,14 @@ describe('pidwatch wait: usage', () => {
     expect(out).toMatchObject({ code: 0, stderr: '' });
     expect(out.stdout).toContain('pidwatch wait');
     expect(out.stdout).toContain('--timeout');
+  });
+
+  it('-V and --version print the version and exit 0', async () => {
+    for (const flag of ['-V', '--version']) {
+      const out = await cli([flag]);
+      expect(out).toMatchObject({ code: 0, stderr: '' });
+      expect(out.stdout).toMatch(/^pidwatch wait \d+\.\d+\.\d+\n$/);
+    }
   });
 
   it.each([

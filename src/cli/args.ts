@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 /** A small argument parser shared by the `pidwatch` subcommands. */
 
 /** Bad usage: the command prints `message` on one line and exits 2. */
@@ -101,4 +102,10 @@ export function parseSeconds(name: string, text: string): number {
     throw new UsageError(`--${name} expects a number of seconds > 0, got '${text}'`);
   }
   return Math.max(1, Math.round(value * 1000));
+}
+
+/** pidwatch's version, from its package.json. */
+export function version(): string {
+  const require = createRequire(import.meta.url);
+  return (require('../../package.json') as { version: string }).version;
 }

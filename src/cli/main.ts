@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createRequire } from 'node:module';
+import { version } from './args.js';
 
 const USAGE = `Usage: pidwatch <command> [options]
 
@@ -23,11 +23,6 @@ const commands: Record<string, () => Promise<Command>> = {
   wait: async () => (await import('./wait.js')).runWait,
   worker: async () => (await import('./worker.js')).runWorker,
 };
-
-function version(): string {
-  const require = createRequire(import.meta.url);
-  return (require('../../package.json') as { version: string }).version;
-}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -1,9 +1,10 @@
 // `pidwatch wait`: util-linux waitpid(1) (its options, output and exit statuses), with one
 // pidfd per PID on the event loop (no polling where pidfds exist). `--json` is our own.
 import { ProcessGoneError } from '../errors.js';
+import { deadline } from '../timers.js';
 import type { ExitStatus } from '../types.js';
 import { type WatchedProcess, watch } from '../watch.js';
-import { parseArgs, UsageError } from './args.js';
+import { parseArgs, UsageError, version } from './args.js';
 
 const USAGE = `Usage:
  pidwatch wait [options] PID...
@@ -18,6 +19,7 @@ Options:
  -c, --count=<count>     number of process exits to wait for
      --json              print one JSON object per exit
  -h, --help              display this help
+ -V, --version           display the version
 
 Exit status: 0 when done, 1 on error (bad usage, a PID that does not exist without
 --exited), 3 when the timeout expired.
@@ -30,6 +32,7 @@ const SPEC = {
   count: { short: 'c', value: true },
   json: {},
   help: { short: 'h' },
+  version: { short: 'V' },
 } as const;
 
 /** waitpid(1) exits 1 for bad usage and for errors alike; 3 when the timeout expires. */
@@ -61,17 +64,19 @@ function parsePid(text: string): number {
   return Number(text);
 }
 
+/** Seconds as strtod reads them (waitpid's parser): 1.5, .5, 1e3; no upper bound. */
 function parseTimeout(text: string): number | null {
-  if (!/^\s*(\d+\.?\d*|\.\d+)\s*$/.test(text) || Number(text) * 1000 >= 2 ** 31) {
+  if (!/^\s*(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) || !Number.isFinite(Number(text))) {
     throw new UsageError(`invalid timeout: '${text}'`);
   }
   const ms = Math.ceil(Number(text) * 1000);
   return ms === 0 ? null : ms;
 }
 
-function parseConfig(argv: readonly string[]): WaitConfig | 'help' {
+function parseConfig(argv: readonly string[]): WaitConfig | 'help' | 'version' {
   const { options, positionals } = parseArgs(argv, SPEC);
   if (options.has('help')) return 'help';
+  if (options.has('version')) return 'version';
   const value = (name: keyof typeof SPEC) => {
     const v = options.get(name);
     return typeof v === 'string' ? v : undefined;
@@ -103,7 +108,7 @@ function parseConfig(argv: readonly string[]): WaitConfig | 'help' {
 }
 
 export async function runWait(argv: string[]): Promise<number> {
-  let config: WaitConfig | 'help';
+  let config: WaitConfig | 'help' | 'version';
   try {
     config = parseConfig(argv);
   } catch (error) {
@@ -113,6 +118,10 @@ export async function runWait(argv: string[]): Promise<number> {
   }
   if (config === 'help') {
     process.stdout.write(USAGE);
+    return 0;
+  }
+  if (config === 'version') {
+    process.stdout.write(`pidwatch wait ${version()}\n`);
     return 0;
   }
   const { verbose, json } = config;
@@ -156,17 +165,21 @@ export async function runWait(argv: string[]): Promise<number> {
     return 0;
   }
   return new Promise<number>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
+    let cancelTimeout: (() => void) | undefined;
     const finish = (status: number) => {
-      clearTimeout(timer);
+      cancelTimeout?.();
       closeAll();
       resolve(status);
     };
     if (config.timeoutMs !== null) {
-      timer = setTimeout(() => {
-        if (verbose) process.stdout.write('Timeout expired\n');
-        finish(TIMEOUT_EXPIRED);
-      }, config.timeoutMs);
+      cancelTimeout = deadline(
+        config.timeoutMs,
+        () => {
+          if (verbose) process.stdout.write('Timeout expired\n');
+          finish(TIMEOUT_EXPIRED);
+        },
+        true,
+      );
     }
     for (const w of watches) {
       w.exited.then(
