@@ -242,6 +242,24 @@ describe.runIf(runs)('pidwatch/bullmq', () => {
   });
 });
 
+describe.runIf(runs)('a Redis that cannot be reached', () => {
+  const nowhere = () => `redis+unix://${join(scratch, 'no-redis.sock')}?queue=q`;
+
+  it('pidwatch run --queue says so and exits 1 at once, running nothing', async () => {
+    const outcome = await startCli(['run', '--queue', nowhere(), 'echo', ':::', 'a']).done;
+    expect(outcome).toMatchObject({ code: 1, stdout: '' });
+    expect(outcome.stderr).toMatch(/^pidwatch: cannot reach the queue's Redis: .*ENOENT/);
+  });
+
+  it('an idle pidwatch worker still exits on SIGTERM (143)', async () => {
+    const worker = startCli(['worker', '--queue', nowhere()]);
+    // It has tried to connect (and said it failed) once its first line is out.
+    await new Promise<void>((resolve) => worker.child.stderr!.once('data', () => resolve()));
+    worker.child.kill('SIGTERM');
+    expect(await worker.done).toMatchObject({ code: 143 });
+  });
+});
+
 describe.runIf(runs)('pidwatch worker', () => {
   it('a SIGKILLed worker: its trees die at once, its jobs run again elsewhere, nothing is left', async () => {
     const { url, queue } = freshQueue();

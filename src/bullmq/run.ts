@@ -125,6 +125,31 @@ function abortError(reason: unknown, summary: RunSummary<Buffer>) {
  * -j N`); `retries` become BullMQ attempts; `halt` stops enqueueing and removes the
  * jobs not yet started (running ones finish: their workers are elsewhere).
  */
+/**
+ * Waits for a client's connection; rejects with the first connection error, after
+ * `disconnect` (ioredis would otherwise retry an unreachable server forever, and the run
+ * would wait for it silently).
+ */
+async function connected(
+  client: {
+    waitUntilReady(): Promise<unknown>;
+    once(event: 'error', fn: (e: Error) => void): unknown;
+  },
+  disconnect: () => Promise<void>,
+): Promise<void> {
+  let failure: Error | undefined;
+  const failed = new Promise<void>((resolve) =>
+    client.once('error', (error) => {
+      failure = error;
+      resolve();
+    }),
+  );
+  await Promise.race([client.waitUntilReady(), failed]);
+  if (failure === undefined) return;
+  void disconnect().catch(() => {});
+  throw new Error(`cannot reach the queue's Redis: ${failure.message}`);
+}
+
 export async function startQueueRun(
   connection: RedisOptions,
   name: string,
@@ -134,13 +159,15 @@ export async function startQueueRun(
 ): Promise<RunHandle<Buffer>> {
   const queue = new Queue(name, { connection });
   queue.on('error', () => {});
-  await queue.waitUntilReady();
+  await connected(queue, () => queue.disconnect());
   const events = new QueueEvents(name, {
     connection: { ...connection, maxRetriesPerRequest: null },
     lastEventId: await lastEventId(queue),
   });
   events.on('error', () => {});
-  await events.waitUntilReady();
+  await connected(events, async () => {
+    await Promise.all([events.disconnect(), queue.disconnect()]);
+  });
   if (options.killSignal !== undefined) toSignalNumber(options.killSignal);
 
   const run = randomBytes(6).toString('hex');

@@ -1,6 +1,7 @@
 // `pidwatch worker --queue URL [-j N]`: a BullMQ worker running each job as a
 // pidwatch process tree, until SIGINT or SIGTERM.
 import { availableParallelism, constants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, parseCount, parseSeconds, UsageError } from './args.js';
 import { loadQueueModule } from './queue.js';
 
@@ -30,6 +31,9 @@ Options:
 SIGINT or SIGTERM stops taking jobs and waits for the running ones; a second one
 exits at once (their trees are killed, and the jobs run again elsewhere).
 `;
+
+/** How long an idle worker's close() may take on SIGINT or SIGTERM. */
+const IDLE_CLOSE_MS = 1000;
 
 const OPTIONS = {
   queue: { value: true },
@@ -103,14 +107,23 @@ export async function runWorker(argv: string[]): Promise<number> {
     return 2;
   }
   const { processor } = await import('../bullmq/processor.js');
+  const run = processor({
+    timeout: config.timeout,
+    maxBuffer: OUTPUT_LIMIT,
+    progress: false,
+    reject: 'untilLastAttempt',
+  });
+  let running = 0;
   const worker = new bullmq.Worker(
     address.name,
-    processor({
-      timeout: config.timeout,
-      maxBuffer: OUTPUT_LIMIT,
-      progress: false,
-      reject: 'untilLastAttempt',
-    }),
+    async (...args: Parameters<typeof run>) => {
+      running++;
+      try {
+        return await run(...args);
+      } finally {
+        running--;
+      }
+    },
     {
       connection: { ...address.connection, maxRetriesPerRequest: null },
       concurrency: config.concurrency,
@@ -134,6 +147,10 @@ export async function runWorker(argv: string[]): Promise<number> {
   const again = (signal: NodeJS.Signals) => process.exit(128 + constants.signals[signal]);
   process.once('SIGINT', again);
   process.once('SIGTERM', again);
-  await worker.close();
+  const closing = worker.close();
+  // With no job to wait for, close() only tidies the connection, and it never settles
+  // while Redis cannot be reached: waited for a moment only.
+  if (running === 0) await Promise.race([closing, sleep(IDLE_CLOSE_MS)]);
+  else await closing;
   return 128 + constants.signals[stoppedBy];
 }
