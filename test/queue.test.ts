@@ -2,7 +2,7 @@
 // stopped here), and `pidwatch worker` / `pidwatch run --queue` processes.
 // These do not depend on the watcher implementation beyond pidfd vs sigchld, so
 // they run in those two modes only (the CLI comparison in pidfd mode only).
-import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { type ChildProcess, spawn as spawnChild, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -385,6 +385,15 @@ describe.runIf(runs)('pidwatch worker', () => {
         expect(columns('remote.log')).toEqual(columns('local.log'));
         // The run's jobs are removed from Redis once their results are read.
         expect(await queue.count()).toBe(0);
+
+        // Bytes that are not UTF-8 come back as written (the worker sends them in base64).
+        const bytes = spawnSync(
+          process.execPath,
+          [main, 'run', '--queue', url, '-k', 'printf "\\377\\376{}\\n"', ':::', 'x'],
+          { encoding: 'buffer' },
+        );
+        expect(bytes.status).toBe(0);
+        expect(bytes.stdout).toEqual(Buffer.from([0xff, 0xfe, 0x78, 0x0a]));
 
         // --retries: BullMQ attempts; the output and status are those of the last try.
         const flaky = fileURLToPath(new URL('./fixtures/runner/flaky.sh', import.meta.url));

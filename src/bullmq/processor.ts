@@ -34,6 +34,12 @@ export interface ProcessorOptions {
    * and a job that cannot start resolves at once with `spawnError`.
    */
   reject?: true | 'untilLastAttempt';
+  /**
+   * `'utf8'` (default): the outcome's stdout and stderr are text. `'base64'`: they are the
+   * tails' exact bytes in base64 (output that is not UTF-8 survives the trip through
+   * Redis), and the outcome says `encoding: 'base64'`.
+   */
+  encoding?: 'utf8' | 'base64';
 }
 
 /** What a job resolves with (its BullMQ return value). */
@@ -44,9 +50,11 @@ export interface JobOutcome {
   durationMs: number;
   /** When the attempt started, in ms since the epoch. */
   startTime: number;
-  /** The last `maxBuffer` bytes of stdout and of stderr, as UTF-8 text. */
+  /** The last `maxBuffer` bytes of stdout and of stderr, as UTF-8 text (or see `encoding`). */
   stdout: string;
   stderr: string;
+  /** Set when the processor's `encoding` is `'base64'`: stdout and stderr are base64. */
+  encoding?: 'base64';
   /** The tree's accounting: leftovers killed, CPU time of the whole tree (`ExitStatus.tree`). */
   tree: TreeStatus | null;
   pid: number;
@@ -91,7 +99,7 @@ function checkOptions(options: ProcessorOptions) {
   if (options === null || typeof options !== 'object') {
     throw invalidType('options', 'of type object', options);
   }
-  const { maxBuffer = DEFAULT_TAIL, progress = true, reject = true } = options;
+  const { maxBuffer = DEFAULT_TAIL, progress = true, reject = true, encoding = 'utf8' } = options;
   // The spawn options are checked now, not at each job, where a TypeError would fail it.
   if (options.timeout !== undefined) checkMs(options.timeout, 'options.timeout');
   if (options.killSignal !== undefined) toSignalNumber(options.killSignal, 'options.killSignal');
@@ -105,7 +113,10 @@ function checkOptions(options: ProcessorOptions) {
   if (reject !== true && reject !== 'untilLastAttempt') {
     throw invalidValue('options.reject', "must be true or 'untilLastAttempt'", reject);
   }
-  return { maxBuffer, progress, reject };
+  if (encoding !== 'utf8' && encoding !== 'base64') {
+    throw invalidValue('options.encoding', "must be 'utf8' or 'base64'", encoding);
+  }
+  return { maxBuffer, progress, reject, encoding };
 }
 
 /** Sends the latest progress value at most every PROGRESS_MS. */
@@ -152,7 +163,7 @@ function ended(stream: Readable): Promise<void> {
 export function processor(
   options: ProcessorOptions = {},
 ): (job: Job, token?: string, signal?: AbortSignal) => Promise<JobOutcome> {
-  const { maxBuffer, progress, reject } = checkOptions(options);
+  const { maxBuffer, progress, reject, encoding } = checkOptions(options);
   const base: SpawnOptions = {};
   if (options.timeout !== undefined) base.timeout = options.timeout;
   if (options.killSignal !== undefined) base.killSignal = options.killSignal;
@@ -235,12 +246,21 @@ export function processor(
       host,
       attempts: job.attemptsMade + 1,
     };
-    if (status.code === 0 && !status.timedOut) return outcome;
+    const returned: JobOutcome =
+      encoding === 'base64'
+        ? {
+            ...outcome,
+            stdout: stdout.bytes().toString('base64'),
+            stderr: stderr.bytes().toString('base64'),
+            encoding,
+          }
+        : outcome;
+    if (status.code === 0 && !status.timedOut) return returned;
     const error = new ExitError(command.line, status, outcome);
     // A cancelled job is not retried: BullMQ's cancellation means "stop this job".
     if (status.aborted) throw new UnrecoverableError(error.message);
     const attempts = job.opts.attempts ?? 1;
-    if (reject === 'untilLastAttempt' && job.attemptsMade + 1 >= attempts) return outcome;
+    if (reject === 'untilLastAttempt' && job.attemptsMade + 1 >= attempts) return returned;
     throw error;
   };
 }

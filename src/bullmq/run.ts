@@ -234,8 +234,8 @@ export async function startQueueRun(
         index: entry.index,
         job: entry.job,
         status: statusOf(outcome),
-        stdout: Buffer.from(outcome.stdout),
-        stderr: Buffer.from(outcome.stderr),
+        stdout: Buffer.from(outcome.stdout, outcome.encoding ?? 'utf8'),
+        stderr: Buffer.from(outcome.stderr, outcome.encoding ?? 'utf8'),
         attempts: outcome.attempts,
         startTime: outcome.startTime,
       };

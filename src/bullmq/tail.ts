@@ -22,6 +22,12 @@ export class Tail {
     }
   }
 
+  /** The tail's bytes, exactly the last `limit`. */
+  bytes(): Buffer {
+    const bytes = Buffer.concat(this.#chunks, this.#size);
+    return bytes.subarray(Math.max(0, bytes.length - this.#limit));
+  }
+
   /** The tail as text; a character cut at its start is dropped. */
   text(): string {
     const bytes = Buffer.concat(this.#chunks, this.#size);

@@ -112,6 +112,7 @@ export async function runWorker(argv: string[]): Promise<number> {
     maxBuffer: OUTPUT_LIMIT,
     progress: false,
     reject: 'untilLastAttempt',
+    encoding: 'base64', // a `run --queue` prints the bytes the job wrote
   });
   let running = 0;
   const worker = new bullmq.Worker(
