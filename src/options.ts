@@ -155,6 +155,17 @@ export function spawnWithFreshEnv<T>(
   }
 }
 
+/** A value of options.env as child_process takes it (coerced to a string), or a TypeError. */
+function envText(value: unknown, key: string): string {
+  if (typeof value === 'string') return value;
+  try {
+    return String(value);
+  } catch {
+    // an object whose toString or valueOf is missing or throws, a Symbol
+    throw invalidType(`options.env.${key}`, 'a string or a value that converts to one', value);
+  }
+}
+
 function checkEnv(env: unknown): ChildEnv {
   if (env === undefined || env === null) return parentEnv();
   if (typeof env !== 'object') throw invalidType('options.env', 'of type object', env);
@@ -164,10 +175,7 @@ function checkEnv(env: unknown): ChildEnv {
     if (value === undefined) continue;
     if (key.includes('=') || key.includes('\0') || key === '')
       throw invalidValue('options.env', `has an invalid variable name ${JSON.stringify(key)}`, key);
-    const text = checkString(
-      typeof value === 'string' ? value : String(value),
-      `options.env.${key}`,
-    );
+    const text = checkString(envText(value, key), `options.env.${key}`);
     if (key === 'PATH') path = text;
     pairs.push(`${key}=${text}`);
   }

@@ -42,6 +42,11 @@ const cases: [string, unknown[], string | string[]][] = [
   ['a NUL byte in cwd', ['/bin/true', [], { cwd: '/t\0mp' }], VALUE],
   ['env that is not an object', ['/bin/true', [], { env: 'A=1' }], TYPE],
   ['a NUL byte in an env value', ['/bin/true', [], { env: { A: 'x\0y' } }], VALUE],
+  [
+    'an env value that cannot become a string',
+    ['/bin/true', [], { env: { A: [{ toString: 0n }], B: 'b' } }],
+    TYPE,
+  ],
   ['a NUL byte in an env name', ['/bin/true', [], { env: { 'A\0B': 'x' } }], VALUE],
   ['a number as argv0', ['/bin/true', [], { argv0: 1 }], TYPE],
   ['a NUL byte in argv0', ['/bin/true', [], { argv0: 'a\0' }], VALUE],
