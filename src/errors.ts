@@ -30,8 +30,13 @@ export function invalidArg(
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return `type string (${JSON.stringify(value)})`;
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  return `type ${typeof value} (${String(value)})`;
+  try {
+    if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+    return `type ${typeof value} (${String(value)})`;
+  } catch {
+    // a getter or a toString that throws: the error about the argument is still made
+    return `type ${typeof value}`;
+  }
 }
 
 export function invalidType(name: string, expected: string, value: unknown): TypeError {

@@ -43,6 +43,21 @@ const cases: [string, unknown[], string | string[]][] = [
   ['env that is not an object', ['/bin/true', [], { env: 'A=1' }], TYPE],
   ['a NUL byte in an env value', ['/bin/true', [], { env: { A: 'x\0y' } }], VALUE],
   [
+    'a file whose description throws (a Proxy)',
+    [
+      new Proxy(
+        {},
+        {
+          get: () => {
+            throw new Error('trap');
+          },
+        },
+      ),
+      [],
+    ],
+    TYPE,
+  ],
+  [
     'an env value that cannot become a string',
     ['/bin/true', [], { env: { A: [{ toString: 0n }], B: 'b' } }],
     TYPE,
