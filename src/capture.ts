@@ -140,11 +140,11 @@ export interface CapturedProcess {
 
 /**
  * `spawnAsync()` with stdout and stderr (where piped) collected by a Capture. Rejects as
- * spawnAsync does. Waits are bounded: once `timeout` has fired, `signal` aborted, maxBuffer been
- * passed or `stop()` been called, the result does not wait for the output past the exit of
- * the process (a descendant may still hold a pipe); when `timeout` fires or `signal`
- * aborts after the exit, the wait for the output ends then, with `timedOut` or `aborted`
- * set in the status.
+ * spawnAsync does. Waits are bounded: once `timeout` has fired, `signal` aborted,
+ * maxBuffer been passed or `stop()` been called, the result does not wait for the output
+ * past the exit of the process (a descendant may still hold a pipe); when `timeout` fires
+ * or `signal` aborts after the exit, the wait for the output ends then, with `timedOut`
+ * or `aborted` set in the status.
  */
 export function spawnCapturedAsync(
   file: string,

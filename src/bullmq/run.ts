@@ -121,11 +121,6 @@ function abortError(reason: unknown, summary: RunSummary<Buffer>) {
 }
 
 /**
- * Starts a run on the queue `name`. Concurrency is the workers' (`pidwatch worker
- * -j N`); `retries` become BullMQ attempts; `halt` stops enqueueing and removes the
- * jobs not yet started (running ones finish: their workers are elsewhere).
- */
-/**
  * Waits for a client's connection; rejects with the first connection error, after
  * `disconnect` (ioredis would otherwise retry an unreachable server forever, and the run
  * would wait for it silently).
@@ -150,6 +145,11 @@ async function connected(
   throw new Error(`cannot reach the queue's Redis: ${failure.message}`);
 }
 
+/**
+ * Starts a run on the queue `name`. Concurrency is the workers' (`pidwatch worker
+ * -j N`); `retries` become BullMQ attempts; `halt` stops enqueueing and removes the
+ * jobs not yet started (running ones finish: their workers are elsewhere).
+ */
 export async function startQueueRun(
   connection: RedisOptions,
   name: string,

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 /** A small argument parser shared by the `pidwatch` subcommands. */
+import { createRequire } from 'node:module';
 
 /** Bad usage: the command prints `message` on one line and exits 2. */
 export class UsageError extends Error {

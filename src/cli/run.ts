@@ -183,7 +183,6 @@ async function runJobsOf(
       ? ''
       : `${expandTag(config.tagstring, values, config.replaceString)}\t`;
 
-  // --resume with --results: a job whose stdout file is there has run (GNU parallel's test).
   const results =
     config.results === null
       ? null
@@ -192,6 +191,8 @@ async function runJobsOf(
           config.replaceString,
           config.treeCpu,
         );
+  // Jobs a --resume skips: in the joblog, or (with --results) whose stdout file is there,
+  // GNU parallel's test.
   const skip = (seq: number, args: readonly string[]) =>
     done.has(seq) || (config.resume === 'all' && results?.has({ args, seq, slot: 1 }) === true);
 
