@@ -57,6 +57,12 @@ function cli(
 }
 
 const lines = (text: string) => text.split('\n').filter((line) => line !== '');
+
+/** The lines of `file` once it has `n` of them (for waitFor: undefined until then). */
+function linesOnceThere(file: string, n: number): string[] | undefined {
+  const found = existsSync(file) ? lines(readFileSync(file, 'utf8')) : [];
+  return found.length === n ? found : undefined;
+}
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
 
 async function waitFor<T>(probe: () => T | undefined, what: string): Promise<T> {
@@ -67,6 +73,27 @@ async function waitFor<T>(probe: () => T | undefined, what: string): Promise<T> 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Runs the CLI with `args` and, once `ready` gives a value, sends it `signal`. Resolves
+ * with the CLI's outcome and that value.
+ */
+async function signalledCli<T>(
+  args: string[],
+  signal: NodeJS.Signals,
+  ready: () => T | undefined,
+  what: string,
+): Promise<{ outcome: Outcome; value: T }> {
+  let cliPid = 0;
+  const run = cli(args, {
+    started: (pid) => {
+      cliPid = pid;
+    },
+  });
+  const value = await waitFor(ready, what);
+  process.kill(cliPid, signal);
+  return { outcome: await run, value };
 }
 
 describe('command lines', () => {
@@ -460,8 +487,7 @@ describe('pidwatch run', () => {
 
   it('SIGINT stops the run, kills every job (SIGKILL after the grace), and exits 255 as GNU parallel', async () => {
     const pidLog = scratchFile('pids');
-    let cliPid = 0;
-    const run = cli(
+    const { outcome, value: pids } = await signalledCli(
       [
         'run',
         '-j',
@@ -474,18 +500,10 @@ describe('pidwatch run', () => {
         '',
         '',
       ],
-      {
-        started: (pid) => {
-          cliPid = pid;
-        },
-      },
+      'SIGINT',
+      () => linesOnceThere(pidLog, 3)?.map(Number),
+      'three jobs to start',
     );
-    const pids = await waitFor(() => {
-      const found = existsSync(pidLog) ? lines(readFileSync(pidLog, 'utf8')).map(Number) : [];
-      return found.length === 3 ? found : undefined;
-    }, 'three jobs to start');
-    process.kill(cliPid, 'SIGINT');
-    const outcome = await run;
     expect(outcome.code).toBe(255);
     for (const pid of pids) expect(alive(pid)).toBe(false);
     expect(lines(readFileSync(pidLog, 'utf8'))).toHaveLength(3);
@@ -493,8 +511,7 @@ describe('pidwatch run', () => {
 
   it('-k and SIGINT: outputs held behind a killed job are never printed, as in GNU parallel', async () => {
     const doneLog = scratchFile('done');
-    let cliPid = 0;
-    const run = cli(
+    const { outcome } = await signalledCli(
       [
         'run',
         '-k',
@@ -505,43 +522,22 @@ describe('pidwatch run', () => {
         'fast1',
         'fast2',
       ],
-      {
-        started: (pid) => {
-          cliPid = pid;
-        },
-      },
-    );
-    await waitFor(
-      () =>
-        existsSync(doneLog) && lines(readFileSync(doneLog, 'utf8')).length === 2 ? true : undefined,
+      'SIGINT',
+      () => linesOnceThere(doneLog, 2),
       'the two fast jobs to finish',
     );
-    process.kill(cliPid, 'SIGINT');
-    const outcome = await run;
     expect(outcome.code).toBe(255);
     expect(outcome.stdout).toBe('');
   });
 
   it('SIGHUP: no job starts after it, the running ones finish and print, exit 0 (GNU parallel)', async () => {
     const startLog = scratchFile('hup-started');
-    let cliPid = 0;
-    const run = cli(
+    const { outcome } = await signalledCli(
       ['run', '-j2', `echo {} >> ${startLog}; sleep 0.5; echo {}`, ':::', '1', '2', '3', '4'],
-      {
-        started: (pid) => {
-          cliPid = pid;
-        },
-      },
-    );
-    await waitFor(
-      () =>
-        existsSync(startLog) && lines(readFileSync(startLog, 'utf8')).length === 2
-          ? true
-          : undefined,
+      'SIGHUP',
+      () => linesOnceThere(startLog, 2),
       'two jobs to start',
     );
-    process.kill(cliPid, 'SIGHUP');
-    const outcome = await run;
     expect(outcome.code).toBe(0);
     expect(lines(outcome.stdout).sort()).toEqual(['1', '2']);
     expect(lines(readFileSync(startLog, 'utf8')).sort()).toEqual(['1', '2']);
@@ -550,18 +546,13 @@ describe('pidwatch run', () => {
   it('SIGINT: a killed job still gets its --results files, with what it wrote, as in GNU parallel', async () => {
     const results = scratchFile('interrupted-results');
     const started = scratchFile('slow-started');
-    let cliPid = 0;
-    const run = cli(
+    const { outcome } = await signalledCli(
       ['run', '--results', results, `echo o{}; echo x > ${started}; exec sleep 30`, ':::', 'slow'],
-      {
-        started: (pid) => {
-          cliPid = pid;
-        },
-      },
+      'SIGINT',
+      () => linesOnceThere(started, 1),
+      'the job to start',
     );
-    await waitFor(() => (existsSync(started) ? true : undefined), 'the job to start');
-    process.kill(cliPid, 'SIGINT');
-    expect((await run).code).toBe(255);
+    expect(outcome.code).toBe(255);
     expect(readFileSync(join(results, '1', 'slow', 'stdout'), 'utf8')).toBe('oslow\n');
     expect(readFileSync(join(results, '1', 'slow', 'seq'), 'utf8')).toBe('1');
   });
