@@ -81,6 +81,12 @@ interface ResultFiles {
   cpu: string;
 }
 
+/** A job's files in a directory of its own. */
+function filesIn(dir: string): ResultFiles {
+  const at = (name: string) => join(dir, name);
+  return { dir, stdout: at('stdout'), stderr: at('stderr'), seq: at('seq'), cpu: at('cpu') };
+}
+
 /**
  * --results. A plain DIR gets GNU parallel's tree (DIR/1/<input 1>/2/<input 2>/...,
  * holding seq, stdout and stderr). A path with replacement strings is expanded per job,
@@ -99,28 +105,9 @@ export class Results {
   }
 
   private files(values: JobValues): ResultFiles {
-    if (!this.template) {
-      const dir = resultDir(this.root, values.args);
-      const inDir = (name: string) => join(dir, name);
-      return {
-        dir,
-        stdout: inDir('stdout'),
-        stderr: inDir('stderr'),
-        seq: inDir('seq'),
-        cpu: inDir('cpu'),
-      };
-    }
+    if (!this.template) return filesIn(resultDir(this.root, values.args));
     const path = expandTag(this.root, values, this.replaceString);
-    if (path.endsWith('/')) {
-      const inDir = (name: string) => join(path, name);
-      return {
-        dir: path,
-        stdout: inDir('stdout'),
-        stderr: inDir('stderr'),
-        seq: inDir('seq'),
-        cpu: inDir('cpu'),
-      };
-    }
+    if (path.endsWith('/')) return filesIn(path);
     return {
       dir: dirname(path),
       stdout: path,

@@ -53,14 +53,23 @@ export interface JobValues {
 
 type Quote = (value: string) => string;
 
+/** The replacement-string patterns of the -I strings seen, by string. */
+const withReplaceString = new Map<string, RegExp>();
+
 /**
  * The replacement strings, with `-I STR`: STR stands where `{}` would, and a `{}` is
  * text (the other replacement strings keep their meaning, as in GNU parallel).
  */
 function tokens(replaceString: string | null): RegExp {
   if (replaceString === null) return TOKEN;
-  const escaped = replaceString.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`${escaped}|${TOKEN.source}`, 'g');
+  // Compiled once per string: this is asked for every job.
+  let pattern = withReplaceString.get(replaceString);
+  if (pattern === undefined) {
+    const escaped = replaceString.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    pattern = new RegExp(`${escaped}|${TOKEN.source}`, 'g');
+    withReplaceString.set(replaceString, pattern);
+  }
+  return pattern;
 }
 
 /** Replaces every replacement string of `text`; each value goes through `quote`. */
