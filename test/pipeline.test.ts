@@ -77,12 +77,12 @@ describe('pipeline()', () => {
     await waitFor(() => openFds().every((fd) => before.has(fd)), 'the fds to close');
   });
 
-  it('lets a stage write 256 KiB ahead of a stage that does not read yet', async () => {
+  it('lets a stage write almost 1 MiB ahead of a stage that does not read yet', async () => {
     // A kernel pipe's default buffer is 64 KiB: head would wait for sleep forever.
     const p = tracked(
       pipeline(
         [
-          ['head', '-c', String(200 * 1024), '/dev/zero'],
+          ['head', '-c', String(1000 * 1024), '/dev/zero'],
           ['sleep', '30'],
         ],
         {
