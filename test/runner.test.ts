@@ -265,6 +265,23 @@ describe('runJobs', () => {
     expect(buffered.results[0].stdout.toString()).toBe('hi\n');
   });
 
+  it("gives each job only its own output, also after a longer one's", async () => {
+    // One slot: every job after the first writes into the output a job before it had.
+    const jobs = ['x'.repeat(100_000), 'ab', '', 'cde'].map((text) => [
+      'sh',
+      '-c',
+      `printf %s "$1"; printf %s "$1" >&2`,
+      'sh',
+      text,
+    ]);
+    for (const tree of [true, false]) {
+      const summary = await runJobs(jobs, { concurrency: 1, tree });
+      expect(summary.results.map((r) => r.stdout.length)).toEqual([100_000, 2, 0, 3]);
+      expect(summary.results.map((r) => r.stdout)).toEqual(jobs.map((job) => job[4]));
+      expect(summary.results.map((r) => r.stderr)).toEqual(jobs.map((job) => job[4]));
+    }
+  });
+
   it('reports progress and results through the callbacks', async () => {
     const seen: Progress[] = [];
     const order: number[] = [];

@@ -1,3 +1,4 @@
+import { OutputFiles } from '../capture.js';
 import { type Attempt, type AttemptResult, startAttempt } from './attempt.js';
 import { terminate } from './terminate.js';
 import type {
@@ -18,7 +19,7 @@ export interface RunHooks<T extends string | Buffer> {
   retainResults: boolean;
   onResult?: (result: JobResult<T>) => void;
   /** Starts an attempt in place of the usual capture (the CLI streams --line-buffer output). */
-  startAttempt?: (job: Job, settings: RunSettings) => Attempt;
+  startAttempt?: (job: Job, settings: RunSettings, files: OutputFiles) => Attempt;
 }
 
 export interface RunHandle<T extends string | Buffer> {
@@ -63,6 +64,8 @@ function abortError<T extends string | Buffer>(
 
 class Run<T extends string | Buffer> {
   private readonly running = new Set<Slot>();
+  /** The memory files of output 'buffer', kept from job to job; closed once settled. */
+  private readonly files = new OutputFiles();
   private readonly results: JobResult<T>[] = [];
   private nextIndex = 0;
   private finished = 0;
@@ -157,7 +160,7 @@ class Run<T extends string | Buffer> {
   private attempt(slot: Slot): void {
     slot.attempts++;
     // The spawn completes later (off the event loop): `attempt.proc` is null until then.
-    slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings);
+    slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings, this.files);
     slot.attempt.done.then(
       (result) => this.attemptDone(slot, result),
       (error) => {
@@ -252,6 +255,7 @@ class Run<T extends string | Buffer> {
     if (this.settled || this.running.size > 0) return;
     if (!this.stopped && !(this.exhausted && !this.pulling)) return;
     this.settled = true;
+    this.files.close();
     if (this.onAbort !== null) this.options.signal?.removeEventListener('abort', this.onAbort);
     if (!this.exhausted) this.closeSource();
     const summary: RunSummary<T> = {
