@@ -405,7 +405,8 @@ Napi::Value ReadMemfd(const Napi::CallbackInfo& info) {
   return subarray.Call(buffer, {Napi::Number::New(env, 0), Napi::Number::New(env, done)});
 }
 
-// emptyMemfd(fd) -> boolean: the file emptied and its offset set back to 0 (a child's
+// emptyMemfd(fd, size) -> boolean: the file (of `size` bytes when last read, and
+// written to by no process since) emptied and its offset set back to 0 (a child's
 // fd shares that offset), for the next child; false when either failed.
 Napi::Value EmptyMemfd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -413,7 +414,9 @@ Napi::Value EmptyMemfd(const Napi::CallbackInfo& info) {
     return ThrowTypeError(env, "pidwatch native emptyMemfd: an fd is needed");
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
-  return Napi::Boolean::New(env, ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0);
+  bool empty =
+      info.Length() > 1 && info[1].IsNumber() && info[1].As<Napi::Number>().Int64Value() == 0;
+  return Napi::Boolean::New(env, (empty || ftruncate(fd, 0) == 0) && lseek(fd, 0, SEEK_SET) == 0);
 }
 
 }  // namespace

@@ -266,9 +266,12 @@ export class OutputFiles {
     }
   }
 
-  /** Takes back a file; `reusable`: no process can still hold it. */
-  give(fd: number, reusable: boolean): void {
-    if (reusable && !this.#closed && native.emptyMemfd(fd)) this.#spare.push(fd);
+  /**
+   * Takes back a file; `reusable`: no process can still hold it, and it held `size` bytes
+   * when read.
+   */
+  give(fd: number, reusable: boolean, size: number): void {
+    if (reusable && !this.#closed && native.emptyMemfd(fd, size)) this.#spare.push(fd);
     else closeSync(fd);
   }
 
@@ -296,10 +299,13 @@ export function spawnFileCapturedAsync(
   if (taken === null) return null;
   const [stdout, stderr] = taken;
   const readOut = (fd: number, reusable: boolean) => {
+    let bytes: Buffer | undefined;
     try {
-      return native.readMemfd(fd);
+      bytes = native.readMemfd(fd);
+      return bytes;
     } finally {
-      files.give(fd, reusable);
+      // unread (a RangeError: past the largest Buffer): closed
+      files.give(fd, reusable && bytes !== undefined, bytes?.length ?? 0);
     }
   };
   return spawnRawAsync(file, args, { ...options, stdio: ['ignore', stdout, stderr] }, NO_FDS).then(
@@ -317,8 +323,9 @@ export function spawnFileCapturedAsync(
       return { proc, result, stop: () => {} };
     },
     (error) => {
-      files.give(stdout, true);
-      files.give(stderr, true);
+      // never written to: the spawn failed before any program ran
+      files.give(stdout, true, 0);
+      files.give(stderr, true, 0);
       throw error;
     },
   );

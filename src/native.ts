@@ -178,8 +178,11 @@ export interface NativeBinding {
   memfd(): number;
   /** What a memory file holds, read with pread from its start; `fd` stays open. */
   readMemfd(fd: number): Buffer;
-  /** Empties a memory file and sets its offset back to 0; false when that failed. */
-  emptyMemfd(fd: number): boolean;
+  /**
+   * Empties a memory file (of `size` bytes when last read, written to by no process since:
+   * 0 skips the truncation) and sets its offset back to 0; false when that failed.
+   */
+  emptyMemfd(fd: number, size: number): boolean;
 }
 
 /**

@@ -166,13 +166,12 @@ function envText(value: unknown, key: string): string {
   }
 }
 
-function checkEnv(env: unknown): ChildEnv {
-  if (env === undefined || env === null) return parentEnv();
-  if (typeof env !== 'object') throw invalidType('options.env', 'of type object', env);
+/** The pairs of an options.env object, checked and joined; its PATH. */
+function joinEnv(env: object, skip?: ReadonlySet<string>): ChildEnv & { env: string } {
   const pairs: string[] = [];
   let path: string | null = null;
   for (const [key, value] of Object.entries(env as Record<string, unknown>)) {
-    if (value === undefined) continue;
+    if (value === undefined || skip?.has(key)) continue;
     if (key.includes('=') || key.includes('\0') || key === '')
       throw invalidValue('options.env', `has an invalid variable name ${JSON.stringify(key)}`, key);
     const text = checkString(envText(value, key), `options.env.${key}`);
@@ -180,6 +179,39 @@ function checkEnv(env: unknown): ChildEnv {
     pairs.push(`${key}=${text}`);
   }
   return { env: joinNul(pairs), path };
+}
+
+/** An options.env already checked and joined: see `envWith`. */
+class JoinedEnv implements ChildEnv {
+  constructor(
+    readonly env: string,
+    readonly path: string | null,
+  ) {}
+}
+
+/**
+ * @internal For many spawns whose environments differ only in the values of a few
+ * variables (`pidwatch run`'s PARALLEL_SEQ and PARALLEL_JOBSLOT): `base` is checked and
+ * joined once, and the function returned gives an options.env of `base` with `names` set
+ * to the values it is given. Checking and joining the whole environment again for each
+ * spawn cost `pidwatch run` some 30 us a job.
+ */
+export function envWith(
+  base: Record<string, string | undefined>,
+  names: readonly string[],
+): (...values: string[]) => NonNullable<SpawnOptions['env']> {
+  const { env, path } = joinEnv(base, new Set(names));
+  return (...values) => {
+    const own = names.map((name, i) => `${name}=${checkString(values[i], `options.env.${name}`)}`);
+    return new JoinedEnv(env + joinNul(own), path) as unknown as NonNullable<SpawnOptions['env']>;
+  };
+}
+
+function checkEnv(env: unknown): ChildEnv {
+  if (env === undefined || env === null) return parentEnv();
+  if (env instanceof JoinedEnv) return env;
+  if (typeof env !== 'object') throw invalidType('options.env', 'of type object', env);
+  return joinEnv(env);
 }
 
 export function checkSignalOption(signal: unknown): AbortSignal | undefined {

@@ -2,6 +2,7 @@
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { envWith } from '../options.js';
 import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
 import type { Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
 import { skipTreeCpu } from '../tree.js';
@@ -226,8 +227,13 @@ async function runJobsOf(
     config.keepOrder,
   );
 
-  // process.env is read through a getter per key: copy it once, not once per job.
+  // process.env is read through a getter per key: copy it once, not once per job. Jobs
+  // run here get it checked and joined once too; a queue's workers are sent it whole.
   const baseEnv = { ...process.env, PARALLEL_PID: String(process.pid) };
+  const jobEnv =
+    config.queue === null
+      ? envWith(baseEnv, ['PARALLEL_SEQ', 'PARALLEL_JOBSLOT'])
+      : (seq: string, slot: string) => ({ ...baseEnv, PARALLEL_SEQ: seq, PARALLEL_JOBSLOT: slot });
   async function* jobs(): AsyncGenerator<Job> {
     let seq = 0;
     for await (const args of inputs) {
@@ -261,11 +267,7 @@ async function runJobsOf(
         args: run.args,
         options: {
           argv0: run.argv0,
-          env: {
-            ...baseEnv,
-            PARALLEL_SEQ: String(seq),
-            PARALLEL_JOBSLOT: String(slot),
-          },
+          env: jobEnv(String(seq), String(slot)),
           timeout: timeout === undefined ? undefined : Math.max(1, Math.round(timeout)),
           killOnParentExit: true,
         },
