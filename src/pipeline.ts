@@ -136,8 +136,10 @@ export function pipeline(
  * for the reader. 1 MiB (the largest an unprivileged process may ask for, by
  * default) lets a stage run several writes ahead: a 1 GiB `cat | cat | wc -c`
  * took about 20% less time than with 256 KiB, from fewer context switches. The
- * pages are taken only as data is written; where the kernel refuses the size
- * (a user past pipe-user-pages-soft), the pipe keeps its default.
+ * pages are taken only as data is written, but the kernel counts the whole size
+ * against an unprivileged user's pipe-user-pages-soft (64 MiB by default): past
+ * it, as with some 64 inner pipes open at once, that user's new pipes get 8 KiB
+ * until some close, and the size asked for here is refused.
  */
 const INNER_PIPE_BYTES = 1024 * 1024;
 
