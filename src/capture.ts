@@ -298,27 +298,22 @@ export function spawnFileCapturedAsync(
   const taken = files.take();
   if (taken === null) return null;
   const [stdout, stderr] = taken;
-  const readOut = (fd: number, reusable: boolean) => {
-    let bytes: Buffer | undefined;
-    try {
-      bytes = native.readMemfd(fd);
-      return bytes;
-    } finally {
-      // unread (a RangeError: past the largest Buffer): closed
-      files.give(fd, reusable && bytes !== undefined, bytes?.length ?? 0);
-    }
-  };
   return spawnRawAsync(file, args, { ...options, stdio: ['ignore', stdout, stderr] }, NO_FDS).then(
     (proc) => {
       const result = proc.exited.then((status) => {
         const reusable = status.tree?.mechanism === 'cgroup';
-        return {
-          status,
-          stdout: readOut(stdout, reusable),
-          stderr: readOut(stderr, reusable),
-          all: undefined,
-          isMaxBuffer: false,
-        };
+        let out: Buffer | undefined;
+        let err: Buffer | undefined;
+        try {
+          out = native.readMemfd(stdout);
+          err = native.readMemfd(stderr);
+          return { status, stdout: out, stderr: err, all: undefined, isMaxBuffer: false };
+        } finally {
+          // Both are given back; one left unread (a RangeError: past the largest Buffer) is
+          // closed.
+          files.give(stdout, reusable && out !== undefined, out?.length ?? 0);
+          files.give(stderr, reusable && err !== undefined, err?.length ?? 0);
+        }
       });
       return { proc, result, stop: () => {} };
     },
