@@ -5,8 +5,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -367,66 +365,11 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return pair;
 }
 
-// memfd() -> fd: an empty memory file, close-on-exec, to be a child's stdout or
-// stderr and read once when the child has ended (readMemfd). Throws with the errno:
-// ENOSYS where the kernel has no memfd_create, EMFILE past the fd limit.
-Napi::Value Memfd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = static_cast<int>(syscall(SYS_memfd_create, "pidwatch-output", MFD_CLOEXEC));
-  if (fd < 0) return ThrowErrno(env, errno, "memfd_create", "");
-  return Napi::Number::New(env, fd);
-}
-
-// readMemfd(fd) -> Buffer: what the file holds from its start to its size now, read
-// with pread (the offset is where the child left it). The fd stays open.
-Napi::Value ReadMemfd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    return ThrowTypeError(env, "pidwatch native readMemfd: an fd is needed");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  struct stat st;
-  if (fstat(fd, &st) != 0) return ThrowErrno(env, errno, "fstat", "");
-  size_t size = static_cast<size_t>(st.st_size);
-  napi_value value;
-  void* data = nullptr;
-  // Past the largest Buffer, napi has thrown a RangeError.
-  if (napi_create_buffer(env, size, &data, &value) != napi_ok) return env.Undefined();
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = pread(fd, static_cast<char*>(data) + done, size - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // truncated meanwhile: keep what was read
-    done += static_cast<size_t>(n);
-  }
-  Napi::Buffer<char> buffer(env, value);
-  if (done == size) return buffer;
-  Napi::Function subarray = buffer.Get("subarray").As<Napi::Function>();
-  return subarray.Call(buffer, {Napi::Number::New(env, 0), Napi::Number::New(env, done)});
-}
-
-// emptyMemfd(fd, size) -> boolean: the file (of `size` bytes when last read, and
-// written to by no process since) emptied and its offset set back to 0 (a child's
-// fd shares that offset), for the next child; false when either failed.
-Napi::Value EmptyMemfd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    return ThrowTypeError(env, "pidwatch native emptyMemfd: an fd is needed");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  bool empty =
-      info.Length() > 1 && info[1].IsNumber() && info[1].As<Napi::Number>().Int64Value() == 0;
-  return Napi::Boolean::New(env, (empty || ftruncate(fd, 0) == 0) && lseek(fd, 0, SEEK_SET) == 0);
-}
-
 }  // namespace
 
 void InitSync(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnSync", Napi::Function::New<SpawnSync>(env, "spawnSync"));
   exports.Set("pipe", Napi::Function::New<Pipe>(env, "pipe"));
-  exports.Set("memfd", Napi::Function::New<Memfd>(env, "memfd"));
-  exports.Set("readMemfd", Napi::Function::New<ReadMemfd>(env, "readMemfd"));
-  exports.Set("emptyMemfd", Napi::Function::New<EmptyMemfd>(env, "emptyMemfd"));
 }
 
 }  // namespace pidwatch

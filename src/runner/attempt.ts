@@ -1,4 +1,4 @@
-import { type OutputFiles, spawnCapturedAsync, spawnFileCapturedAsync } from '../capture.js';
+import { spawnCapturedAsync } from '../capture.js';
 import { SpawnError } from '../errors.js';
 import type { Subprocess } from '../subprocess.js';
 import type { ExitStatus } from '../types.js';
@@ -85,19 +85,13 @@ export class PendingAttempt implements Attempt {
  * becomes a result; a TypeError (a malformed job) rejects `done`. Output is collected by a
  * Capture, and its wait is bounded by the job's timeout.
  */
-export function startAttempt(job: Job, settings: RunSettings, files?: OutputFiles): Attempt {
+export function startAttempt(job: Job, settings: RunSettings): Attempt {
   const startTime = Date.now();
   const attempt = new PendingAttempt();
-  const options = attemptOptions(job, settings);
-  // 'buffer' with the run's own stdio: memory files (no output pipe to watch); pipes
-  // where a job names its stdio or no memory file can be made.
-  const inFiles =
-    files !== undefined && settings.output === 'buffer' && job.options?.stdio === undefined
-      ? spawnFileCapturedAsync(job.file, job.args ?? [], options, files)
-      : null;
   const discard = settings.output !== 'buffer';
-  const spawned = inFiles ?? spawnCapturedAsync(job.file, job.args ?? [], options, { discard });
-  attempt.done = spawned.then(
+  attempt.done = spawnCapturedAsync(job.file, job.args ?? [], attemptOptions(job, settings), {
+    discard,
+  }).then(
     ({ proc, result, stop }) => {
       attempt.spawned(proc, stop);
       return result.then(({ status, stdout, stderr }) => ({ status, stdout, stderr, startTime }));

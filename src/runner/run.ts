@@ -1,4 +1,3 @@
-import { OutputFiles } from '../capture.js';
 import { type Attempt, type AttemptResult, startAttempt } from './attempt.js';
 import { terminate } from './terminate.js';
 import type {
@@ -19,7 +18,7 @@ export interface RunHooks<T extends string | Buffer> {
   retainResults: boolean;
   onResult?: (result: JobResult<T>) => void;
   /** Starts an attempt in place of the usual capture (the CLI streams --line-buffer output). */
-  startAttempt?: (job: Job, settings: RunSettings, files: OutputFiles) => Attempt;
+  startAttempt?: (job: Job, settings: RunSettings) => Attempt;
 }
 
 export interface RunHandle<T extends string | Buffer> {
@@ -64,8 +63,6 @@ function abortError<T extends string | Buffer>(
 
 class Run<T extends string | Buffer> {
   private readonly running = new Set<Slot>();
-  /** The memory files of output 'buffer', kept from job to job; closed once settled. */
-  private readonly files = new OutputFiles();
   private readonly results: JobResult<T>[] = [];
   private nextIndex = 0;
   private finished = 0;
@@ -160,7 +157,7 @@ class Run<T extends string | Buffer> {
   private attempt(slot: Slot): void {
     slot.attempts++;
     // The spawn completes later (off the event loop): `attempt.proc` is null until then.
-    slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings, this.files);
+    slot.attempt = (this.hooks.startAttempt ?? startAttempt)(slot.job, this.settings);
     slot.attempt.done.then(
       (result) => this.attemptDone(slot, result),
       (error) => {
@@ -255,7 +252,6 @@ class Run<T extends string | Buffer> {
     if (this.settled || this.running.size > 0) return;
     if (!this.stopped && !(this.exhausted && !this.pulling)) return;
     this.settled = true;
-    this.files.close();
     if (this.onAbort !== null) this.options.signal?.removeEventListener('abort', this.onAbort);
     if (!this.exhausted) this.closeSource();
     const summary: RunSummary<T> = {
