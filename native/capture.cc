@@ -1,7 +1,6 @@
 #include "capture.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -164,7 +163,8 @@ bool CaptureEnv::Watch(Pipe& p, uint32_t events) {
 }
 
 // start(fds: Int32Array [stdin, stdout, stderr] (-1: none), input: Uint8Array | null,
-//       maxBuffer, flags) -> id. Takes over the fds. Output is kept up to maxBuffer bytes
+//       maxBuffer, flags) -> id. Takes over the fds, non-blocking as spawn makes the
+//       parent's ends. Output is kept up to maxBuffer bytes
 // per stream; past it the stream is closed and an overflow event is reported once. The
 // done event comes once every output pipe has ended (EOF, error, overflow or close()),
 // with a Buffer per non-empty stream.
@@ -200,14 +200,12 @@ napi_value CaptureEnv::Start(const Napi::CallbackInfo& info) {
 
   Pipe& in = c->pipes[kStdin];
   if (in.fd >= 0) {
-    fcntl(in.fd, F_SETFL, O_NONBLOCK);  // a pipe end has no other F_SETFL flag set
     if (WriteInput(c) || !Watch(in, EPOLLOUT)) EndPipe(in);
   }
   for (int i = kStdout; i < kPipes; i++) {
     Pipe& p = c->pipes[i];
     if (p.fd < 0) continue;
     c->open_outputs++;
-    fcntl(p.fd, F_SETFL, O_NONBLOCK);
     if (!Watch(p, EPOLLIN)) {
       int err = errno;
       for (Pipe& q : c->pipes) EndPipe(q);

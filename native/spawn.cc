@@ -91,6 +91,9 @@ struct ChildArgs {
   const char* cwd;
   int* stdio;  // scratch copy of the request's stdio codes, child fd order
   int stdio_count;
+  // Per child fd, 1 where it is the child's end of a pipe or socket pair made for it:
+  // made non-blocking with the parent's end, it is made blocking once in place.
+  const char* made_here;
   int keep_below;  // the child's own fd table keeps fds [0, keep_below) only
   bool setsid;
   bool setpgid;
@@ -262,6 +265,10 @@ int child_main(void* arg) {
     }
   }
 
+  for (int fd = 0; fd < n; fd++) {
+    if (a->made_here[fd] && fcntl(fd, F_SETFL, 0) < 0) child_fail(a, kStepDup);
+  }
+
   // A slot with nothing in it ('ignore' or null above fd 2) still holds the
   // parent's fd of that number: close it, or it leaks into the program.
   for (int fd = 0; fd < n; fd++) {
@@ -403,12 +410,14 @@ int make_pipes(const SpawnRequest& req, std::vector<int>* child_src, std::vector
     int code = req.stdio[fd];
     int pair[2];
     if (code == kStdioPipeIn || code == kStdioPipeOut) {
-      if (pipe2(pair, O_CLOEXEC) < 0) return out->syscall = "pipe2", errno;
+      // Both ends non-blocking, as the parent's must be (for its epoll set or the
+      // streams); the child makes its own blocking again (see made_here).
+      if (pipe2(pair, O_CLOEXEC | O_NONBLOCK) < 0) return out->syscall = "pipe2", errno;
       bool child_reads = code == kStdioPipeIn;
       (*child_fds)[fd] = child_reads ? pair[0] : pair[1];
       out->parent_fds[fd] = child_reads ? pair[1] : pair[0];
     } else if (code == kStdioSocketPair) {
-      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
         return out->syscall = "socketpair", errno;
       (*child_fds)[fd] = pair[1];
       out->parent_fds[fd] = pair[0];
@@ -475,6 +484,9 @@ void spawn_process(const SpawnRequest& req, SpawnTier tier, SpawnResult* out) {
   args.cwd = req.has_cwd ? req.cwd.c_str() : nullptr;
   args.stdio = child_src.data();
   args.stdio_count = static_cast<int>(child_src.size());
+  std::vector<char> made_here(child_fds.size());
+  for (size_t fd = 0; fd < child_fds.size(); fd++) made_here[fd] = child_fds[fd] >= 0;
+  args.made_here = made_here.data();
   args.keep_below = args.stdio_count;
   for (int src : child_src) {
     // An fd number the kernel never hands out (JS checks it too): refused before

@@ -54,8 +54,6 @@ class SyncRun {
     out_fd_[1] = spawn.parent_fds.size() > 2 ? spawn.parent_fds[2] : -1;
     for (size_t i = 3; i < spawn.parent_fds.size(); i++)
       if (spawn.parent_fds[i] >= 0) close(spawn.parent_fds[i]);
-    for (int fd : {in_fd_, out_fd_[0], out_fd_[1]})
-      if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     if (in_fd_ >= 0 && options_.input_length == 0) close_fd(&in_fd_);
   }
 

@@ -21,16 +21,19 @@ export async function exec(file: string, args?: unknown, options?: unknown): Pro
     args = undefined;
   }
   const { spawnOptions, settings } = splitExecOptions(options);
-  const argv = args as readonly string[] | undefined;
+  // The arguments as called with: the message of an ExitError names them, and is only
+  // written when the call fails.
+  const argv = Array.isArray(args) ? (args.slice() as readonly string[]) : (args as undefined);
   const { result } = await spawnCapturedAsync(file, argv, spawnOptions, {
     input: settings.input,
     maxBuffer: settings.maxBuffer,
     all: settings.all,
   });
-  const command = commandText(file, argv ?? [], spawnOptions.shell);
-  const { status, ...collected } = await result;
-  const output = toOutput(status, collected, settings);
+  const captured = await result;
+  const { status } = captured;
+  const output = toOutput(status, captured, settings);
   if (settings.reject && hasFailed(output)) {
+    const command = commandText(file, argv ?? [], spawnOptions.shell);
     throw new ExitError(command, status, output, output.isMaxBuffer);
   }
   return output;

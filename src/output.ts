@@ -85,18 +85,28 @@ export function toOutput(
   collected: CollectedOutput,
   settings: OutputSettings,
 ): Output {
-  const decode = (bytes: Buffer) => {
-    if (settings.stripFinalNewline) bytes = stripNewline(bytes);
-    return settings.encoding === 'buffer' ? bytes : bytes.toString('utf8');
-  };
+  // Written out rather than spread from status: this runs once per call.
   const output: Output = {
-    ...status,
-    stdout: decode(collected.stdout),
-    stderr: decode(collected.stderr),
+    pid: status.pid,
+    code: status.code,
+    signal: status.signal,
+    coreDumped: status.coreDumped,
+    timedOut: status.timedOut,
+    aborted: status.aborted,
+    durationMs: status.durationMs,
+    resourceUsage: status.resourceUsage,
+    tree: status.tree,
+    stdout: decode(collected.stdout, settings),
+    stderr: decode(collected.stderr, settings),
     isMaxBuffer: collected.isMaxBuffer,
   };
-  if (settings.all) output.all = decode(collected.all ?? Buffer.alloc(0));
+  if (settings.all) output.all = decode(collected.all ?? Buffer.alloc(0), settings);
   return output;
+}
+
+function decode(bytes: Buffer, settings: OutputSettings): string | Buffer {
+  if (settings.stripFinalNewline) bytes = stripNewline(bytes);
+  return settings.encoding === 'buffer' ? bytes : bytes.toString('utf8');
 }
 
 /** A call fails (rejects, or throws with execSync) on these, unless `reject: false`. */

@@ -22,7 +22,7 @@ import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn } from '../src/index.js';
+import { exec, execSync, spawn } from '../src/index.js';
 import { haveCompiler } from './fixtures/reliability/support.js';
 import { testMode } from './helpers/mode.js';
 import {
@@ -172,6 +172,27 @@ describe("'pipe'", () => {
     expect(three.toString()).toBe('three\n');
     expect(one.toString()).toBe('one\n');
     expect(status.code).toBe(0);
+  });
+
+  it('gives the child blocking pipe ends, as child_process does, from spawn, exec and execSync', async () => {
+    // A program expects a blocking stdout; the parent's ends are non-blocking. A line per
+    // fd: whether O_NONBLOCK (04000 in /proc's octal flags) is set on it.
+    const report = (fds: string) =>
+      `for fd in ${fds}; do f=$(sed -n "s/^flags:[[:space:]]*//p" /proc/$$/fdinfo/$fd); ` +
+      'echo "$fd $(( (0$f & 04000) != 0 ))"; done';
+    const proc = track(
+      spawn('/bin/sh', ['-c', `${report('0 1 2 3')} >&3`], {
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      }),
+    );
+    proc.stdout!.resume();
+    proc.stderr!.resume();
+    const [lines, status] = await Promise.all([readAll(proc.stdio[3] as Readable), proc.exited]);
+    expect(status.code).toBe(0);
+    expect(lines.toString()).toBe('0 0\n1 0\n2 0\n3 0\n');
+    const args = ['-c', report('0 1 2')];
+    expect((await exec('/bin/sh', args, { input: '' })).stdout).toBe('0 0\n1 0\n2 0\n');
+    expect(execSync('/bin/sh', args, { input: '' }).stdout).toBe('0 0\n1 0\n2 0\n');
   });
 
   it('carries 100 MiB intact', async () => {
