@@ -127,7 +127,7 @@ export function stderrTail(stderr: string | Uint8Array, limit = STDERR_TAIL_BYTE
 /** Why a command failed, in the words of an ExitError's message. */
 function failure(status: ExitStatus, isMaxBuffer: boolean): string {
   const how = status.signal ?? `exit code ${status.code}`;
-  if (isMaxBuffer) return 'exceeded maxBuffer';
+  if (isMaxBuffer) return `exceeded maxBuffer (${how})`;
   if (status.timedOut) return `timed out (${how})`;
   if (status.aborted) return `was aborted (${how})`;
   if (status.signal) return `was killed with ${status.signal}`;

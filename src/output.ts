@@ -25,7 +25,10 @@ function checkBoolean(name: string, value: unknown, fallback: boolean): boolean 
  * Splits exec/execSync options into the spawn options and the output settings. The child's
  * stdin is a pipe when there is input, else /dev/null; stdout and stderr are pipes.
  */
-export function splitExecOptions(options: unknown): {
+export function splitExecOptions(
+  options: unknown,
+  stdioAllowed = false,
+): {
   spawnOptions: SpawnOptions;
   settings: OutputSettings;
 } {
@@ -40,6 +43,14 @@ export function splitExecOptions(options: unknown): {
     reject,
     ...rest
   } = options as ExecOptions & { stdio?: unknown };
+  // exec decides stdio (stdout and stderr piped, stdin for input): an stdio option
+  // would be dropped, and `stdio: 'inherit'` silently captured, so it is refused.
+  if (!stdioAllowed && rest.stdio !== undefined)
+    throw invalidValue(
+      'options.stdio',
+      'is not an option here: stdout and stderr are piped and collected (use spawn for other stdio)',
+      rest.stdio,
+    );
   if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array))
     throw invalidType('options.input', 'a string or Uint8Array', input);
   if (encoding !== 'utf8' && encoding !== 'buffer')
@@ -56,7 +67,7 @@ export function splitExecOptions(options: unknown): {
     stripFinalNewline: checkBoolean('stripFinalNewline', stripFinalNewline, false),
     reject: checkBoolean('reject', reject, true),
   };
-  delete rest.stdio; // exec decides stdio
+  delete rest.stdio;
   const spawnOptions: SpawnOptions = {
     ...rest,
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

@@ -204,7 +204,7 @@ export async function execPipeline(
   options?: ExecPipelineOptions,
 ): Promise<PipelineOutput> {
   const { stages, pipefail, spawnOptions: rest } = checkPipeline(commands, options);
-  const { spawnOptions, settings } = splitExecOptions(rest);
+  const { spawnOptions, settings } = splitExecOptions(rest, true);
   // One stderr pipe for all stages, as a shell's stages share its stderr.
   const [errRead, errWrite] = native.pipe();
   const raw = Int32Array.of(-1, -1, errRead); // the ends a Capture reads and writes

@@ -82,7 +82,11 @@ export interface ExecOptions extends Omit<SpawnOptions, 'stdio'> {
   encoding?: 'utf8' | 'buffer';
   maxBuffer?: number;
   reject?: boolean;
-  /** Also collect stdout and stderr interleaved, in arrival order, in `output.all`. */
+  /**
+   * Also collect stdout and stderr interleaved in `output.all`, in the order they were
+   * read: write order, except for writes to both closer together than the parent's
+   * wake-up (two pipes cannot tell their order apart).
+   */
   all?: boolean;
   /** Remove one final newline (`\n` or `\r\n`) from stdout, stderr and all. */
   stripFinalNewline?: boolean;

@@ -74,6 +74,27 @@ describe('ExitError message', () => {
     expect(error.shortMessage).toMatch(/^Command timed out \(SIGTERM\): /);
     expect(error.message).toBe(`${error.shortMessage}\n\nwaiting`);
   });
+
+  it('says maxBuffer was exceeded, with the code the command then exited with', async () => {
+    // SIGTERM ignored: past maxBuffer the pipe is closed, head dies of SIGPIPE and the
+    // script goes on to exit 3.
+    const error = await failure("trap '' TERM; head -c 5000 /dev/zero; exit 3", {
+      maxBuffer: 1000,
+    });
+    expect(error.isMaxBuffer).toBe(true);
+    expect(error.code).toBe(3);
+    expect(error.shortMessage).toMatch(
+      /^Command exceeded maxBuffer \(exit code 3\): \/bin\/sh -c /,
+    );
+  });
+
+  it('says maxBuffer was exceeded, with the signal that ended the command', async () => {
+    const error = await failure('exec yes', { maxBuffer: 1000 });
+    expect(error.signal).not.toBeNull();
+    expect(error.shortMessage).toBe(
+      `Command exceeded maxBuffer (${error.signal}): /bin/sh -c 'exec yes'`,
+    );
+  });
 });
 
 describe('a spawn failure', () => {
@@ -84,5 +105,19 @@ describe('a spawn failure', () => {
     );
     expect(error).toBeInstanceOf(SpawnError);
     expect(error).toMatchObject({ code: 'ENOENT', syscall: 'execve' });
+  });
+});
+
+describe('the stdio option', () => {
+  it('is refused by exec with a TypeError, before anything is spawned', async () => {
+    for (const stdio of ['inherit', 'pipe', ['ignore', 'inherit', 'pipe']]) {
+      const error = await exec('/bin/true', [], { stdio } as never).then(
+        () => null,
+        (e) => e,
+      );
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      expect(error.message).toMatch(/options\.stdio/);
+    }
   });
 });

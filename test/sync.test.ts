@@ -137,6 +137,8 @@ describe('execSync()', () => {
       () => execSync('true', { timeout: -1 }),
       () => execSync('true', { input: 42 as never }),
       () => execSync('true', { signal: new AbortController().signal }),
+      () => execSync('true', { stdio: 'inherit' } as never),
+      () => spawnSync('true', { stdio: 'inherit' } as never),
     ]) {
       expect(run).toThrow(expect.objectContaining({ name: 'TypeError' }));
     }
