@@ -291,7 +291,7 @@ describe('pidwatch run', () => {
     [['run', '-j'], 'requires an argument'],
     [['run', '--timeout', 'soon', 'true'], '--timeout'],
     [['run', '--halt', 'later', 'true'], '--halt'],
-    [['run', '--retries', '-1', 'true'], '--retries'],
+    [['run', '--retries', '{}', 'true'], '--retries'],
     [['run', '--nope', 'true'], 'unknown option: nope'],
     [['run', '--resume', 'true'], '--joblog'],
     [['run', '--joblog', '/nonexistent-dir/log', 'true', ':::', 'a'], 'joblog'],

@@ -202,7 +202,8 @@ async function runJobsOf(
     for await (const args of inputs) {
       if (skip(++seq, args)) continue;
       const values = { args, seq, slot: 1 };
-      process.stdout.write(`${tagOf(values)}${template.expand(values)}\n`);
+      if (results !== null) results.writeDryRun(values);
+      else process.stdout.write(`${tagOf(values)}${template.expand(values)}\n`);
     }
     return 0;
   }

@@ -87,7 +87,7 @@ export class HaltTracker {
     if (reached === null) return null;
     if (this.limit === null) this.limit = this.totalJobs() * rule.percent!;
     if (reached < this.limit) return null;
-    if (rule.on === 'success') {
+    if (rule.on === 'success' || this.noAmount) {
       this.status = 0;
     } else if (this.status === null) {
       this.status =
@@ -102,10 +102,19 @@ export class HaltTracker {
     return rule.when;
   }
 
+  /**
+   * `fail=0` or `fail=0%` (any WHAT): GNU parallel halts at the first job counted and, its
+   * amount being false in Perl, computes no status: the run exits 0 whatever failed.
+   */
+  private get noAmount(): boolean {
+    return this.rule !== null && (this.rule.count ?? this.rule.percent) === 0;
+  }
+
   /** The exit status of the whole run, once every job has been reaped. */
   exitStatus(started: number): number {
     let status: number;
     if (this.status !== null) status = this.status;
+    else if (this.noAmount) status = 0;
     else if (this.rule?.percent != null) status = Math.ceil((this.failures / (started || 1)) * 100);
     else status = Math.min(this.failures, 101);
     return status & 0xff;

@@ -44,12 +44,8 @@ async function* nonBlank(records: AsyncIterable<string>): AsyncGenerator<string>
   for await (const record of records) if (/\S/.test(record)) yield record;
 }
 
-/** Perl's split: trailing empty fields are dropped. */
-function splitColumns(record: string, colsep: RegExp): string[] {
-  const columns = record.split(colsep);
-  while (columns.length > 1 && columns.at(-1) === '') columns.pop();
-  return columns;
-}
+/** GNU parallel splits with Perl's `split /colsep/, $line, -1`: trailing empty fields stay. */
+const splitColumns = (record: string, colsep: RegExp): string[] => record.split(colsep);
 
 function openSource(spec: SourceSpec, settings: InputSettings): AsyncIterable<string> | string[] {
   // GNU parallel reads `:::` values as records too: a value holding the delimiter is several.
@@ -64,6 +60,20 @@ async function readAll(source: AsyncIterable<string> | string[]): Promise<string
   const values: string[] = [];
   for await (const value of source) values.push(value);
   return values;
+}
+
+/** A source read as jobs are asked for, its first value read ahead to know if it has any. */
+async function peek(
+  source: AsyncIterable<string> | string[],
+): Promise<AsyncIterable<string> | string[] | null> {
+  if (Array.isArray(source)) return source.length > 0 ? source : null;
+  const iterator = source[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done) return null;
+  return (async function* () {
+    yield first.value;
+    yield* { [Symbol.asyncIterator]: () => iterator };
+  })();
 }
 
 /** Groups linked sources with the one they follow (all of them with --link). */
@@ -81,14 +91,9 @@ function groupSources(specs: readonly SourceSpec[], link: boolean): SourceSpec[]
  * A linked group's values, one row per index: as long as its shortest source after `:::+`,
  * as its longest with --link (the shorter ones wrap around), as GNU parallel does.
  */
-async function readGroup(
-  group: readonly SourceSpec[],
-  settings: InputSettings,
-): Promise<string[][]> {
-  const lists = await Promise.all(group.map((spec) => readAll(openSource(spec, settings))));
+function linkGroup(lists: readonly string[][], link: boolean): string[][] {
   const lengths = lists.map((list) => list.length);
-  const length =
-    settings.link && !lengths.includes(0) ? Math.max(...lengths) : Math.min(...lengths);
+  const length = link && !lengths.includes(0) ? Math.max(...lengths) : Math.min(...lengths);
   return Array.from({ length }, (_, i) => lists.map((list) => list[i % list.length]));
 }
 
@@ -101,20 +106,27 @@ export async function* jobArguments(
   settings: InputSettings,
   count: InputCount,
 ): AsyncGenerator<string[]> {
-  // GNU parallel: a `:::` with no values beside other sources stands for one empty value.
-  const filled =
-    specs.length > 1
-      ? specs.map((spec) =>
-          spec.kind === 'args' && spec.values.length === 0 ? { ...spec, values: [''] } : spec,
-        )
-      : specs;
-  const groups = groupSources(filled, settings.link);
-  const rest: string[][][] = [];
-  for (const group of groups.slice(1)) rest.push(await readGroup(group, settings));
-  const first: AsyncIterable<string[]> | string[][] =
-    groups[0].length === 1
-      ? rowsOf(openSource(groups[0][0], settings))
-      : await readGroup(groups[0], settings);
+  const groups = groupSources(specs, settings.link);
+  const streamed = groups[0].length === 1;
+  const lists: string[][][] = await Promise.all(
+    groups.map((group, g) =>
+      g === 0 && streamed
+        ? []
+        : Promise.all(group.map((spec) => readAll(openSource(spec, settings)))),
+    ),
+  );
+  const head = streamed ? await peek(openSource(groups[0][0], settings)) : null;
+  // GNU parallel: a source with no values, beside one with some, stands for one empty value;
+  // when none has any, there is no job.
+  if (head === null && lists.every((group) => group.every((list) => list.length === 0))) {
+    count.total = 0;
+    return;
+  }
+  const filled = lists.map((group) => group.map((list) => (list.length === 0 ? [''] : list)));
+  const rest = filled.slice(1).map((group) => linkGroup(group, settings.link));
+  const first: AsyncIterable<string[]> | string[][] = streamed
+    ? rowsOf(head ?? [''])
+    : linkGroup(filled[0], settings.link);
   const restCount = rest.reduce((n, rows) => n * rows.length, 1);
   if (Array.isArray(first)) count.total = first.length * restCount;
   const expand = (row: string[]): string[] =>

@@ -5,6 +5,7 @@ import { parseQueueUrl } from '../../bullmq/url.js';
 import { UsageError } from '../args.js';
 import { type HaltRule, parseHalt } from './halt.js';
 import type { SourceSpec } from './input.js';
+import { hasReplacement } from './template.js';
 import { parseDuration } from './time.js';
 
 export interface RunConfig {
@@ -179,13 +180,19 @@ function readSources(
   return { command, sources };
 }
 
-function count(name: string, text: string): number {
-  if (!/^\d+$/.test(text)) throw new UsageError(`${name} expects a whole number, got '${text}'`);
-  return Number(text);
+/**
+ * --retries N: N tries in all. GNU parallel compares the count of tries with N as a Perl
+ * number: text reads as its leading number (else 0), and 0, or what no count reaches
+ * (-1, 2.5), is no limit. It would also expand replacement strings in N per job.
+ */
+function tries(text: string): number {
+  if (hasReplacement(text, null)) {
+    throw new UsageError(`--retries with replacement strings is not supported: '${text}'`);
+  }
+  const number = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?/i.exec(text);
+  const n = number === null ? 0 : Number(number[0]);
+  return Number.isInteger(n) && n > 0 ? n : Number.POSITIVE_INFINITY;
 }
-
-/** --retries N: N tries in all; GNU parallel's 0 is no limit. */
-const tries = (n: number) => (n === 0 ? Number.POSITIVE_INFINITY : n);
 
 /** Parses the argv of `pidwatch run`; 'help' for --help. Throws UsageError. */
 export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
@@ -238,7 +245,7 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     sources,
     jobs: last('jobs') ?? '100%',
     halt: has('halt') ? parseHalt(last('halt')!) : null,
-    retries: has('retries') ? tries(count('--retries', last('retries')!)) : 1,
+    retries: has('retries') ? tries(last('retries')!) : 1,
     timeout,
     delaySeconds: delay === undefined ? 0 : delaySeconds(delay),
     joblog:

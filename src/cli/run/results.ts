@@ -123,6 +123,22 @@ export class Results {
   }
 
   write(values: JobValues, output: { stdout: Buffer; stderr: Buffer; status: ExitStatus }): void {
+    const files = this.place(values);
+    writeFileSync(files.stdout, output.stdout);
+    writeFileSync(files.stderr, output.stderr);
+    if (this.withCpu) writeFileSync(files.cpu, cpuText(output.status));
+  }
+
+  /**
+   * --dry-run: GNU parallel prints the command into the job's stdout file, then removes that
+   * file as a job that printed nothing: seq and an empty stderr are what remain.
+   */
+  writeDryRun(values: JobValues): void {
+    writeFileSync(this.place(values).stderr, '');
+  }
+
+  /** Makes the job's directory, writes its seq file and returns where its files go. */
+  private place(values: JobValues): ResultFiles {
     let files = this.files(values);
     try {
       makeDirs(files.dir);
@@ -134,8 +150,6 @@ export class Results {
       makeDirs(files.dir);
     }
     writeFileSync(files.seq, String(values.seq));
-    writeFileSync(files.stdout, output.stdout);
-    writeFileSync(files.stderr, output.stderr);
-    if (this.withCpu) writeFileSync(files.cpu, cpuText(output.status));
+    return files;
   }
 }

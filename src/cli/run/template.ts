@@ -96,12 +96,17 @@ function replace(
   });
 }
 
+/** Where the first replacement string of `text` starts (with `-I STR`, STR for `{}`), or -1. */
+function firstReplacement(text: string, replaceString: string | null): number {
+  for (const match of text.matchAll(tokens(replaceString))) {
+    if (!isPlainText(match[0], replaceString)) return match.index;
+  }
+  return -1;
+}
+
 /** `text` holds a replacement string (with `-I STR`, STR for `{}`). */
 export function hasReplacement(text: string, replaceString: string | null): boolean {
-  for (const [token] of text.matchAll(tokens(replaceString))) {
-    if (!isPlainText(token, replaceString)) return true;
-  }
-  return false;
+  return firstReplacement(text, replaceString) !== -1;
 }
 
 /** `{}` is plain text once `-I` has given another string its meaning. */
@@ -112,6 +117,7 @@ const isPlainText = (token: string, replaceString: string | null) =>
 export class CommandTemplate {
   private readonly line: string;
   private readonly appendArgs: boolean;
+  private readonly quote: Quote;
 
   /**
    * With no command words, each input is itself the command line (not quoted).
@@ -122,13 +128,19 @@ export class CommandTemplate {
     private readonly replaceString: string | null = null,
   ) {
     this.line = words.join(' ');
-    this.appendArgs = words.length > 0 && !hasReplacement(this.line, replaceString);
+    const first = firstReplacement(this.line, replaceString);
+    this.appendArgs = words.length > 0 && first === -1;
+    // GNU parallel's rule: when a replacement string is (part of) the command name, before
+    // any blank or `=` (`{}`, `my_{}`, `{2} {1}`, but not `V={} cmd`), no value in the line is
+    // quoted, so that an input can be a whole command.
+    const inCommandName = first !== -1 && !/[ \t\n=]/.test(this.line.slice(0, first));
+    this.quote = inCommandName ? (value) => value : shellQuote;
   }
 
   /** The shell command line of one job. */
   expand(values: JobValues): string {
     if (this.line === '') return values.args.join(' ');
-    const line = replace(this.line, values, shellQuote, this.replaceString);
+    const line = replace(this.line, values, this.quote, this.replaceString);
     return this.appendArgs ? `${line} ${values.args.map(shellQuote).join(' ')}` : line;
   }
 }
