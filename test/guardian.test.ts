@@ -172,8 +172,14 @@ describe.runIf(runs)('guardian', () => {
       exited: exited.then((signal) => ({ code: null, signal })),
     };
     parents.push(started);
+    let ended = false;
+    void exited.then(() => {
+      ended = true;
+    });
     try {
-      expect(await until(pidsWritten, 10_000)).toBe(true);
+      // A fixture that fails (its error is on this test's stderr) ends the wait at once.
+      await until(() => pidsWritten() || ended, 10_000);
+      expect(pidsWritten(), 'the fixture wrote its pids before it ended').toBe(true);
       started.pids = readFileSync(file, 'utf8').trim().split('\n').map(Number);
       const [orphan] = started.pids;
       let cgroupLine: string | undefined;
