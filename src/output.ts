@@ -25,10 +25,7 @@ function checkBoolean(name: string, value: unknown, fallback: boolean): boolean 
  * Splits exec/execSync options into the spawn options and the output settings. The child's
  * stdin is a pipe when there is input, else /dev/null; stdout and stderr are pipes.
  */
-export function splitExecOptions(
-  options: unknown,
-  stdioAllowed = false,
-): {
+export function splitExecOptions(options: unknown): {
   spawnOptions: SpawnOptions;
   settings: OutputSettings;
 } {
@@ -45,7 +42,7 @@ export function splitExecOptions(
   } = options as ExecOptions & { stdio?: unknown };
   // exec decides stdio (stdout and stderr piped, stdin for input): an stdio option
   // would be dropped, and `stdio: 'inherit'` silently captured, so it is refused.
-  if (!stdioAllowed && rest.stdio !== undefined)
+  if (rest.stdio !== undefined)
     throw invalidValue(
       'options.stdio',
       'is not an option here: stdout and stderr are piped and collected (use spawn for other stdio)',

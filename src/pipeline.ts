@@ -189,7 +189,24 @@ function startPipeline(stages: Stage[], options: SpawnOptions, raw?: Int32Array)
 /** What `execPipeline()` resolves with: the Output of the pipeline and every status. */
 export type PipelineOutput = Output & { statuses: ExitStatus[] };
 
-export type ExecPipelineOptions = PipelineOptions & Omit<ExecOptions, keyof SpawnOptions>;
+export type ExecPipelineOptions = Omit<PipelineOptions, 'stdio'> &
+  Omit<ExecOptions, keyof SpawnOptions>;
+
+/**
+ * execPipeline decides every stage's stdio (the ends are collected, stderr is shared),
+ * so a `stdio` option, for the pipeline or for one stage, is refused as exec refuses
+ * it: a stage's own pipe would be one nobody reads (a stage writing past the pipe's
+ * buffer would hang, and the parent would keep its end), and `'inherit'` would be
+ * silently captured.
+ */
+function refuseStdio(name: string, stdio: unknown): void {
+  if (stdio === undefined) return;
+  throw invalidValue(
+    name,
+    'is not an option of execPipeline: stdout and stderr are collected (use pipeline for other stdio)',
+    stdio,
+  );
+}
 
 /**
  * Runs a pipeline to its end, as `exec()` runs one command: `input` goes to the
@@ -204,7 +221,10 @@ export async function execPipeline(
   options?: ExecPipelineOptions,
 ): Promise<PipelineOutput> {
   const { stages, pipefail, spawnOptions: rest } = checkPipeline(commands, options);
-  const { spawnOptions, settings } = splitExecOptions(rest, true);
+  refuseStdio('options.stdio', rest.stdio);
+  for (let i = 0; i < stages.length; i++)
+    refuseStdio(`commands[${i}].options.stdio`, stages[i].options?.stdio);
+  const { spawnOptions, settings } = splitExecOptions(rest);
   // One stderr pipe for all stages, as a shell's stages share its stderr.
   const [errRead, errWrite] = native.pipe();
   const raw = Int32Array.of(-1, -1, errRead); // the ends a Capture reads and writes

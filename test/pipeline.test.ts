@@ -251,6 +251,26 @@ describe('execPipeline()', () => {
     await waitFor(() => openFds().every((fd) => before.has(fd)), 'the fds to close');
   });
 
+  it('refuses stdio, for the pipeline or a stage, starting nothing and leaving no fd', async () => {
+    const before = new Set(openFds());
+    const stage = {
+      file: 'sh',
+      args: ['-c', 'echo lost >&2'],
+      options: { stdio: 'pipe' as const },
+    };
+    for (const attempt of [
+      () => run([['echo', 'hi'], stage]),
+      () => run([stage, ['cat']]),
+      () => run([['echo', 'hi'], ['cat']], { stdio: 'inherit' } as never),
+    ]) {
+      const error = await attempt().catch((e) => e);
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error.code).toBe('ERR_INVALID_ARG_VALUE');
+    }
+    expect(childrenOf()).toEqual([]);
+    expect(openFds().filter((fd) => !before.has(fd))).toEqual([]);
+  });
+
   it('leaves no fd behind', async () => {
     const before = new Set(openFds());
     await run([['echo', 'hi'], ['cat'], ['cat']]);
