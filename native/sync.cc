@@ -225,10 +225,13 @@ class SyncRun {
     kept.append(data, take);
     if (options_.all) out_->all.append(data, take);
     if (over) {
-      // Past maxBuffer: that stream is cut there and closed, the child killed.
+      // Past maxBuffer: the child is killed, then that stream is cut there and
+      // closed. In this order (Node's spawnSync kills before closing too) the
+      // child dies of killSignal: with the pipe closed first, its next write would
+      // raise SIGPIPE, which it would take before the killSignal sent after.
       out_->overflowed = true;
-      close_fd(&out_fd_[i]);
       Terminate();
+      close_fd(&out_fd_[i]);
     }
   }
 

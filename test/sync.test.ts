@@ -99,6 +99,19 @@ describe('execSync()', () => {
     expect(output.stderr.length).toBe(500);
   });
 
+  it('stops a child past maxBuffer with killSignal, not by closing its pipe first', () => {
+    // With the pipe closed before the signal, a writer's next write raised SIGPIPE,
+    // which it took first: most often with tree: true, where the signal takes longer.
+    const signals = new Set<string | null>();
+    for (let i = 0; i < 40; i++) {
+      const tree = i % 2 === 0;
+      signals.add(track(spawnSync('yes', [], { maxBuffer: 1000, tree })).signal);
+    }
+    expect([...signals]).toEqual(['SIGTERM']);
+    const output = track(spawnSync('yes', [], { maxBuffer: 1000, killSignal: 'SIGINT' }));
+    expect(output.signal).toBe('SIGINT');
+  });
+
   it('returns Buffers with encoding: buffer, and runs through a shell', () => {
     const output = track(
       execSync('printf \'\\377%s\' "$1"', ['a b'], { shell: true, encoding: 'buffer' }),
