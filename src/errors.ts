@@ -154,8 +154,11 @@ export class ExitError extends Error implements ExitStatus {
   readonly tree: TreeStatus | null;
   readonly stdout: string | Buffer;
   readonly stderr: string | Buffer;
-  /** With `all: true`: stdout and stderr interleaved. */
-  readonly all?: string | Buffer;
+  /**
+   * With `all: true`: stdout and stderr interleaved. Declared only, so that without
+   * `all` the error has no such key, as the Output it stands for has none.
+   */
+  declare readonly all?: string | Buffer;
   readonly command: string;
   readonly isMaxBuffer: boolean;
   /** The message without the stderr tail: `Command failed with exit code 1: cmd`. */

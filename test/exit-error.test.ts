@@ -26,6 +26,13 @@ describe('ExitError message', () => {
     expect(error.message).not.toContain('out\n');
   });
 
+  it('has the output keys exec was asked for: all only with all: true', async () => {
+    const plain = await failure('echo out; echo err >&2; exit 1');
+    expect(Object.keys(plain)).not.toContain('all');
+    const both = await failure('echo out; exit 1', { all: true });
+    expect(both.all).toBe('out\n');
+  });
+
   it('names the signal', async () => {
     const error = await failure('echo dying >&2; kill -s KILL $$');
     expect(error.shortMessage).toMatch(/^Command was killed with SIGKILL: \/bin\/sh/);
