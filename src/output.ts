@@ -104,12 +104,30 @@ export function toOutput(
     durationMs: status.durationMs,
     resourceUsage: status.resourceUsage,
     tree: status.tree,
-    stdout: decode(collected.stdout, settings),
-    stderr: decode(collected.stderr, settings),
+    stdout: decode(cutWhole(collected.stdout, collected, settings), settings),
+    stderr: decode(cutWhole(collected.stderr, collected, settings), settings),
     isMaxBuffer: collected.isMaxBuffer,
   };
   if (settings.all) output.all = decode(collected.all ?? Buffer.alloc(0), settings);
   return output;
+}
+
+/**
+ * A stream cut at maxBuffer, decoded as text, ends at the last whole character: a
+ * character the cut split in two is left out rather than decoded as U+FFFD (Node's
+ * exec, which counts characters, never splits one either).
+ */
+function cutWhole(bytes: Buffer, collected: CollectedOutput, settings: OutputSettings): Buffer {
+  if (!collected.isMaxBuffer || settings.encoding !== 'utf8' || bytes.length < settings.maxBuffer)
+    return bytes;
+  // The last lead byte among the final four, and whether its sequence is complete.
+  for (let i = bytes.length - 1; i >= 0 && i >= bytes.length - 4; i--) {
+    const byte = bytes[i] as number;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return i + length > bytes.length ? bytes.subarray(0, i) : bytes;
+  }
+  return bytes;
 }
 
 function decode(bytes: Buffer, settings: OutputSettings): string | Buffer {

@@ -100,6 +100,20 @@ describe('exec()', () => {
     expect(error.stderr.length).toBeLessThanOrEqual(500);
   });
 
+  it('cuts text at maxBuffer on a whole character, never leaving half of one', async () => {
+    // '€' is 3 bytes: a cut at 100 bytes falls inside the 34th.
+    const euros = ['-c', "while :; do printf '\\342\\202\\254'; done"];
+    const text = await run('/bin/sh', euros, { maxBuffer: 100, reject: false });
+    expect(text.isMaxBuffer).toBe(true);
+    expect(text.stdout).toBe('€'.repeat(33));
+    const bytes = await run('/bin/sh', euros, {
+      maxBuffer: 100,
+      reject: false,
+      encoding: 'buffer',
+    });
+    expect(bytes.stdout).toEqual(Buffer.from('€'.repeat(34)).subarray(0, 100));
+  });
+
   it('accepts output of exactly maxBuffer bytes', async () => {
     const output = await run('head', ['-c', '1000', '/dev/zero'], { maxBuffer: 1000 });
     expect(output.stdout.length).toBe(1000);

@@ -99,6 +99,14 @@ describe('execSync()', () => {
     expect(output.stderr.length).toBe(500);
   });
 
+  it('cuts text at maxBuffer on a whole character, as exec does', () => {
+    const output = track(
+      spawnSync('sh', ['-c', "while :; do printf '\\342\\202\\254'; done"], { maxBuffer: 100 }),
+    );
+    expect(output.isMaxBuffer).toBe(true);
+    expect(output.stdout).toBe('€'.repeat(33));
+  });
+
   it('stops a child past maxBuffer with killSignal, not by closing its pipe first', () => {
     // With the pipe closed before the signal, a writer's next write raised SIGPIPE,
     // which it took first: most often with tree: true, where the signal takes longer.
