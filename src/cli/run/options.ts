@@ -94,14 +94,26 @@ option('ignored', false, ['will-cite', 'no-notice', 'silent', 'eta', 'progress']
 
 const SEPARATORS = new Set([':::', ':::+', '::::', '::::+']);
 
-/** GNU parallel's -d: C-style escapes (\n, \t, \0, \\, \xHH, \NNN) in the delimiter. */
-export function unescapeDelimiter(text: string): string {
-  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
-    if (e[0] === 'x') return String.fromCharCode(Number.parseInt(e.slice(1), 16));
-    if (/^[0-7]/.test(e)) return String.fromCharCode(Number.parseInt(e, 8));
-    const named: Record<string, string> = { n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b' };
-    return named[e] ?? e;
-  });
+/**
+ * The escapes GNU parallel reads in -d and --tagstring, replaced one kind after another over
+ * the whole text as it does: \t, \n, \r, then \ then three digits, then \ and one digit, each
+ * digit run read as a Perl string escape (octal; \8 and \9 are the digits themselves). No
+ * other escape is read: `\x41`, `\a` and `\\` stay as written.
+ */
+export function unescapePrintf(text: string): string {
+  return text
+    .replaceAll('\\t', '\t')
+    .replaceAll('\\n', '\n')
+    .replaceAll('\\r', '\r')
+    .replace(/\\(\d{3})/g, (_, digits: string) => perlDigitEscape(digits))
+    .replace(/\\(\d)/g, (_, digit: string) => perlDigitEscape(digit));
+}
+
+/** Perl's "\<digits>": up to three leading octal digits make one character, the rest is text. */
+function perlDigitEscape(digits: string): string {
+  const octal = /^[0-7]{1,3}/.exec(digits)?.[0];
+  if (octal === undefined) return digits;
+  return String.fromCodePoint(Number.parseInt(octal, 8)) + digits.slice(octal.length);
 }
 
 /** Reads `--name=value`, `--name value`, `-kj4`, `-j 4` up to the command. */
@@ -267,7 +279,7 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
           ? 'line'
           : 'group',
     dryRun: has('dry-run'),
-    delimiter: delimiterText === undefined ? null : unescapeDelimiter(delimiterText),
+    delimiter: delimiterText === undefined ? null : unescapePrintf(delimiterText),
     colsep: colsepPattern,
     bar: has('bar'),
     tree: !has('no-tree'),
