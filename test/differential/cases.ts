@@ -345,6 +345,9 @@ export const cases: Case[] = [
   c('--link wraps', ['-k', '--link', 'echo', ':::', 'a', 'b', ':::', '1', '2', '3']),
   c('-r skips blank lines', ['-r', '-k', 'echo', '[{}]'], 'a\n \n\nb\n'),
   c('dry-run no command', ['--dry-run', ':::', 'echo a; echo b']),
+  c('tagstring escapes', ['-k', '--tagstring', '{}\\t{#}\\101\\n', 'echo', ':::', 'a b']),
+  c('tagstring 0 is none', ['-k', '--tagstring', '0', 'echo', ':::', 'a']),
+  c('tagstring empty with --tag', ['-k', '--tag', '--tagstring', '', 'echo', ':::', 'a']),
   c('tagstring positional', [
     '-k',
     '--tagstring',

@@ -249,7 +249,15 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     }
   }
   const replaceString = replace === undefined || replace === '' ? null : replace;
-  const tagstring = last('tagstring') ?? (has('tag') ? (replaceString ?? '{}') : null);
+  // A --tagstring that Perl takes as false ('' or '0') is dropped, as GNU parallel drops it;
+  // --tag then tags with {}. The string's escapes are read as -d's are.
+  const tagText = last('tagstring');
+  const tagstring =
+    tagText !== undefined && tagText !== '' && tagText !== '0'
+      ? unescapePrintf(tagText)
+      : has('tag')
+        ? (replaceString ?? '{}')
+        : null;
   const delay = last('delay');
   return {
     command: words,
