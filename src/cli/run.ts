@@ -165,6 +165,9 @@ async function runJobsOf(
       stdin: process.stdin,
       link: config.link,
       skipEmpty: config.skipEmpty,
+      warn: (lines) => {
+        for (const line of lines) process.stderr.write(`pidwatch run: Warning: ${line}\n`);
+      },
     },
     count,
   );
@@ -255,9 +258,12 @@ async function runJobsOf(
       }
       const info: Started = { index: startedJobs, values, command, receive: null };
       started.set(startedJobs++, info);
+      // A NUL can only be left in a value that starts with one (see input.ts): the line
+      // ends there for the shell, as exec reads it in GNU parallel.
+      const line = command.includes('\0') ? command.slice(0, command.indexOf('\0')) : command;
       const run = direct
-        ? invocation(command, shell)
-        : { file: shell, args: ['-c', command], argv0: undefined };
+        ? invocation(line, shell)
+        : { file: shell, args: ['-c', line], argv0: undefined };
       let timeout: number | undefined;
       if (config.timeout !== null) {
         if ('seconds' in config.timeout) timeout = config.timeout.seconds * 1000;

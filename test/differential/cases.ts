@@ -80,6 +80,12 @@ export const cases: Case[] = [
   c('stdin no final newline', ['-k', 'echo', '[{}]'], 'a\nb'),
   c('stdin empty', ['echo', 'x'], ''),
   c('stdin as :::: -', ['-k', 'echo', ':::', 'p', '::::', '-'], '1\n2\n'),
+  c('a NUL inside a value becomes \\0', ['-k', 'printf "[%s]\\n" {}'], 'a\0b\nc\n'),
+  c('a NUL starting a value ends the line', ['-k', 'printf "[%s]\\n" {}'], '\0c\nd\n'),
+  c('a NUL in a column', ['-k', '-C', ',', 'printf "[%s]\\n" {2}', '::::', 'f'], undefined, {
+    f: 'a,b\0c\n',
+  }),
+  c('a NUL in --results', ['--results', '$R', 'echo', '::::', 'f'], undefined, { f: 'a\0b\n' }),
   c('-0 with newlines', ['-0', '-k', 'printf "[%s]\\n" {}'], 'a\nb\0c\0\0'),
   c('-d comma', ['-d', ',', '-k', 'echo', '[{}]'], 'a,b,c'),
   c('-d escape', ['-d', '\\t', '-k', 'echo', '[{}]'], 'a\tb'),

@@ -19,6 +19,8 @@ export interface InputSettings {
   /** Splits each record into columns ({1}, {2}, ...). */
   colsep: RegExp | null;
   stdin: Readable;
+  /** Reports a warning (one line each) on the way. */
+  warn: (lines: string[]) => void;
 }
 
 /** Counts the inputs read so far; `total` is known once every source has ended. */
@@ -134,10 +136,26 @@ export async function* jobArguments(
   for await (const head of first) {
     for (const tail of product(rest)) {
       count.read++;
-      yield expand([...head, ...tail]);
+      yield withoutNul(expand([...head, ...tail]), settings.warn);
     }
   }
   count.total = count.read;
+}
+
+/**
+ * No argument list can hold a NUL: as GNU parallel, a job's values that hold one after their
+ * first character have each NUL replaced with the two characters `\0`, with a warning. (A
+ * value that starts with NUL is GNU parallel's own mark of "no value" and is left alone.)
+ */
+function withoutNul(values: string[], warn: InputSettings['warn']): string[] {
+  const hasNul = (value: string) => value.indexOf('\0') > 0;
+  if (!values.some(hasNul)) return values;
+  warn([
+    'A NUL character in the input was replaced with \\0.',
+    'NUL cannot be passed through in the argument list.',
+    'Did you mean to use the --null option?',
+  ]);
+  return values.map((value) => (hasNul(value) ? value.replaceAll('\0', '\\0') : value));
 }
 
 async function* rowsOf(source: AsyncIterable<string> | string[]): AsyncGenerator<string[]> {
