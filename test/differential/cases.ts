@@ -75,6 +75,11 @@ export const cases: Case[] = [
     in1: '1\n2\n',
     in2: 'x\ny\n',
   }),
+  c('every file after ::::+ is linked', ['-k', 'echo', '::::', 'f', '::::+', 'g', 'h'], undefined, {
+    f: '1\n2\n3\n',
+    g: 'a\nb\nc\n',
+    h: 'x\ny\n',
+  }),
   c('stdin', ['-k', 'echo', '[{}]'], 'a\nb c\n'),
   c('stdin empty lines', ['-k', 'echo', '[{}]'], 'a\n\n\nb\n'),
   c('stdin no final newline', ['-k', 'echo', '[{}]'], 'a\nb'),

@@ -181,9 +181,8 @@ function readSources(
     while (i < rest.length && !SEPARATORS.has(rest[i])) words.push(rest[i++]);
     const linked = separator.endsWith('+');
     if (separator.startsWith('::::')) {
-      for (const [n, path] of words.entries()) {
-        sources.push({ kind: 'file', path, linked: linked && n === 0 });
-      }
+      // Every file after `::::+` is linked, not only the first (GNU parallel's reading).
+      for (const path of words) sources.push({ kind: 'file', path, linked });
     } else {
       sources.push({ kind: 'args', values: words, linked });
     }
