@@ -114,7 +114,7 @@ export async function runRun(argv: string[]): Promise<number> {
     checkInputFiles(config);
     // Only --tree-cpu reads a tree's CPU time.
     if (!config.treeCpu) skipTreeCpu();
-    if (config.joblog !== null && !config.dryRun) {
+    if (config.joblog !== null) {
       let append = config.joblog.append;
       // Modules that only some options need are loaded only then: a lean start-up.
       const { JobLog, readDoneSeqs } = await import('./run/joblog.js');
@@ -123,7 +123,8 @@ export async function runRun(argv: string[]): Promise<number> {
         done = read.done;
         append ||= read.hasHeader;
       }
-      joblog = new JobLog(config.joblog.path, append);
+      // --dry-run writes no joblog, but skips what one says is done, as GNU parallel.
+      if (!config.dryRun) joblog = new JobLog(config.joblog.path, append);
     }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

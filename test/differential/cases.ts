@@ -233,6 +233,20 @@ export const cases: Case[] = [
     undefined,
     ['-j1', '--joblog', '$J', 'exit {}', ':::', '0', '3', '0', '5'],
   ),
+  c(
+    'dry-run skips what --resume-failed would',
+    ['--dry-run', '-k', '--resume-failed', '--joblog', '$J', 'echo {}', ':::', '0', '1', '2'],
+    undefined,
+    undefined,
+    ['--joblog', '$J', 'exit {}', ':::', '0', '1'],
+  ),
+  c(
+    'dry-run skips what --resume would',
+    ['--dry-run', '-k', '--resume', '--joblog', '$J', 'echo {}', ':::', 'a', 'b'],
+    undefined,
+    undefined,
+    ['--joblog', '$J', 'echo {}', ':::', 'a'],
+  ),
   c('resume with no joblog yet', ['-j1', '--resume', '--joblog', '$J', 'echo', ':::', 'a']),
   c('results: a path with replacement strings names files', [
     '-k',
