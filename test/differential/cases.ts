@@ -594,6 +594,25 @@ export const cases: Case[] = [
   ]),
   c('halt fail=0% exits 0', ['-j1', '--halt', 'now,fail=0%', 'echo {}; exit {}', ':::', '2', '1']),
   c('halt soon,done=0', ['-j1', '--halt', 'soon,done=0', 'echo {}; exit {}', ':::', '2', '1']),
+  c(
+    'GNU spellings of long options, in any case',
+    [
+      '--KEEPORDER',
+      '--Line-Buffered',
+      '--col-sep',
+      ',',
+      '--tag-string',
+      'T',
+      'echo {2}',
+      '::::',
+      'f',
+    ],
+    undefined,
+    { f: 'a,b\nc,d\n' },
+  ),
+  c('--dr, --result, --argfile', ['--dr', '--result', '$R', '--argfile', 'f', 'echo'], undefined, {
+    f: 'a\n',
+  }),
   // bad usage
   usage('unknown option', ['--no-such-option', 'echo', ':::', 'a']),
   usage('bad -j', ['-j', 'x', 'echo', ':::', 'a']),
@@ -602,6 +621,9 @@ export const cases: Case[] = [
   usage('bad --timeout', ['--timeout', 'x', 'echo', ':::', 'a']),
   usage('--resume without joblog', ['--resume', 'echo', ':::', 'a']),
   usage('-j 0%', ['-j', '0%', 'echo', ':::', 'a']),
+  usage('--tagstring= gives no value', ['--tagstring=', 'echo', ':::', 'a']),
+  usage('--colsep= gives no value', ['--colsep=', 'echo', ':::', 'a']),
+  usage('--delay= gives no value', ['--delay=', 'echo', ':::', 'a']),
   usage('missing -a file', ['-a', 'no-such-input', 'echo']),
   usage('missing :::: file', ['echo', '::::', 'no-such-input']),
 ];

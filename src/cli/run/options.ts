@@ -52,36 +52,37 @@ interface OptionSpec {
   value: boolean;
 }
 
-// Long names (and GNU's aliases) and short letters, as GNU parallel spells them.
+// Long names (and GNU's aliases) and short letters, as GNU parallel spells them. Long names
+// are matched in any case, as Getopt::Long matches them there.
 const LONG: Record<string, OptionSpec> = {};
 const SHORT: Record<string, OptionSpec> = {};
 function option(key: string, value: boolean, names: string[], shorts = ''): void {
   for (const name of names) LONG[name] = { key, value };
   for (const letter of shorts) SHORT[letter] = { key, value };
 }
-option('jobs', true, ['jobs', 'max-procs'], 'jP');
-option('keep-order', false, ['keep-order'], 'k');
-option('halt', true, ['halt', 'halt-on-error']);
+option('jobs', true, ['jobs', 'max-procs', 'maxprocs'], 'jP');
+option('keep-order', false, ['keep-order', 'keeporder'], 'k');
+option('halt', true, ['halt', 'halt-on-error', 'haltonerror']);
 option('retries', true, ['retries']);
 option('timeout', true, ['timeout']);
 option('delay', true, ['delay']);
 option('joblog', true, ['joblog', 'jl']);
 option('resume', false, ['resume']);
-option('resume-failed', false, ['resume-failed']);
-option('results', true, ['results', 'res']);
+option('resume-failed', false, ['resume-failed', 'resumefailed']);
+option('results', true, ['results', 'result', 'res']);
 option('tag', false, ['tag']);
-option('tagstring', true, ['tagstring']);
-option('line-buffer', false, ['line-buffer', 'linebuffer', 'lb']);
+option('tagstring', true, ['tagstring', 'tag-string']);
+option('line-buffer', false, ['line-buffer', 'line-buffered', 'linebuffer', 'linebuffered', 'lb']);
 option('ungroup', false, ['ungroup'], 'u');
 option('group', false, ['group'], 'g');
-option('dry-run', false, ['dry-run', 'dryrun']);
+option('dry-run', false, ['dry-run', 'dryrun', 'dr']);
 option('null', false, ['null'], '0');
 option('delimiter', true, ['delimiter'], 'd');
-option('arg-file', true, ['arg-file'], 'a');
-option('colsep', true, ['colsep'], 'C');
+option('arg-file', true, ['arg-file', 'argfile'], 'a');
+option('colsep', true, ['colsep', 'col-sep'], 'C');
 option('bar', false, ['bar']);
 option('link', false, ['link', 'xapply']);
-option('no-run-if-empty', false, ['no-run-if-empty'], 'r');
+option('no-run-if-empty', false, ['no-run-if-empty', 'norunifempty'], 'r');
 option('verbose', false, ['verbose'], 'v');
 option('replace', true, ['replace'], 'I');
 option('help', false, ['help'], 'h');
@@ -90,7 +91,16 @@ option('no-tree', false, ['no-tree']);
 option('tree-cpu', false, ['tree-cpu']);
 option('queue', true, ['queue']);
 // Accepted and ignored, so that command lines written for GNU parallel run unchanged.
-option('ignored', false, ['will-cite', 'no-notice', 'silent', 'eta', 'progress']);
+option('ignored', false, [
+  'will-cite',
+  'willcite',
+  'no-notice',
+  'nonotice',
+  'nn',
+  'silent',
+  'eta',
+  'progress',
+]);
 
 const SEPARATORS = new Set([':::', ':::+', '::::', '::::+']);
 
@@ -142,8 +152,13 @@ function readOptions(argv: readonly string[]): {
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-      const spec = Object.hasOwn(LONG, name) ? LONG[name] : undefined;
+      const key = name.toLowerCase();
+      const spec = Object.hasOwn(LONG, key) ? LONG[key] : undefined;
       if (spec === undefined) throw new UsageError(`unknown option: ${name}`);
+      // `--name=` gives no value: Getopt::Long refuses it as a missing argument.
+      if (spec.value && eq === arg.length - 1) {
+        throw new UsageError(`option --${name} requires an argument`);
+      }
       if (spec.value) set(spec.key, eq === -1 ? next(`--${name}`) : arg.slice(eq + 1));
       else if (eq !== -1) throw new UsageError(`option ${name} does not take an argument`);
       else set(spec.key, '');
