@@ -342,9 +342,17 @@ async function runJobsOf(
       grouped.add({ index: result.index, stdout, stderr: result.stderr, tag }, result.index);
     }
     const verdict = halt.finish(outcome);
-    if (verdict !== null && config.halt !== null) {
+    if (config.halt !== null && halt.counts(outcome)) {
       const what = { fail: 'failed', success: 'succeeded', done: 'finished' }[config.halt.on];
       process.stderr.write(`pidwatch run: This job ${what}:\n${job.command}\n`);
+    }
+    if (verdict !== null) {
+      // As GNU parallel, each job that halts the run `soon` says how many still run.
+      if (verdict === 'soon' && started.size > 0) {
+        process.stderr.write(
+          `pidwatch run: Starting no more jobs. Waiting for ${started.size} jobs to finish.\n`,
+        );
+      }
       stopStarting = true;
       if (verdict === 'now') run.abort(new Error('halt'));
     }

@@ -14,6 +14,8 @@ export interface Case {
    * stdout; pidwatch prints a one-line reason on stderr).
    */
   usage?: boolean;
+  /** Stderr is compared too, each tool's name at the start of a line taken as the same. */
+  stderr?: boolean;
 }
 
 const c = (
@@ -25,6 +27,8 @@ const c = (
 ): Case => ({ name, args, stdin, files, before });
 
 const usage = (name: string, args: string[]): Case => ({ name, args, usage: true });
+
+const withStderr = (kase: Case): Case => ({ ...kase, stderr: true });
 
 export const cases: Case[] = [
   // the command line and quoting
@@ -176,6 +180,58 @@ export const cases: Case[] = [
     '0',
   ]),
   c('halt percent short form', ['-j1', '--halt', '50%', 'exit {}', ':::', '1', '1', '0', '0']),
+  // each job --halt counts is named on stderr, halting or not
+  withStderr(
+    c('halt names each failed job', [
+      '-j1',
+      '--halt',
+      'soon,fail=5',
+      'exit {}',
+      ':::',
+      '3',
+      '0',
+      '4',
+    ]),
+  ),
+  withStderr(
+    c('halt names each successful job', [
+      '-j1',
+      '--halt',
+      'now,success=2',
+      'exit {}',
+      ':::',
+      '0',
+      '3',
+      '0',
+      '0',
+    ]),
+  ),
+  withStderr(
+    c('halt names each finished job', [
+      '-j1',
+      '--halt',
+      'now,done=2',
+      'exit {}',
+      ':::',
+      '4',
+      '0',
+      '0',
+    ]),
+  ),
+  // the job w ends once the joblog has f's row: still running when f halts the run
+  withStderr(
+    c('halt soon says how many jobs still run', [
+      '-j2',
+      '--halt',
+      'soon,fail=1',
+      '--joblog',
+      'joblog',
+      'case {} in w) for i in $(seq 500); do [ $(wc -l < joblog) -ge 2 ] && break; sleep 0.01; done;; f) exit 1;; esac',
+      ':::',
+      'w',
+      'f',
+    ]),
+  ),
   // retries, timeout, delay
   c('retries', ['--joblog', '$J', '--retries', '3', 'echo {} >> log-{}; exit 1', ':::', 'a']),
   c('retries then success', [

@@ -1,6 +1,6 @@
 // Each case of cases.ts runs through GNU parallel and through `pidwatch run`; stdout (as a
 // multiset of lines unless the order is fixed), exit status, joblog rows (without the two
-// timing columns) and --results trees must agree. Runs in one watcher mode only: what it
+// timing columns) and --results trees must agree, and stderr where a case asks. Runs in one watcher mode only: what it
 // checks does not depend on the mode.
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -115,6 +115,9 @@ async function runCase(tool: Tool, kase: Case): Promise<Run> {
   return { status, stdout, stderr, joblog: readJoblog(joblog), results: readTree(results) };
 }
 
+/** Stderr with each tool's name at the start of a line put alike. */
+const sameName = (stderr: string) => stderr.replace(/^(parallel|pidwatch run): /gm, 'NAME: ');
+
 const ordered = (kase: Case) => kase.args.some((arg) => /^-(k|j1$|kj)/.test(arg));
 
 function lines(kase: Case, stdout: string): string[] {
@@ -147,6 +150,7 @@ describe.skipIf(skip)('pidwatch run agrees with GNU parallel', () => {
       });
       expect(ours.joblog, context).toEqual(gnu.joblog);
       expect(ours.results, context).toEqual(gnu.results);
+      if (kase.stderr) expect(sameName(ours.stderr)).toEqual(sameName(gnu.stderr));
     });
   }
 });
