@@ -492,6 +492,8 @@ export const cases: Case[] = [
   c('-d \\\\ is two backslashes', ['-d', '\\\\', '-k', 'echo', '[{}]'], 'a\\b\\\\c'),
   c('-d \\a is not BEL', ['-d', '\\a', '-k', 'echo', '[{}]'], 'x\\ay\x07z'),
   c('-d \\\\t: \\t is read first', ['-d', '\\\\t', '-k', 'echo', '[{}]'], 'a\\\tb\\tc'),
+  c("-d '' reads paragraphs", ['-k', '-d', '', 'printf "[%s]\\n"'], '\n\na\nb\n\n\nc\n'),
+  c("-d '': ::: values run together", ['-k', '-d', '', 'printf "[%s]\\n"', ':::', 'a\n\nb', 'c']),
   c('explicit -d newline', ['-d', '\\n', '-k', 'echo', '[{}]'], 'a\nb\n'),
   c('null with :::', ['-0', '-k', 'echo', '[{}]', ':::', 'a\nb', 'c']),
   c('dots', ['-k', 'echo {.} {/.} {//}', ':::', 'a.b.c/d.e.f', 'x.y/z', 'a//b', '//', 'a/.b']),

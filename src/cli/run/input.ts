@@ -29,17 +29,38 @@ export interface InputCount {
   total: number | null;
 }
 
-/** The records of a stream split at `delimiter`; a last record without one counts. */
+/**
+ * The records of a stream split at `delimiter`; a last record without one counts. An empty
+ * delimiter (`-d ''`) reads paragraphs.
+ */
 export async function* readRecords(stream: Readable, delimiter: string): AsyncGenerator<string> {
   const decoder = new StringDecoder('utf8');
   let carry = '';
   for await (const chunk of stream) {
-    const records = (carry + decoder.write(chunk as Buffer)).split(delimiter);
+    const text = carry + decoder.write(chunk as Buffer);
+    const records = delimiter === '' ? paragraphs(text) : text.split(delimiter);
     carry = records.pop()!;
     yield* records;
   }
   carry += decoder.end();
-  if (carry !== '') yield carry;
+  if (delimiter === '') yield* allParagraphs(carry);
+  else if (carry !== '') yield carry;
+}
+
+/**
+ * Perl's paragraph mode, as GNU parallel reads with `-d ''`: records end at a blank line
+ * (two newlines or more) and newlines before a record are skipped. The last element is what
+ * follows the last blank line, which more text may continue.
+ */
+function paragraphs(text: string): string[] {
+  return text.replace(/^\n+/, '').split(/\n\n+/);
+}
+
+/** The paragraphs of a whole text; the last one's trailing newlines dropped, as Perl's chomp. */
+function allParagraphs(text: string): string[] {
+  const records = paragraphs(text);
+  records.push(records.pop()!.replace(/\n+$/, ''));
+  return records.filter((record) => record !== '');
 }
 
 async function* nonBlank(records: AsyncIterable<string>): AsyncGenerator<string> {
@@ -51,7 +72,12 @@ const splitColumns = (record: string, colsep: RegExp): string[] => record.split(
 
 function openSource(spec: SourceSpec, settings: InputSettings): AsyncIterable<string> | string[] {
   // GNU parallel reads `:::` values as records too: a value holding the delimiter is several.
-  if (spec.kind === 'args') return spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
+  // In paragraph mode (`-d ''`) they run together, as GNU parallel writes them to a file,
+  // each followed by the (empty) delimiter, and reads that back.
+  if (spec.kind === 'args') {
+    if (settings.delimiter === '') return allParagraphs(spec.values.join(''));
+    return spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
+  }
   const stream = spec.path === '-' ? settings.stdin : createReadStream(spec.path);
   const records = readRecords(stream, settings.delimiter ?? '\n');
   return settings.skipEmpty ? nonBlank(records) : records;
