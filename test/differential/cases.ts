@@ -303,6 +303,24 @@ export const cases: Case[] = [
     undefined,
     ['--joblog', '$J', 'echo {}', ':::', 'a'],
   ),
+  c(
+    'resume: a line that starts with a job number counts it done',
+    ['-k', '--resume', '--joblog', '$J', 'echo', ':::', 'x', 'y'],
+    undefined,
+    { joblog: 'Seq\tHost\n1\tshort\n' },
+  ),
+  c(
+    'resume: a line that only looks like a row is skipped',
+    ['-k', '--resume', '--joblog', '$J', 'echo', ':::', 'x', 'y'],
+    undefined,
+    { joblog: 'Seq\tHost\nx 2 host 1 2 3 4 5 6 \n' },
+  ),
+  c(
+    'resume-failed: a row with an empty column is refused',
+    ['-k', '--resume-failed', '--joblog', '$J', 'echo', ':::', 'x', 'y'],
+    undefined,
+    { joblog: 'Seq\tHost\n1\t\t0\t0\t0\t0\t0\t0\techo x\n' },
+  ),
   c('resume with no joblog yet', ['-j1', '--resume', '--joblog', '$J', 'echo', ':::', 'a']),
   c('results: a path with replacement strings names files', [
     '-k',
