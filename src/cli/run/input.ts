@@ -70,16 +70,49 @@ async function* nonBlank(records: AsyncIterable<string>): AsyncGenerator<string>
 /** GNU parallel splits with Perl's `split /colsep/, $line, -1`: trailing empty fields stay. */
 const splitColumns = (record: string, colsep: RegExp): string[] => record.split(colsep);
 
-function openSource(spec: SourceSpec, settings: InputSettings): AsyncIterable<string> | string[] {
+/**
+ * GNU parallel's hint for input from Windows: reading lines (no -d, no -0), when the first
+ * three values it reads, from any source, all end in CR, it suggests -d "\r\n" (once).
+ */
+function crlfHint(settings: InputSettings): (value: string) => void {
+  if (settings.delimiter !== null) return () => {};
+  let cr = 0;
+  let other = 0;
+  return (value) => {
+    if (cr >= 3 || other > 0) return;
+    if (value.endsWith('\r')) cr++;
+    else other++;
+    if (cr === 3)
+      settings.warn(['The first three values end in CR-NL. Consider using -d "\\r\\n"']);
+  };
+}
+
+async function* watched(
+  records: AsyncIterable<string>,
+  seen: (value: string) => void,
+): AsyncGenerator<string> {
+  for await (const record of records) {
+    seen(record);
+    yield record;
+  }
+}
+
+function openSource(
+  spec: SourceSpec,
+  settings: InputSettings,
+  seen: (value: string) => void,
+): AsyncIterable<string> | string[] {
   // GNU parallel reads `:::` values as records too: a value holding the delimiter is several.
   // In paragraph mode (`-d ''`) they run together, as GNU parallel writes them to a file,
   // each followed by the (empty) delimiter, and reads that back.
   if (spec.kind === 'args') {
     if (settings.delimiter === '') return allParagraphs(spec.values.join(''));
-    return spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
+    const values = spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
+    values.forEach(seen);
+    return values;
   }
   const stream = spec.path === '-' ? settings.stdin : createReadStream(spec.path);
-  const records = readRecords(stream, settings.delimiter ?? '\n');
+  const records = watched(readRecords(stream, settings.delimiter ?? '\n'), seen);
   return settings.skipEmpty ? nonBlank(records) : records;
 }
 
@@ -135,15 +168,16 @@ export async function* jobArguments(
   count: InputCount,
 ): AsyncGenerator<string[]> {
   const groups = groupSources(specs, settings.link);
+  const seen = crlfHint(settings);
   const streamed = groups[0].length === 1;
   const lists: string[][][] = await Promise.all(
     groups.map((group, g) =>
       g === 0 && streamed
         ? []
-        : Promise.all(group.map((spec) => readAll(openSource(spec, settings)))),
+        : Promise.all(group.map((spec) => readAll(openSource(spec, settings, seen)))),
     ),
   );
-  const head = streamed ? await peek(openSource(groups[0][0], settings)) : null;
+  const head = streamed ? await peek(openSource(groups[0][0], settings, seen)) : null;
   // GNU parallel: a source with no values, beside one with some, stands for one empty value;
   // when none has any, there is no job.
   if (head === null && lists.every((group) => group.every((list) => list.length === 0))) {
