@@ -9,7 +9,7 @@ import { skipTreeCpu } from '../tree.js';
 import { UsageError } from './args.js';
 
 import { startQueueRun } from './queue.js';
-import { invocation } from './run/direct.js';
+import { invocation, shellPwd } from './run/direct.js';
 import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
 import type { JobLog } from './run/joblog.js';
@@ -234,7 +234,9 @@ async function runJobsOf(
 
   // process.env is read through a getter per key: copy it once, not once per job. Jobs
   // run here get it checked and joined once too; a queue's workers are sent it whole.
-  const baseEnv = { ...process.env, PARALLEL_PID: String(process.pid) };
+  // Jobs run here, with or without sh, see the PWD sh would give them.
+  const pwd = config.queue === null ? { PWD: shellPwd(process.env.PWD) } : {};
+  const baseEnv = { ...process.env, ...pwd, PARALLEL_PID: String(process.pid) };
   const jobEnv =
     config.queue === null
       ? envWith(baseEnv, ['PARALLEL_SEQ', 'PARALLEL_JOBSLOT'])

@@ -45,6 +45,8 @@ export const cases: Case[] = [
   c('inputs are commands', [':::', 'echo a', 'echo "b  c"', 'printf "%s\\n" x y']),
   c('env of a job', ['-j1', 'echo $PARALLEL_SEQ $PARALLEL_JOBSLOT {}', ':::', 'a', 'b', 'c']),
   c('shell syntax in template', ['for w in {}; do echo "<$w>"; done', ':::', 'a b', 'c']),
+  // the runner's own PWD (the test's) is not the job's directory: sh would correct it
+  c('a job without sh sees the PWD sh would give it', ['-j1', 'printenv', '{}', ':::', 'PWD']),
   c('command not found', ['nosuchcommand-xyz {}', ':::', 'a', 'b']),
   c('not executable', ['/etc/passwd {}', ':::', 'a']),
   c('true and false', ['{}', ':::', 'true', 'false', '/bin/true', '/bin/false']),

@@ -112,7 +112,15 @@ async function runCase(tool: Tool, kase: Case): Promise<Run> {
     args.map((arg) => arg.replace('$J', joblog).replace('$R', results));
   if (kase.before !== undefined) await exec(tool, fill(kase.before), dir, '');
   const { status, stdout, stderr } = await exec(tool, fill(kase.args), dir, kase.stdin ?? '');
-  return { status, stdout, stderr, joblog: readJoblog(joblog), results: readTree(results) };
+  // Each tool runs in a directory of its own: its path in the output reads the same.
+  const own = (text: string) => text.replaceAll(dir, '<dir>');
+  return {
+    status,
+    stdout: own(stdout),
+    stderr: own(stderr),
+    joblog: readJoblog(joblog),
+    results: readTree(results),
+  };
 }
 
 /** Stderr with each tool's name at the start of a line put alike. */
