@@ -238,6 +238,11 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   const timeoutText = last('timeout');
   let timeout: RunConfig['timeout'] = null;
   if (timeoutText !== undefined) {
+    // GNU parallel's check: digits with an optional fraction (a percentage with %), or
+    // such numbers each with a unit; `.5`, `1.` or `1m30` are refused.
+    if (!/^\d+(\.\d+)?%?$|^(\d+(\.\d+)?[dhms])+$/i.test(timeoutText)) {
+      throw new UsageError(`--timeout must be seconds or percentage, got '${timeoutText}'`);
+    }
     const percent = /^(\d+(?:\.\d*)?)%$/.exec(timeoutText);
     timeout = percent
       ? { percent: Number(percent[1]) }
