@@ -42,6 +42,7 @@ export const cases: Case[] = [
   c('empty argument', ['printf "[%s]\\n" {}', ':::', '', 'x']),
   c('unicode', ['echo {} {.}', ':::', 'héllo wörld.txt', '日本語.md', 'emoji 🎉']),
   c('pipes and redirects', ['echo {} | tr a-z A-Z; echo done {} >&2', ':::', 'ab', 'cd']),
+  c('an empty command word is a command', ['--joblog', '$J', '', ':::', 'echo a']),
   c('inputs are commands', [':::', 'echo a', 'echo "b  c"', 'printf "%s\\n" x y']),
   c('env of a job', ['-j1', 'echo $PARALLEL_SEQ $PARALLEL_JOBSLOT {}', ':::', 'a', 'b', 'c']),
   c('shell syntax in template', ['for w in {}; do echo "<$w>"; done', ':::', 'a b', 'c']),
