@@ -8,7 +8,7 @@ import { parseArgs, UsageError } from '../src/cli/args.js';
 import { invocation, splitWords } from '../src/cli/run/direct.js';
 import { HaltTracker, parseHalt } from '../src/cli/run/halt.js';
 import { formatRow } from '../src/cli/run/joblog.js';
-import { jobSlots, parseRunArgs, unescapeDelimiter } from '../src/cli/run/options.js';
+import { jobSlots, parseRunArgs, unescapePrintf } from '../src/cli/run/options.js';
 import { tagLines } from '../src/cli/run/output.js';
 import { escapeName, resultDir } from '../src/cli/run/results.js';
 import { CommandTemplate, expandTag, shellQuote } from '../src/cli/run/template.js';
@@ -211,7 +211,15 @@ describe('command lines', () => {
       parseDuration('t', '2d'),
     ]).toEqual([1.5, 5400, 172800]);
     expect(() => parseDuration('t', '1x')).toThrow(UsageError);
-    expect(['\\t', '\\0', '\\x41', ','].map(unescapeDelimiter)).toEqual(['\t', '\0', 'A', ',']);
+    expect(['\\t', '\\0', '\\101', '\\189', '\\x41', '\\\\', ','].map(unescapePrintf)).toEqual([
+      '\t',
+      '\0',
+      'A',
+      '\x0189',
+      '\\x41',
+      '\\\\',
+      ',',
+    ]);
   });
 
   it('computes --halt and its exit status as GNU parallel does', () => {

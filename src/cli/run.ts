@@ -9,7 +9,7 @@ import { skipTreeCpu } from '../tree.js';
 import { UsageError } from './args.js';
 
 import { startQueueRun } from './queue.js';
-import { invocation } from './run/direct.js';
+import { invocation, shellPwd } from './run/direct.js';
 import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
 import type { JobLog } from './run/joblog.js';
@@ -114,7 +114,7 @@ export async function runRun(argv: string[]): Promise<number> {
     checkInputFiles(config);
     // Only --tree-cpu reads a tree's CPU time.
     if (!config.treeCpu) skipTreeCpu();
-    if (config.joblog !== null && !config.dryRun) {
+    if (config.joblog !== null) {
       let append = config.joblog.append;
       // Modules that only some options need are loaded only then: a lean start-up.
       const { JobLog, readDoneSeqs } = await import('./run/joblog.js');
@@ -123,7 +123,8 @@ export async function runRun(argv: string[]): Promise<number> {
         done = read.done;
         append ||= read.hasHeader;
       }
-      joblog = new JobLog(config.joblog.path, append);
+      // --dry-run writes no joblog, but skips what one says is done, as GNU parallel.
+      if (!config.dryRun) joblog = new JobLog(config.joblog.path, append);
     }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -165,6 +166,9 @@ async function runJobsOf(
       stdin: process.stdin,
       link: config.link,
       skipEmpty: config.skipEmpty,
+      warn: (lines) => {
+        for (const line of lines) process.stderr.write(`pidwatch run: Warning: ${line}\n`);
+      },
     },
     count,
   );
@@ -230,7 +234,9 @@ async function runJobsOf(
 
   // process.env is read through a getter per key: copy it once, not once per job. Jobs
   // run here get it checked and joined once too; a queue's workers are sent it whole.
-  const baseEnv = { ...process.env, PARALLEL_PID: String(process.pid) };
+  // Jobs run here, with or without sh, see the PWD sh would give them.
+  const pwd = config.queue === null ? { PWD: shellPwd(process.env.PWD) } : {};
+  const baseEnv = { ...process.env, ...pwd, PARALLEL_PID: String(process.pid) };
   const jobEnv =
     config.queue === null
       ? envWith(baseEnv, ['PARALLEL_SEQ', 'PARALLEL_JOBSLOT'])
@@ -255,9 +261,12 @@ async function runJobsOf(
       }
       const info: Started = { index: startedJobs, values, command, receive: null };
       started.set(startedJobs++, info);
+      // A NUL can only be left in a value that starts with one (see input.ts): the line
+      // ends there for the shell, as exec reads it in GNU parallel.
+      const line = command.includes('\0') ? command.slice(0, command.indexOf('\0')) : command;
       const run = direct
-        ? invocation(command, shell)
-        : { file: shell, args: ['-c', command], argv0: undefined };
+        ? invocation(line, shell)
+        : { file: shell, args: ['-c', line], argv0: undefined };
       let timeout: number | undefined;
       if (config.timeout !== null) {
         if ('seconds' in config.timeout) timeout = config.timeout.seconds * 1000;
@@ -335,9 +344,17 @@ async function runJobsOf(
       grouped.add({ index: result.index, stdout, stderr: result.stderr, tag }, result.index);
     }
     const verdict = halt.finish(outcome);
-    if (verdict !== null && config.halt !== null) {
+    if (config.halt !== null && halt.counts(outcome)) {
       const what = { fail: 'failed', success: 'succeeded', done: 'finished' }[config.halt.on];
       process.stderr.write(`pidwatch run: This job ${what}:\n${job.command}\n`);
+    }
+    if (verdict !== null) {
+      // As GNU parallel, each job that halts the run `soon` says how many still run.
+      if (verdict === 'soon' && started.size > 0) {
+        process.stderr.write(
+          `pidwatch run: Starting no more jobs. Waiting for ${started.size} jobs to finish.\n`,
+        );
+      }
       stopStarting = true;
       if (verdict === 'now') run.abort(new Error('halt'));
     }

@@ -14,6 +14,8 @@ export interface Case {
    * stdout; pidwatch prints a one-line reason on stderr).
    */
   usage?: boolean;
+  /** Stderr is compared too, each tool's name at the start of a line taken as the same. */
+  stderr?: boolean;
 }
 
 const c = (
@@ -25,6 +27,8 @@ const c = (
 ): Case => ({ name, args, stdin, files, before });
 
 const usage = (name: string, args: string[]): Case => ({ name, args, usage: true });
+
+const withStderr = (kase: Case): Case => ({ ...kase, stderr: true });
 
 export const cases: Case[] = [
   // the command line and quoting
@@ -38,9 +42,12 @@ export const cases: Case[] = [
   c('empty argument', ['printf "[%s]\\n" {}', ':::', '', 'x']),
   c('unicode', ['echo {} {.}', ':::', 'héllo wörld.txt', '日本語.md', 'emoji 🎉']),
   c('pipes and redirects', ['echo {} | tr a-z A-Z; echo done {} >&2', ':::', 'ab', 'cd']),
+  c('an empty command word is a command', ['--joblog', '$J', '', ':::', 'echo a']),
   c('inputs are commands', [':::', 'echo a', 'echo "b  c"', 'printf "%s\\n" x y']),
   c('env of a job', ['-j1', 'echo $PARALLEL_SEQ $PARALLEL_JOBSLOT {}', ':::', 'a', 'b', 'c']),
   c('shell syntax in template', ['for w in {}; do echo "<$w>"; done', ':::', 'a b', 'c']),
+  // the runner's own PWD (the test's) is not the job's directory: sh would correct it
+  c('a job without sh sees the PWD sh would give it', ['-j1', 'printenv', '{}', ':::', 'PWD']),
   c('command not found', ['nosuchcommand-xyz {}', ':::', 'a', 'b']),
   c('not executable', ['/etc/passwd {}', ':::', 'a']),
   c('true and false', ['{}', ':::', 'true', 'false', '/bin/true', '/bin/false']),
@@ -75,11 +82,22 @@ export const cases: Case[] = [
     in1: '1\n2\n',
     in2: 'x\ny\n',
   }),
+  c('every file after ::::+ is linked', ['-k', 'echo', '::::', 'f', '::::+', 'g', 'h'], undefined, {
+    f: '1\n2\n3\n',
+    g: 'a\nb\nc\n',
+    h: 'x\ny\n',
+  }),
   c('stdin', ['-k', 'echo', '[{}]'], 'a\nb c\n'),
   c('stdin empty lines', ['-k', 'echo', '[{}]'], 'a\n\n\nb\n'),
   c('stdin no final newline', ['-k', 'echo', '[{}]'], 'a\nb'),
   c('stdin empty', ['echo', 'x'], ''),
   c('stdin as :::: -', ['-k', 'echo', ':::', 'p', '::::', '-'], '1\n2\n'),
+  c('a NUL inside a value becomes \\0', ['-k', 'printf "[%s]\\n" {}'], 'a\0b\nc\n'),
+  c('a NUL starting a value ends the line', ['-k', 'printf "[%s]\\n" {}'], '\0c\nd\n'),
+  c('a NUL in a column', ['-k', '-C', ',', 'printf "[%s]\\n" {2}', '::::', 'f'], undefined, {
+    f: 'a,b\0c\n',
+  }),
+  c('a NUL in --results', ['--results', '$R', 'echo', '::::', 'f'], undefined, { f: 'a\0b\n' }),
   c('-0 with newlines', ['-0', '-k', 'printf "[%s]\\n" {}'], 'a\nb\0c\0\0'),
   c('-d comma', ['-d', ',', '-k', 'echo', '[{}]'], 'a,b,c'),
   c('-d escape', ['-d', '\\t', '-k', 'echo', '[{}]'], 'a\tb'),
@@ -165,6 +183,58 @@ export const cases: Case[] = [
     '0',
   ]),
   c('halt percent short form', ['-j1', '--halt', '50%', 'exit {}', ':::', '1', '1', '0', '0']),
+  // each job --halt counts is named on stderr, halting or not
+  withStderr(
+    c('halt names each failed job', [
+      '-j1',
+      '--halt',
+      'soon,fail=5',
+      'exit {}',
+      ':::',
+      '3',
+      '0',
+      '4',
+    ]),
+  ),
+  withStderr(
+    c('halt names each successful job', [
+      '-j1',
+      '--halt',
+      'now,success=2',
+      'exit {}',
+      ':::',
+      '0',
+      '3',
+      '0',
+      '0',
+    ]),
+  ),
+  withStderr(
+    c('halt names each finished job', [
+      '-j1',
+      '--halt',
+      'now,done=2',
+      'exit {}',
+      ':::',
+      '4',
+      '0',
+      '0',
+    ]),
+  ),
+  // the job w ends once the joblog has f's row: still running when f halts the run
+  withStderr(
+    c('halt soon says how many jobs still run', [
+      '-j2',
+      '--halt',
+      'soon,fail=1',
+      '--joblog',
+      'joblog',
+      'case {} in w) for i in $(seq 500); do [ $(wc -l < joblog) -ge 2 ] && break; sleep 0.01; done;; f) exit 1;; esac',
+      ':::',
+      'w',
+      'f',
+    ]),
+  ),
   // retries, timeout, delay
   c('retries', ['--joblog', '$J', '--retries', '3', 'echo {} >> log-{}; exit 1', ':::', 'a']),
   c('retries then success', [
@@ -221,6 +291,38 @@ export const cases: Case[] = [
     undefined,
     undefined,
     ['-j1', '--joblog', '$J', 'exit {}', ':::', '0', '3', '0', '5'],
+  ),
+  c(
+    'dry-run skips what --resume-failed would',
+    ['--dry-run', '-k', '--resume-failed', '--joblog', '$J', 'echo {}', ':::', '0', '1', '2'],
+    undefined,
+    undefined,
+    ['--joblog', '$J', 'exit {}', ':::', '0', '1'],
+  ),
+  c(
+    'dry-run skips what --resume would',
+    ['--dry-run', '-k', '--resume', '--joblog', '$J', 'echo {}', ':::', 'a', 'b'],
+    undefined,
+    undefined,
+    ['--joblog', '$J', 'echo {}', ':::', 'a'],
+  ),
+  c(
+    'resume: a line that starts with a job number counts it done',
+    ['-k', '--resume', '--joblog', '$J', 'echo', ':::', 'x', 'y'],
+    undefined,
+    { joblog: 'Seq\tHost\n1\tshort\n' },
+  ),
+  c(
+    'resume: a line that only looks like a row is skipped',
+    ['-k', '--resume', '--joblog', '$J', 'echo', ':::', 'x', 'y'],
+    undefined,
+    { joblog: 'Seq\tHost\nx 2 host 1 2 3 4 5 6 \n' },
+  ),
+  c(
+    'resume-failed: a row with an empty column is refused',
+    ['-k', '--resume-failed', '--joblog', '$J', 'echo', ':::', 'x', 'y'],
+    undefined,
+    { joblog: 'Seq\tHost\n1\t\t0\t0\t0\t0\t0\t0\techo x\n' },
   ),
   c('resume with no joblog yet', ['-j1', '--resume', '--joblog', '$J', 'echo', ':::', 'a']),
   c('results: a path with replacement strings names files', [
@@ -345,6 +447,9 @@ export const cases: Case[] = [
   c('--link wraps', ['-k', '--link', 'echo', ':::', 'a', 'b', ':::', '1', '2', '3']),
   c('-r skips blank lines', ['-r', '-k', 'echo', '[{}]'], 'a\n \n\nb\n'),
   c('dry-run no command', ['--dry-run', ':::', 'echo a; echo b']),
+  c('tagstring escapes', ['-k', '--tagstring', '{}\\t{#}\\101\\n', 'echo', ':::', 'a b']),
+  c('tagstring 0 is none', ['-k', '--tagstring', '0', 'echo', ':::', 'a']),
+  c('tagstring empty with --tag', ['-k', '--tag', '--tagstring', '', 'echo', ':::', 'a']),
   c('tagstring positional', [
     '-k',
     '--tagstring',
@@ -400,6 +505,19 @@ export const cases: Case[] = [
     '2',
     '0',
   ]),
+  c(
+    '-d reads only \\t \\n \\r and digit escapes',
+    ['-d', '\\x41', '-k', 'echo', '[{}]'],
+    'x\\x41yAz',
+  ),
+  c('-d \\\\ is two backslashes', ['-d', '\\\\', '-k', 'echo', '[{}]'], 'a\\b\\\\c'),
+  c('-d \\a is not BEL', ['-d', '\\a', '-k', 'echo', '[{}]'], 'x\\ay\x07z'),
+  c('-d \\\\t: \\t is read first', ['-d', '\\\\t', '-k', 'echo', '[{}]'], 'a\\\tb\\tc'),
+  c("-d '' reads paragraphs", ['-k', '-d', '', 'printf "[%s]\\n"'], '\n\na\nb\n\n\nc\n'),
+  c("-d '': ::: values run together", ['-k', '-d', '', 'printf "[%s]\\n"', ':::', 'a\n\nb', 'c']),
+  withStderr(c('CR-NL input: a hint to use -d', ['-k', 'echo'], 'a\r\nb\r\nc\r\nd\n')),
+  withStderr(c('CR-NL: ::: values count too', ['-k', 'echo', ':::', 'a\r', 'b\r', 'c\r'])),
+  withStderr(c('CR-NL: not with -d', ['-k', '-d', '\\n', 'echo'], 'a\r\nb\r\nc\r\n')),
   c('explicit -d newline', ['-d', '\\n', '-k', 'echo', '[{}]'], 'a\nb\n'),
   c('null with :::', ['-0', '-k', 'echo', '[{}]', ':::', 'a\nb', 'c']),
   c('dots', ['-k', 'echo {.} {/.} {//}', ':::', 'a.b.c/d.e.f', 'x.y/z', 'a//b', '//', 'a/.b']),
@@ -558,14 +676,39 @@ export const cases: Case[] = [
   ]),
   c('halt fail=0% exits 0', ['-j1', '--halt', 'now,fail=0%', 'echo {}; exit {}', ':::', '2', '1']),
   c('halt soon,done=0', ['-j1', '--halt', 'soon,done=0', 'echo {}; exit {}', ':::', '2', '1']),
+  c(
+    'GNU spellings of long options, in any case',
+    [
+      '--KEEPORDER',
+      '--Line-Buffered',
+      '--col-sep',
+      ',',
+      '--tag-string',
+      'T',
+      'echo {2}',
+      '::::',
+      'f',
+    ],
+    undefined,
+    { f: 'a,b\nc,d\n' },
+  ),
+  c('--dr, --result, --argfile', ['--dr', '--result', '$R', '--argfile', 'f', 'echo'], undefined, {
+    f: 'a\n',
+  }),
   // bad usage
   usage('unknown option', ['--no-such-option', 'echo', ':::', 'a']),
   usage('bad -j', ['-j', 'x', 'echo', ':::', 'a']),
   usage('bad --halt', ['--halt', 'sometimes', 'echo', ':::', 'a']),
   usage('bad --halt amount', ['--halt', 'now,fail=x', 'echo', ':::', 'a']),
   usage('bad --timeout', ['--timeout', 'x', 'echo', ':::', 'a']),
+  usage('--timeout .5', ['--timeout', '.5', 'sleep 2', ':::', 'a']),
+  usage('--timeout 1.', ['--timeout', '1.', 'sleep 2', ':::', 'a']),
+  usage('--timeout 1.%', ['--timeout', '1.%', 'sleep 2', ':::', 'a']),
   usage('--resume without joblog', ['--resume', 'echo', ':::', 'a']),
   usage('-j 0%', ['-j', '0%', 'echo', ':::', 'a']),
+  usage('--tagstring= gives no value', ['--tagstring=', 'echo', ':::', 'a']),
+  usage('--colsep= gives no value', ['--colsep=', 'echo', ':::', 'a']),
+  usage('--delay= gives no value', ['--delay=', 'echo', ':::', 'a']),
   usage('missing -a file', ['-a', 'no-such-input', 'echo']),
   usage('missing :::: file', ['echo', '::::', 'no-such-input']),
 ];

@@ -1,6 +1,6 @@
 // Each case of cases.ts runs through GNU parallel and through `pidwatch run`; stdout (as a
 // multiset of lines unless the order is fixed), exit status, joblog rows (without the two
-// timing columns) and --results trees must agree. Runs in one watcher mode only: what it
+// timing columns) and --results trees must agree, and stderr where a case asks. Runs in one watcher mode only: what it
 // checks does not depend on the mode.
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -112,8 +112,19 @@ async function runCase(tool: Tool, kase: Case): Promise<Run> {
     args.map((arg) => arg.replace('$J', joblog).replace('$R', results));
   if (kase.before !== undefined) await exec(tool, fill(kase.before), dir, '');
   const { status, stdout, stderr } = await exec(tool, fill(kase.args), dir, kase.stdin ?? '');
-  return { status, stdout, stderr, joblog: readJoblog(joblog), results: readTree(results) };
+  // Each tool runs in a directory of its own: its path in the output reads the same.
+  const own = (text: string) => text.replaceAll(dir, '<dir>');
+  return {
+    status,
+    stdout: own(stdout),
+    stderr: own(stderr),
+    joblog: readJoblog(joblog),
+    results: readTree(results),
+  };
 }
+
+/** Stderr with each tool's name at the start of a line put alike. */
+const sameName = (stderr: string) => stderr.replace(/^(parallel|pidwatch run): /gm, 'NAME: ');
 
 const ordered = (kase: Case) => kase.args.some((arg) => /^-(k|j1$|kj)/.test(arg));
 
@@ -147,6 +158,7 @@ describe.skipIf(skip)('pidwatch run agrees with GNU parallel', () => {
       });
       expect(ours.joblog, context).toEqual(gnu.joblog);
       expect(ours.results, context).toEqual(gnu.results);
+      if (kase.stderr) expect(sameName(ours.stderr)).toEqual(sameName(gnu.stderr));
     });
   }
 });

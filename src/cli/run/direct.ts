@@ -118,3 +118,21 @@ export function invocation(line: string, shell: string): Invocation {
   }
   return { file: shell, args: ['-c', line] };
 }
+
+/**
+ * The PWD a job sees through sh: dash keeps an inherited PWD only when it is an absolute
+ * path to the working directory, else it sets (and exports) the real path. A job run
+ * without the shell is given the same.
+ */
+export function shellPwd(inherited: string | undefined): string {
+  if (inherited?.startsWith('/')) {
+    try {
+      const named = statSync(inherited);
+      const cwd = statSync('.');
+      if (named.dev === cwd.dev && named.ino === cwd.ino) return inherited;
+    } catch {
+      // not there: the real path, as dash
+    }
+  }
+  return process.cwd();
+}

@@ -73,6 +73,15 @@ export class HaltTracker {
     return this.failures;
   }
 
+  /**
+   * The job is of the kind the rule counts (failed, succeeded, or any): GNU parallel names
+   * each such job on stderr as it finishes, whether or not the run halts at it.
+   */
+  counts(outcome: Outcome): boolean {
+    if (this.rule === null) return false;
+    return this.rule.on === 'done' || (this.rule.on === 'fail') === failed(outcome);
+  }
+
   /** Records a finished job; returns `soon`/`now` when the run halts at it, else null. */
   finish(outcome: Outcome): 'soon' | 'now' | null {
     this.completed++;

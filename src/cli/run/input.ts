@@ -19,6 +19,8 @@ export interface InputSettings {
   /** Splits each record into columns ({1}, {2}, ...). */
   colsep: RegExp | null;
   stdin: Readable;
+  /** Reports a warning (one line each) on the way. */
+  warn: (lines: string[]) => void;
 }
 
 /** Counts the inputs read so far; `total` is known once every source has ended. */
@@ -27,17 +29,38 @@ export interface InputCount {
   total: number | null;
 }
 
-/** The records of a stream split at `delimiter`; a last record without one counts. */
+/**
+ * The records of a stream split at `delimiter`; a last record without one counts. An empty
+ * delimiter (`-d ''`) reads paragraphs.
+ */
 export async function* readRecords(stream: Readable, delimiter: string): AsyncGenerator<string> {
   const decoder = new StringDecoder('utf8');
   let carry = '';
   for await (const chunk of stream) {
-    const records = (carry + decoder.write(chunk as Buffer)).split(delimiter);
+    const text = carry + decoder.write(chunk as Buffer);
+    const records = delimiter === '' ? paragraphs(text) : text.split(delimiter);
     carry = records.pop()!;
     yield* records;
   }
   carry += decoder.end();
-  if (carry !== '') yield carry;
+  if (delimiter === '') yield* allParagraphs(carry);
+  else if (carry !== '') yield carry;
+}
+
+/**
+ * Perl's paragraph mode, as GNU parallel reads with `-d ''`: records end at a blank line
+ * (two newlines or more) and newlines before a record are skipped. The last element is what
+ * follows the last blank line, which more text may continue.
+ */
+function paragraphs(text: string): string[] {
+  return text.replace(/^\n+/, '').split(/\n\n+/);
+}
+
+/** The paragraphs of a whole text; the last one's trailing newlines dropped, as Perl's chomp. */
+function allParagraphs(text: string): string[] {
+  const records = paragraphs(text);
+  records.push(records.pop()!.replace(/\n+$/, ''));
+  return records.filter((record) => record !== '');
 }
 
 async function* nonBlank(records: AsyncIterable<string>): AsyncGenerator<string> {
@@ -47,11 +70,49 @@ async function* nonBlank(records: AsyncIterable<string>): AsyncGenerator<string>
 /** GNU parallel splits with Perl's `split /colsep/, $line, -1`: trailing empty fields stay. */
 const splitColumns = (record: string, colsep: RegExp): string[] => record.split(colsep);
 
-function openSource(spec: SourceSpec, settings: InputSettings): AsyncIterable<string> | string[] {
+/**
+ * GNU parallel's hint for input from Windows: reading lines (no -d, no -0), when the first
+ * three values it reads, from any source, all end in CR, it suggests -d "\r\n" (once).
+ */
+function crlfHint(settings: InputSettings): (value: string) => void {
+  if (settings.delimiter !== null) return () => {};
+  let cr = 0;
+  let other = 0;
+  return (value) => {
+    if (cr >= 3 || other > 0) return;
+    if (value.endsWith('\r')) cr++;
+    else other++;
+    if (cr === 3)
+      settings.warn(['The first three values end in CR-NL. Consider using -d "\\r\\n"']);
+  };
+}
+
+async function* watched(
+  records: AsyncIterable<string>,
+  seen: (value: string) => void,
+): AsyncGenerator<string> {
+  for await (const record of records) {
+    seen(record);
+    yield record;
+  }
+}
+
+function openSource(
+  spec: SourceSpec,
+  settings: InputSettings,
+  seen: (value: string) => void,
+): AsyncIterable<string> | string[] {
   // GNU parallel reads `:::` values as records too: a value holding the delimiter is several.
-  if (spec.kind === 'args') return spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
+  // In paragraph mode (`-d ''`) they run together, as GNU parallel writes them to a file,
+  // each followed by the (empty) delimiter, and reads that back.
+  if (spec.kind === 'args') {
+    if (settings.delimiter === '') return allParagraphs(spec.values.join(''));
+    const values = spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
+    values.forEach(seen);
+    return values;
+  }
   const stream = spec.path === '-' ? settings.stdin : createReadStream(spec.path);
-  const records = readRecords(stream, settings.delimiter ?? '\n');
+  const records = watched(readRecords(stream, settings.delimiter ?? '\n'), seen);
   return settings.skipEmpty ? nonBlank(records) : records;
 }
 
@@ -107,15 +168,16 @@ export async function* jobArguments(
   count: InputCount,
 ): AsyncGenerator<string[]> {
   const groups = groupSources(specs, settings.link);
+  const seen = crlfHint(settings);
   const streamed = groups[0].length === 1;
   const lists: string[][][] = await Promise.all(
     groups.map((group, g) =>
       g === 0 && streamed
         ? []
-        : Promise.all(group.map((spec) => readAll(openSource(spec, settings)))),
+        : Promise.all(group.map((spec) => readAll(openSource(spec, settings, seen)))),
     ),
   );
-  const head = streamed ? await peek(openSource(groups[0][0], settings)) : null;
+  const head = streamed ? await peek(openSource(groups[0][0], settings, seen)) : null;
   // GNU parallel: a source with no values, beside one with some, stands for one empty value;
   // when none has any, there is no job.
   if (head === null && lists.every((group) => group.every((list) => list.length === 0))) {
@@ -134,10 +196,26 @@ export async function* jobArguments(
   for await (const head of first) {
     for (const tail of product(rest)) {
       count.read++;
-      yield expand([...head, ...tail]);
+      yield withoutNul(expand([...head, ...tail]), settings.warn);
     }
   }
   count.total = count.read;
+}
+
+/**
+ * No argument list can hold a NUL: as GNU parallel, a job's values that hold one after their
+ * first character have each NUL replaced with the two characters `\0`, with a warning. (A
+ * value that starts with NUL is GNU parallel's own mark of "no value" and is left alone.)
+ */
+function withoutNul(values: string[], warn: InputSettings['warn']): string[] {
+  const hasNul = (value: string) => value.indexOf('\0') > 0;
+  if (!values.some(hasNul)) return values;
+  warn([
+    'A NUL character in the input was replaced with \\0.',
+    'NUL cannot be passed through in the argument list.',
+    'Did you mean to use the --null option?',
+  ]);
+  return values.map((value) => (hasNul(value) ? value.replaceAll('\0', '\\0') : value));
 }
 
 async function* rowsOf(source: AsyncIterable<string> | string[]): AsyncGenerator<string[]> {

@@ -34,6 +34,16 @@ export function formatRow(row: JoblogRow): string {
   ].join('\t')}\n`;
 }
 
+/**
+ * How GNU parallel reads a joblog back, line by line after the header: a line that starts
+ * with a job number counts as that job done (for --resume-failed, only with the exit value
+ * and signal columns both 0); another line is skipped if it still looks like a row, else
+ * the joblog is refused.
+ */
+const LOGGED = /^(\d+)/;
+const SUCCEEDED = /^(\d+)(?:\t[^\t]+){5}\t0\t0\t/;
+const ROW_LIKE = /\d+\s+\S+\s+(?:[-0-9.]+\s+){6}/;
+
 /** The job numbers a previous run logged: all of them, or (for --resume-failed) those that succeeded. */
 export function readDoneSeqs(
   path: string,
@@ -45,18 +55,18 @@ export function readDoneSeqs(
   } catch {
     return { done: new Set(), hasHeader: false };
   }
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
+  // Each line keeps its newline, as Perl reads it (ROW_LIKE may end on it).
+  const lines = text.split(/(?<=\n)/);
   const done = new Set<number>();
   // The first line is taken as the header, as GNU parallel does.
   for (const line of lines.slice(1)) {
-    const fields = line.split('\t');
-    if (fields.length < 9 || !/^\d+$/.test(fields[0])) {
-      throw new UsageError(`format of '${path}' is wrong: ${line}`);
+    const logged = (onlySucceeded ? SUCCEEDED : LOGGED).exec(line);
+    if (logged !== null) done.add(Number(logged[1]));
+    else if (!ROW_LIKE.test(line)) {
+      throw new UsageError(`format of '${path}' is wrong: ${line.replace(/\n$/, '')}`);
     }
-    if (!onlySucceeded || (fields[6] === '0' && fields[7] === '0')) done.add(Number(fields[0]));
   }
-  return { done, hasHeader: lines.length > 0 };
+  return { done, hasHeader: text !== '' };
 }
 
 /** An open joblog: rows are written as jobs finish, in completion order. */

@@ -52,36 +52,37 @@ interface OptionSpec {
   value: boolean;
 }
 
-// Long names (and GNU's aliases) and short letters, as GNU parallel spells them.
+// Long names (and GNU's aliases) and short letters, as GNU parallel spells them. Long names
+// are matched in any case, as Getopt::Long matches them there.
 const LONG: Record<string, OptionSpec> = {};
 const SHORT: Record<string, OptionSpec> = {};
 function option(key: string, value: boolean, names: string[], shorts = ''): void {
   for (const name of names) LONG[name] = { key, value };
   for (const letter of shorts) SHORT[letter] = { key, value };
 }
-option('jobs', true, ['jobs', 'max-procs'], 'jP');
-option('keep-order', false, ['keep-order'], 'k');
-option('halt', true, ['halt', 'halt-on-error']);
+option('jobs', true, ['jobs', 'max-procs', 'maxprocs'], 'jP');
+option('keep-order', false, ['keep-order', 'keeporder'], 'k');
+option('halt', true, ['halt', 'halt-on-error', 'haltonerror']);
 option('retries', true, ['retries']);
 option('timeout', true, ['timeout']);
 option('delay', true, ['delay']);
 option('joblog', true, ['joblog', 'jl']);
 option('resume', false, ['resume']);
-option('resume-failed', false, ['resume-failed']);
-option('results', true, ['results', 'res']);
+option('resume-failed', false, ['resume-failed', 'resumefailed']);
+option('results', true, ['results', 'result', 'res']);
 option('tag', false, ['tag']);
-option('tagstring', true, ['tagstring']);
-option('line-buffer', false, ['line-buffer', 'linebuffer', 'lb']);
+option('tagstring', true, ['tagstring', 'tag-string']);
+option('line-buffer', false, ['line-buffer', 'line-buffered', 'linebuffer', 'linebuffered', 'lb']);
 option('ungroup', false, ['ungroup'], 'u');
 option('group', false, ['group'], 'g');
-option('dry-run', false, ['dry-run', 'dryrun']);
+option('dry-run', false, ['dry-run', 'dryrun', 'dr']);
 option('null', false, ['null'], '0');
 option('delimiter', true, ['delimiter'], 'd');
-option('arg-file', true, ['arg-file'], 'a');
-option('colsep', true, ['colsep'], 'C');
+option('arg-file', true, ['arg-file', 'argfile'], 'a');
+option('colsep', true, ['colsep', 'col-sep'], 'C');
 option('bar', false, ['bar']);
 option('link', false, ['link', 'xapply']);
-option('no-run-if-empty', false, ['no-run-if-empty'], 'r');
+option('no-run-if-empty', false, ['no-run-if-empty', 'norunifempty'], 'r');
 option('verbose', false, ['verbose'], 'v');
 option('replace', true, ['replace'], 'I');
 option('help', false, ['help'], 'h');
@@ -90,18 +91,39 @@ option('no-tree', false, ['no-tree']);
 option('tree-cpu', false, ['tree-cpu']);
 option('queue', true, ['queue']);
 // Accepted and ignored, so that command lines written for GNU parallel run unchanged.
-option('ignored', false, ['will-cite', 'no-notice', 'silent', 'eta', 'progress']);
+option('ignored', false, [
+  'will-cite',
+  'willcite',
+  'no-notice',
+  'nonotice',
+  'nn',
+  'silent',
+  'eta',
+  'progress',
+]);
 
 const SEPARATORS = new Set([':::', ':::+', '::::', '::::+']);
 
-/** GNU parallel's -d: C-style escapes (\n, \t, \0, \\, \xHH, \NNN) in the delimiter. */
-export function unescapeDelimiter(text: string): string {
-  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
-    if (e[0] === 'x') return String.fromCharCode(Number.parseInt(e.slice(1), 16));
-    if (/^[0-7]/.test(e)) return String.fromCharCode(Number.parseInt(e, 8));
-    const named: Record<string, string> = { n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b' };
-    return named[e] ?? e;
-  });
+/**
+ * The escapes GNU parallel reads in -d and --tagstring, replaced one kind after another over
+ * the whole text as it does: \t, \n, \r, then \ then three digits, then \ and one digit, each
+ * digit run read as a Perl string escape (octal; \8 and \9 are the digits themselves). No
+ * other escape is read: `\x41`, `\a` and `\\` stay as written.
+ */
+export function unescapePrintf(text: string): string {
+  return text
+    .replaceAll('\\t', '\t')
+    .replaceAll('\\n', '\n')
+    .replaceAll('\\r', '\r')
+    .replace(/\\(\d{3})/g, (_, digits: string) => perlDigitEscape(digits))
+    .replace(/\\(\d)/g, (_, digit: string) => perlDigitEscape(digit));
+}
+
+/** Perl's "\<digits>": up to three leading octal digits make one character, the rest is text. */
+function perlDigitEscape(digits: string): string {
+  const octal = /^[0-7]{1,3}/.exec(digits)?.[0];
+  if (octal === undefined) return digits;
+  return String.fromCodePoint(Number.parseInt(octal, 8)) + digits.slice(octal.length);
 }
 
 /** Reads `--name=value`, `--name value`, `-kj4`, `-j 4` up to the command. */
@@ -130,8 +152,13 @@ function readOptions(argv: readonly string[]): {
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-      const spec = Object.hasOwn(LONG, name) ? LONG[name] : undefined;
+      const key = name.toLowerCase();
+      const spec = Object.hasOwn(LONG, key) ? LONG[key] : undefined;
       if (spec === undefined) throw new UsageError(`unknown option: ${name}`);
+      // `--name=` gives no value: Getopt::Long refuses it as a missing argument.
+      if (spec.value && eq === arg.length - 1) {
+        throw new UsageError(`option --${name} requires an argument`);
+      }
       if (spec.value) set(spec.key, eq === -1 ? next(`--${name}`) : arg.slice(eq + 1));
       else if (eq !== -1) throw new UsageError(`option ${name} does not take an argument`);
       else set(spec.key, '');
@@ -169,9 +196,8 @@ function readSources(
     while (i < rest.length && !SEPARATORS.has(rest[i])) words.push(rest[i++]);
     const linked = separator.endsWith('+');
     if (separator.startsWith('::::')) {
-      for (const [n, path] of words.entries()) {
-        sources.push({ kind: 'file', path, linked: linked && n === 0 });
-      }
+      // Every file after `::::+` is linked, not only the first (GNU parallel's reading).
+      for (const path of words) sources.push({ kind: 'file', path, linked });
     } else {
       sources.push({ kind: 'args', values: words, linked });
     }
@@ -212,6 +238,11 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   const timeoutText = last('timeout');
   let timeout: RunConfig['timeout'] = null;
   if (timeoutText !== undefined) {
+    // GNU parallel's check: digits with an optional fraction (a percentage with %), or
+    // such numbers each with a unit; `.5`, `1.` or `1m30` are refused.
+    if (!/^\d+(\.\d+)?%?$|^(\d+(\.\d+)?[dhms])+$/i.test(timeoutText)) {
+      throw new UsageError(`--timeout must be seconds or percentage, got '${timeoutText}'`);
+    }
     const percent = /^(\d+(?:\.\d*)?)%$/.exec(timeoutText);
     timeout = percent
       ? { percent: Number(percent[1]) }
@@ -237,7 +268,15 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     }
   }
   const replaceString = replace === undefined || replace === '' ? null : replace;
-  const tagstring = last('tagstring') ?? (has('tag') ? (replaceString ?? '{}') : null);
+  // A --tagstring that Perl takes as false ('' or '0') is dropped, as GNU parallel drops it;
+  // --tag then tags with {}. The string's escapes are read as -d's are.
+  const tagText = last('tagstring');
+  const tagstring =
+    tagText !== undefined && tagText !== '' && tagText !== '0'
+      ? unescapePrintf(tagText)
+      : has('tag')
+        ? (replaceString ?? '{}')
+        : null;
   const delay = last('delay');
   return {
     command: words,
@@ -267,7 +306,7 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
           ? 'line'
           : 'group',
     dryRun: has('dry-run'),
-    delimiter: delimiterText === undefined ? null : unescapeDelimiter(delimiterText),
+    delimiter: delimiterText === undefined ? null : unescapePrintf(delimiterText),
     colsep: colsepPattern,
     bar: has('bar'),
     tree: !has('no-tree'),

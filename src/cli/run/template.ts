@@ -116,6 +116,8 @@ const isPlainText = (token: string, replaceString: string | null) =>
 /** A command template: the command words joined into one line, as GNU parallel reads them. */
 export class CommandTemplate {
   private readonly line: string;
+  /** No command words: each input is the command line. (An empty word is a command.) */
+  private readonly inputsAreCommands: boolean;
   private readonly appendArgs: boolean;
   private readonly quote: Quote;
 
@@ -128,6 +130,7 @@ export class CommandTemplate {
     private readonly replaceString: string | null = null,
   ) {
     this.line = words.join(' ');
+    this.inputsAreCommands = words.length === 0;
     const first = firstReplacement(this.line, replaceString);
     this.appendArgs = words.length > 0 && first === -1;
     // GNU parallel's rule: when a replacement string is (part of) the command name, before
@@ -139,7 +142,7 @@ export class CommandTemplate {
 
   /** The shell command line of one job. */
   expand(values: JobValues): string {
-    if (this.line === '') return values.args.join(' ');
+    if (this.inputsAreCommands) return values.args.join(' ');
     const line = replace(this.line, values, this.quote, this.replaceString);
     return this.appendArgs ? `${line} ${values.args.map(shellQuote).join(' ')}` : line;
   }
