@@ -17,14 +17,7 @@ int Spawner::Start(uv_loop_t* loop) {
   }
   async_->data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(async_));
-  // The thread starts with every signal blocked (a new thread inherits the
-  // mask): process signals are for the loop threads, and a handler must never
-  // run on the thread while a vfork child shares its stack.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(&thread_, nullptr, Main, this);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  int err = AddThread();
   if (err) {
     uv_close(reinterpret_cast<uv_handle_t*>(async_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
@@ -33,15 +26,38 @@ int Spawner::Start(uv_loop_t* loop) {
   return err;
 }
 
+int Spawner::AddThread() {
+  // A thread starts with every signal blocked (a new thread inherits the mask):
+  // process signals are for the loop threads, and a handler must never run on
+  // a spawner thread while a vfork child shares its stack.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(&threads_[thread_count_], nullptr, Main, this);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (err == 0) {
+    thread_count_++;
+    waiting_++;  // from its start, as it will wait for a job first
+  }
+  return err;
+}
+
 int Spawner::Submit(uv_loop_t* loop, SpawnJob* job, Done done, void* context) {
+  pthread_mutex_lock(&mu_);
   if (!async_) {
-    if (int err = Start(loop)) return err;
+    if (int err = Start(loop)) {
+      pthread_mutex_unlock(&mu_);
+      return err;
+    }
   }
   on_done_ = done;
   context_ = context;
   if (in_flight_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
-  pthread_mutex_lock(&mu_);
   todo_.push_back(job);
+  // More jobs queued than threads waiting for one: the busy threads may be
+  // held for as long as their children run (see the header). Without a new
+  // thread the job still runs, on the next thread free.
+  if (todo_.size() > waiting_ && thread_count_ < kMaxThreads) AddThread();
   pthread_cond_signal(&wake_);
   pthread_mutex_unlock(&mu_);
   return 0;
@@ -62,6 +78,7 @@ void* Spawner::Main(void* arg) {
   for (;;) {
     while (!self->stopping_ && self->todo_.empty()) pthread_cond_wait(&self->wake_, &self->mu_);
     if (self->stopping_) break;
+    self->waiting_--;
     SpawnJob* job = self->todo_.front();
     self->todo_.pop_front();
     pthread_mutex_unlock(&self->mu_);
@@ -71,6 +88,7 @@ void* Spawner::Main(void* arg) {
     pthread_mutex_lock(&self->mu_);
     self->done_.push_back(job);
     uv_async_send(self->async_);
+    self->waiting_++;
   }
   pthread_mutex_unlock(&self->mu_);
   return nullptr;
@@ -92,9 +110,10 @@ void Spawner::Teardown(void (*abandon)(SpawnJob*), void* closure, int* pending,
   if (!async_) return;
   pthread_mutex_lock(&mu_);
   stopping_ = true;
-  pthread_cond_signal(&wake_);
+  pthread_cond_broadcast(&wake_);
+  const int count = thread_count_;
   pthread_mutex_unlock(&mu_);
-  pthread_join(thread_, nullptr);
+  for (int i = 0; i < count; i++) pthread_join(threads_[i], nullptr);
   for (SpawnJob* job : todo_) abandon(job);
   for (SpawnJob* job : done_) abandon(job);
   todo_.clear();

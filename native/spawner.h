@@ -2,10 +2,14 @@
 // run on a spawner thread (vfork suspends only that thread), and the child is
 // handed back to the loop through a uv_async_t, to be watched there.
 //
-// One thread per environment, started at its first spawnAsync and ended at its
-// teardown, not a pool: PR_SET_PDEATHSIG fires when the *thread* that created
-// the child ends, so a killOnParentExit child dies when the thread that asked
-// for it (the main thread, or a worker) ends, never earlier.
+// Threads of one environment, the first started at its first spawnAsync, all
+// ended at its teardown and never earlier: PR_SET_PDEATHSIG fires when the
+// *thread* that created the child ends, so a killOnParentExit child dies when
+// the thread that asked for it (the main thread, or a worker) ends. A second
+// thread (up to kMaxThreads) starts when a job is queued and none is waiting:
+// after execve the kernel wakes the thread where the new child runs, and there
+// it waits until that child blocks or ends (a /bin/true: its whole life), so
+// one thread alone would start a run's jobs one after the other.
 #pragma once
 
 #include <napi.h>
@@ -53,12 +57,19 @@ class Spawner {
   static void OnAsync(uv_async_t* handle);
   int Start(uv_loop_t* loop);
 
+  static constexpr int kMaxThreads = 4;
+
+  // Starts one more thread; returns 0 or its errno. Under mu_ once started.
+  int AddThread();
+
   pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t wake_ = PTHREAD_COND_INITIALIZER;
   std::deque<SpawnJob*> todo_;  // under mu_
   std::deque<SpawnJob*> done_;  // under mu_
   bool stopping_ = false;       // under mu_
-  pthread_t thread_{};
+  unsigned waiting_ = 0;        // under mu_: threads waiting for a job
+  pthread_t threads_[kMaxThreads]{};
+  int thread_count_ = 0;  // under mu_ once the first thread runs
   uv_async_t* async_ = nullptr;
   unsigned in_flight_ = 0;  // loop thread: jobs submitted and not handed back
   Done on_done_ = nullptr;
