@@ -263,7 +263,8 @@ async function runJobsOf(
       started.set(startedJobs++, info);
       // A NUL can only be left in a value that starts with one (see input.ts): the line
       // ends there for the shell, as exec reads it in GNU parallel.
-      const line = command.includes('\0') ? command.slice(0, command.indexOf('\0')) : command;
+      const nul = command.indexOf('\0');
+      const line = nul < 0 ? command : command.slice(0, nul);
       const run = direct
         ? invocation(line, shell)
         : { file: shell, args: ['-c', line], argv0: undefined };
