@@ -58,8 +58,10 @@ int Spawner::Submit(uv_loop_t* loop, SpawnJob* job, Done done, void* context) {
   // held for as long as their children run (see the header). Without a new
   // thread the job still runs, on the next thread free.
   if (todo_.size() > waiting_ && thread_count_ < kMaxThreads) AddThread();
-  pthread_cond_signal(&wake_);
   pthread_mutex_unlock(&mu_);
+  // Signalled after the unlock: a thread woken under the lock would wake only to
+  // wait for it (a second futex call, and a second switch of that thread).
+  pthread_cond_signal(&wake_);
   return 0;
 }
 
