@@ -59,7 +59,7 @@ class Spawner {
 
   static constexpr int kMaxThreads = 4;
 
-  // Starts one more thread; returns 0 or its errno. Under mu_ once started.
+  // Starts one more thread; returns 0 or its errno. Called with mu_ held.
   int AddThread();
 
   pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
@@ -69,7 +69,7 @@ class Spawner {
   bool stopping_ = false;       // under mu_
   unsigned waiting_ = 0;        // under mu_: threads waiting for a job
   pthread_t threads_[kMaxThreads]{};
-  int thread_count_ = 0;  // under mu_ once the first thread runs
+  int thread_count_ = 0;  // under mu_
   uv_async_t* async_ = nullptr;
   unsigned in_flight_ = 0;  // loop thread: jobs submitted and not handed back
   Done on_done_ = nullptr;
