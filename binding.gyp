@@ -28,7 +28,8 @@
         "native/capture.cc",
         "native/sync.cc",
         "native/cgroup.cc",
-        "native/tree.cc"
+        "native/tree.cc",
+        "native/pump.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

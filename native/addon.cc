@@ -9,6 +9,7 @@
 #include "addon.h"
 #include "capture.h"
 #include "probe.h"
+#include "pump.h"
 #include "process.h"
 #include "reaper.h"
 #include "spawn.h"
@@ -484,6 +485,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pgroupMembers", Napi::Function::New<PgroupMembers>(env, "pgroupMembers"));
   InitCapture(env, exports);
   InitSync(env, exports);
+  InitPump(env, exports);
   return exports;
 }
 

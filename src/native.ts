@@ -170,6 +170,32 @@ export interface NativeBinding {
     ]
   ): NativeSyncResult;
   /**
+   * Starts `pidwatch run`'s job pump (native/pump.cc): a thread per slot. `env` is NUL-ended
+   * strings. Returns its id, or -errno when it cannot run. `onRows` gets the rows of the jobs
+   * that ended, the failed spawns as [index, syscall, path], and `last` on its final call; it
+   * is called once fewer than `refillBelow` jobs are queued, for a failure, at the end, and
+   * with `eachRow` for every job.
+   */
+  pumpStart(
+    concurrency: number,
+    tree: boolean,
+    env: string,
+    onRows: (
+      rows: Float64Array,
+      count: number,
+      failures: [number, string, string][] | null,
+      last: boolean,
+    ) => void,
+    refillBelow: number,
+    eachRow: boolean,
+  ): number;
+  /** Queues a job: `argv[0]` is its argv0. */
+  pumpPush(id: number, index: number, seq: number, file: string, argv: string[]): void;
+  /** No more jobs: `stop` drops the queued ones, `abort` also leaves unprinted the jobs that end. */
+  pumpClose(id: number, stop: boolean, abort: boolean): void;
+  /** Sends a signal to every running job's tree; returns how many it reached. */
+  pumpSignal(id: number, signal: number): number;
+  /**
    * A blocking kernel pipe, both ends close-on-exec: [read end, write end]; with
    * `size`, its buffer grown to that many bytes where the kernel allows.
    */

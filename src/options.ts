@@ -207,6 +207,17 @@ export function envWith(
   };
 }
 
+/**
+ * @internal `env` checked as options.env is, as the NUL-ended strings native code takes,
+ * leaving out the variables named in `skip` (the job pump adds its own).
+ */
+export function joinEnvironment(
+  env: Record<string, string | undefined>,
+  skip: readonly string[] = [],
+): string {
+  return joinEnv(env, new Set(skip)).env;
+}
+
 function checkEnv(env: unknown): ChildEnv {
   if (env === undefined || env === null) return parentEnv();
   if (env instanceof JoinedEnv) return env;

@@ -15,6 +15,7 @@ import { type InputCount, jobArguments } from './run/input.js';
 import type { JobLog } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
 import { GroupedOutput, LineOrder } from './run/output.js';
+import { pumpable, runPumped } from './run/pump.js';
 import { CommandTemplate, expandTag, type JobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
@@ -212,6 +213,33 @@ async function runJobsOf(
     return 0;
   }
 
+  // process.env is read through a getter per key: copy it once, not once per job. Jobs
+  // run here get it checked and joined once too; a queue's workers are sent it whole.
+  // Jobs run here, with or without sh, see the PWD sh would give them.
+  const pwd = config.queue === null ? { PWD: shellPwd(process.env.PWD) } : {};
+  const baseEnv = { ...process.env, ...pwd, PARALLEL_PID: String(process.pid) };
+
+  if (pumpable(config, concurrency)) {
+    const pumped = runPumped({
+      config,
+      concurrency,
+      inputs,
+      skip,
+      template,
+      shell,
+      env: baseEnv,
+      joblog,
+      halt,
+      graceMs: GRACE_MS,
+    });
+    if (pumped !== null) {
+      const end = await pumped;
+      if (end.stoppedBy !== null) return USAGE_STATUS;
+      if (end.brokenPipe) return 128 + constants.signals.SIGPIPE;
+      return halt.exitStatus(end.started);
+    }
+  }
+
   const started = new Map<number, Started>();
   const freeSlots: number[] = [];
   let slotCount = 0;
@@ -232,11 +260,6 @@ async function runJobsOf(
     config.keepOrder,
   );
 
-  // process.env is read through a getter per key: copy it once, not once per job. Jobs
-  // run here get it checked and joined once too; a queue's workers are sent it whole.
-  // Jobs run here, with or without sh, see the PWD sh would give them.
-  const pwd = config.queue === null ? { PWD: shellPwd(process.env.PWD) } : {};
-  const baseEnv = { ...process.env, ...pwd, PARALLEL_PID: String(process.pid) };
   const jobEnv =
     config.queue === null
       ? envWith(baseEnv, ['PARALLEL_SEQ', 'PARALLEL_JOBSLOT'])

@@ -196,16 +196,23 @@ export async function readAll(stream: Readable): Promise<Buffer> {
  * tests of what happens to a whole Node process. */
 export function runNode(
   args: string[],
-  options: { timeout?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  options: { timeout?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<{
+  pid: number | undefined;
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       args,
-      { timeout: options.timeout ?? 20_000, env: options.env ?? process.env },
+      { timeout: options.timeout ?? 20_000, env: options.env ?? process.env, cwd: options.cwd },
       (error, stdout, stderr) => {
         const failure = error as (Error & { code?: unknown; signal?: string | null }) | null;
         resolve({
+          pid: child.pid,
           code: failure ? (typeof failure.code === 'number' ? failure.code : null) : 0,
           signal: failure?.signal ?? null,
           stdout,
