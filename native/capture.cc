@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -472,6 +474,52 @@ Napi::Value CaptureEndInput(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// memoryFile(name) -> fd, or -errno: a memory file (memfd, close-on-exec) for a
+// child's output, read once the child and its whole tree are gone.
+Napi::Value MemoryFile(const Napi::CallbackInfo& info) {
+  std::string name = info.Length() > 0 && info[0].IsString()
+                         ? info[0].As<Napi::String>().Utf8Value()
+                         : std::string("pidwatch-output");
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  return Napi::Number::New(info.Env(), fd < 0 ? -errno : fd);
+}
+
+// takeMemoryFile(fd) -> Buffer | undefined (empty): the file's bytes from its
+// start, in one read; the fd is closed.
+Napi::Value TakeMemoryFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "pidwatch native takeMemoryFile: bad arguments")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  struct stat st;
+  napi_value value = nullptr;
+  if (fstat(fd, &st) == 0 && st.st_size > 0) {
+    size_t size = static_cast<size_t>(st.st_size);
+    char* data = static_cast<char*>(malloc(size));
+    size_t got = 0;
+    while (data && got < size) {
+      ssize_t n = pread(fd, data + got, size - got, static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    if (data && got > 0 && got <= kCopyLimit) {
+      if (napi_create_buffer_copy(env, got, data, nullptr, &value) != napi_ok) value = nullptr;
+    } else if (data && got > 0 &&
+               napi_create_external_buffer(env, got, data, free_external, nullptr, &value) ==
+                   napi_ok) {
+      data = nullptr;  // owned by the Buffer
+    }
+    free(data);
+  }
+  close(fd);
+  if (value == nullptr) return env.Undefined();
+  return Napi::Value(env, value);
+}
+
 Napi::Value CaptureInit(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsFunction()) {
     Napi::TypeError::New(info.Env(), "pidwatch native captureInit: a function is needed")
@@ -520,6 +568,8 @@ void InitCapture(Napi::Env env, Napi::Object exports) {
   exports.Set("captureInit", Napi::Function::New<CaptureInit>(env, "captureInit", cenv));
   exports.Set("captureStart", Napi::Function::New<CaptureStart>(env, "captureStart", cenv));
   exports.Set("captureClose", Napi::Function::New<CaptureClose>(env, "captureClose", cenv));
+  exports.Set("memoryFile", Napi::Function::New<MemoryFile>(env, "memoryFile"));
+  exports.Set("takeMemoryFile", Napi::Function::New<TakeMemoryFile>(env, "takeMemoryFile"));
   exports.Set("captureEndInput",
               Napi::Function::New<CaptureEndInput>(env, "captureEndInput", cenv));
 }

@@ -151,6 +151,10 @@ export interface NativeBinding {
   captureStart(fds: Int32Array, input: Uint8Array | null, maxBuffer: number, flags: number): number;
   /** Reads what the pipes hold now, closes them, and reports done if it has not yet. */
   captureClose(id: number): void;
+  /** A memory file (memfd, close-on-exec) for a child's output: its fd, or -errno. */
+  memoryFile(name: string): number;
+  /** The bytes of a memory file from its start (undefined when empty); closes the fd. */
+  takeMemoryFile(fd: number): Buffer | undefined;
   /** Stops writing the input and closes the child's stdin. */
   captureEndInput(id: number): void;
   /**

@@ -282,6 +282,18 @@ describe('runJobs', () => {
     }
   });
 
+  it('buffers more output than a pipe holds, from every member of the tree', async () => {
+    // 1 MiB from the leader, 1 MiB from a grandchild, on both streams; the leader waits for it.
+    const script =
+      'head -c 1048576 /dev/zero; sh -c "head -c 1048576 /dev/zero; head -c 5 /dev/zero >&2"; wait';
+    for (const tree of [true, false]) {
+      const { results } = await runJobs([['sh', '-c', script]], { tree, encoding: 'buffer' });
+      expect(results[0].status.code).toBe(0);
+      expect(results[0].stdout.length).toBe(2 * 1048576);
+      expect(results[0].stderr.length).toBe(5);
+    }
+  });
+
   it('reports progress and results through the callbacks', async () => {
     const seen: Progress[] = [];
     const order: number[] = [];

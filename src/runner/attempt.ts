@@ -1,5 +1,8 @@
+import { capabilities } from '../capabilities.js';
 import { spawnCapturedAsync } from '../capture.js';
 import { SpawnError } from '../errors.js';
+import { native } from '../native.js';
+import { spawnAsync } from '../spawn.js';
 import type { Subprocess } from '../subprocess.js';
 import type { ExitStatus } from '../types.js';
 import type { Job } from './types.js';
@@ -82,16 +85,41 @@ export class PendingAttempt implements Attempt {
 
 /**
  * Starts one attempt of a job, its spawn off the event loop (`spawnAsync`). A SpawnError
- * becomes a result; a TypeError (a malformed job) rejects `done`. Output is collected by a
- * Capture, and its wait is bounded by the job's timeout.
+ * becomes a result; a TypeError (a malformed job) rejects `done`. Output is collected in
+ * memory files when the job is a cgroup tree, else by a Capture, whose wait is bounded by
+ * the job's timeout.
  */
 export function startAttempt(job: Job, settings: RunSettings): Attempt {
   const startTime = Date.now();
   const attempt = new PendingAttempt();
+  const options = attemptOptions(job, settings);
+  const files =
+    settings.output === 'buffer' && job.options?.stdio === undefined && options.tree === true
+      ? memoryFiles()
+      : null;
+  if (files !== null) {
+    attempt.done = spawnAsync(job.file, job.args ?? [], {
+      ...options,
+      stdio: ['ignore', files[0], files[1]],
+    }).then(
+      (proc) => {
+        attempt.spawned(proc, () => {});
+        return proc.exited.then((status) => ({
+          status,
+          stdout: native.takeMemoryFile(files[0]) ?? EMPTY,
+          stderr: native.takeMemoryFile(files[1]) ?? EMPTY,
+          startTime,
+        }));
+      },
+      (error) => {
+        for (const fd of files) native.takeMemoryFile(fd);
+        return spawnFailed(error, startTime);
+      },
+    );
+    return attempt;
+  }
   const discard = settings.output !== 'buffer';
-  attempt.done = spawnCapturedAsync(job.file, job.args ?? [], attemptOptions(job, settings), {
-    discard,
-  }).then(
+  attempt.done = spawnCapturedAsync(job.file, job.args ?? [], options, { discard }).then(
     ({ proc, result, stop }) => {
       attempt.spawned(proc, stop);
       return result.then(({ status, stdout, stderr }) => ({ status, stdout, stderr, startTime }));
@@ -99,4 +127,20 @@ export function startAttempt(job: Job, settings: RunSettings): Attempt {
     (error) => spawnFailed(error, startTime),
   );
   return attempt;
+}
+
+/**
+ * Two memory files for a tree's stdout and stderr, or null (pipes then). Only where the
+ * tree is a cgroup: its `exited` settles once every member is gone, so nothing can write
+ * to the files after they are read, and no EOF needs waiting for (a process group can be
+ * escaped with setsid, and pipes show when the last writer has gone).
+ */
+function memoryFiles(): [number, number] | null {
+  if (capabilities().cgroup === null) return null;
+  const stdout = native.memoryFile('pidwatch-stdout');
+  if (stdout < 0) return null;
+  const stderr = native.memoryFile('pidwatch-stderr');
+  if (stderr >= 0) return [stdout, stderr];
+  native.takeMemoryFile(stdout);
+  return null;
 }
