@@ -15,9 +15,6 @@ const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-cli-pump-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 let count = 0;
-const caps = capabilities();
-/** Whether this mode's `pidwatch run` takes the pump (else every run here takes the general path). */
-const pumped = caps.mode === 'pidfd' && caps.waitidPidfd && caps.pidfdSendSignal;
 
 /** Runs `pidwatch ...args` to its end. */
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -102,22 +99,18 @@ describe('the job pump', () => {
     if (root !== null) expect(existsSync(join(root, `pidwatch-${out.pid}`))).toBe(false);
   });
 
-  // The general runner reads the output through pipes, and waits for their end.
-  it.runIf(pumped)(
-    'with --no-tree does not wait for what a job leaves behind (its output is a file)',
-    async () => {
-      const out = await cli(['run', '--no-tree', 'sleep 60 & echo $! {}', ':::', '1']);
-      expect(out.code).toBe(0);
-      const pid = Number(out.stdout.split(' ')[0]);
-      expect(pid).toBeGreaterThan(1);
-      try {
-        // The run ended while the background sleep, holding the job's stdout, still runs.
-        expect(hasExited(pid)).toBe(false);
-      } finally {
-        process.kill(pid, 'SIGKILL');
-      }
-    },
-  );
+  it('with --no-tree does not wait for what a job leaves behind (its output is a file)', async () => {
+    const out = await cli(['run', '--no-tree', 'sleep 60 & echo $! {}', ':::', '1']);
+    expect(out.code).toBe(0);
+    const pid = Number(out.stdout.split(' ')[0]);
+    expect(pid).toBeGreaterThan(1);
+    try {
+      // The run ended while the background sleep, holding the job's stdout, still runs.
+      expect(hasExited(pid)).toBe(false);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+  });
 
   it('gives every job one of the -j slots', async () => {
     const out = await cli([

@@ -3,6 +3,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { envWith } from '../options.js';
+import { startAttempt } from '../runner/attempt.js';
 import { type JobSource, type RunHandle, startRun } from '../runner/run.js';
 import type { Job, JobResult, RunAbortError, RunOptions } from '../runner/types.js';
 import { skipTreeCpu } from '../tree.js';
@@ -98,6 +99,9 @@ function median(values: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
+
+const fileAttempt = (job: Job, settings: Parameters<typeof startAttempt>[1]) =>
+  startAttempt(job, settings, true);
 
 /** `pidwatch run`: returns the exit status. */
 export async function runRun(argv: string[]): Promise<number> {
@@ -417,7 +421,9 @@ async function runJobsOf(
         ? startRun<Buffer>(jobs() as JobSource, runOptions, {
             retainResults: false,
             onResult,
-            startAttempt: output === 'ignore' ? streamed : undefined,
+            // Each job's output in memory files, as GNU parallel's files: a process it
+            // leaves behind (with --no-tree) is not waited for.
+            startAttempt: output === 'ignore' ? streamed : fileAttempt,
           })
         : await startQueueRun(config.queue, jobs() as JobSource, runOptions, {
             retainResults: false,

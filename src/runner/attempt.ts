@@ -86,15 +86,18 @@ export class PendingAttempt implements Attempt {
 /**
  * Starts one attempt of a job, its spawn off the event loop (`spawnAsync`). A SpawnError
  * becomes a result; a TypeError (a malformed job) rejects `done`. Output is collected in
- * memory files when the job is a cgroup tree, else by a Capture, whose wait is bounded by
- * the job's timeout.
+ * memory files when the job is a cgroup tree (or with `inFiles`, always: what is written
+ * after the job's end is then not waited for, as GNU parallel's files), else by a
+ * Capture, whose wait is bounded by the job's timeout.
  */
-export function startAttempt(job: Job, settings: RunSettings): Attempt {
+export function startAttempt(job: Job, settings: RunSettings, inFiles = false): Attempt {
   const startTime = Date.now();
   const attempt = new PendingAttempt();
   const options = attemptOptions(job, settings);
   const files =
-    settings.output === 'buffer' && job.options?.stdio === undefined && options.tree === true
+    settings.output === 'buffer' &&
+    job.options?.stdio === undefined &&
+    (inFiles || (options.tree === true && capabilities().cgroup !== null))
       ? memoryFiles()
       : null;
   if (files !== null) {
@@ -130,13 +133,12 @@ export function startAttempt(job: Job, settings: RunSettings): Attempt {
 }
 
 /**
- * Two memory files for a tree's stdout and stderr, or null (pipes then). Only where the
- * tree is a cgroup: its `exited` settles once every member is gone, so nothing can write
- * to the files after they are read, and no EOF needs waiting for (a process group can be
- * escaped with setsid, and pipes show when the last writer has gone).
+ * Two memory files for a job's stdout and stderr, or null (pipes then). By default only
+ * where the job is a cgroup tree: its `exited` settles once every member is gone, so
+ * nothing can write to the files after they are read, and no EOF needs waiting for (a
+ * process group can be escaped with setsid; pipes show when the last writer has gone).
  */
 function memoryFiles(): [number, number] | null {
-  if (capabilities().cgroup === null) return null;
   const stdout = native.memoryFile('pidwatch-stdout');
   if (stdout < 0) return null;
   const stderr = native.memoryFile('pidwatch-stderr');
