@@ -119,10 +119,6 @@ off_t file_size(int fd) {
   return fstat(fd, &st) == 0 ? st.st_size : 0;
 }
 
-// Empties a memory file for its next writer (who shares its offset); false on failure.
-bool EmptyFile(int fd, off_t size) {
-  return size == 0 || (ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0);
-}
 
 class Pump;
 void OnPumpClosed(uv_handle_t* handle);
@@ -149,7 +145,7 @@ struct Worker {
   int pidfd = -1;
   LeafDir leaf;  // the leaf its jobs start in (trees); a fresh one after a kill
   unsigned leaf_generation = 0;
-  int files[2] = {-1, -1};  // memory files for the job's stdout and stderr
+  int files[2] = {-1, -1};  // memory files for the running job's stdout and stderr
 };
 
 class Pump {
@@ -516,10 +512,9 @@ void Pump::Run(Worker& w, PumpJob& job, int slot, double* row, std::vector<Failu
       row[kRowErrno] = err;
     }
   }
-  // A tree is gone by now, and nothing else can hold its files: the slot's next job
-  // gets them, emptied. A job that is no tree may have left a process behind that
-  // still writes to them: the next one gets new files.
-  if (!tree_ || !EmptyFile(out, out_size) || !EmptyFile(err_fd, err_size)) CloseFiles(w);
+  // New files for each job, never these emptied: a job's flock on its stdout, or a
+  // process it left behind (--no-tree), would reach the next job.
+  CloseFiles(w);
 }
 
 // ---- the loop side ----

@@ -1,14 +1,14 @@
-// Output capture through pipes (exec, spawn$, and the jobs of the runner that are not
-// cgroup trees): the parent's pipe ends are read natively on the event loop
+// Output capture through pipes, the way pidwatch collects a child's output (exec,
+// spawn$, the runner): the parent's pipe ends are read natively on the event loop
 // (native/capture.cc) and the bytes reach JS once, when the output has ended. No Node
 // stream per pipe.
 //
 // Why pipes and not a memory file per stream: with a pipe, maxBuffer stops a child that
 // writes forever while it runs, stdout and stderr interleave in arrival order for `all`,
-// and a descendant still holding the output is waited for as child_process does. Bounded
-// waits (below) keep that wait from outliving `timeout` or an abort. Where none of that
-// applies, memory files cost less: the runner's cgroup trees (runner/attempt.ts, whose
-// `exited` means every writer is gone) and `pidwatch run`'s job pump (native/pump.h).
+// a descendant still holding the output is waited for as child_process does, and
+// `echo b >/dev/stdout` appends (a file is reopened and truncated). Bounded waits (below)
+// keep that wait from outliving `timeout` or an abort. `pidwatch run` alone uses memory
+// files, because GNU parallel's jobs write to files (runner/attempt.ts, native/pump.h).
 import { CaptureEvent, CaptureFlag, deliver, native } from './native.js';
 import { spawnRawAsync } from './spawn.js';
 import type { Subprocess } from './subprocess.js';

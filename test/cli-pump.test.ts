@@ -54,6 +54,8 @@ describe('the job pump and the general runner agree', () => {
       { PARALLEL_SHELL: '/nonexistent/sh' },
     ],
     ['an empty input', ['echo', '{}', ':::', '']],
+    // A job's stdout is a file, as under GNU parallel: reopening it truncates it.
+    ['a job that reopens /dev/stdout', ['echo a; echo b >/dev/stdout; echo {}', ':::', 'c']],
   ];
   for (const [name, args, env] of cases) {
     it(name, async () => {

@@ -294,6 +294,13 @@ describe('runJobs', () => {
     }
   });
 
+  it('gives jobs pipes for output: reopening /dev/stdout appends, truncating nothing', async () => {
+    for (const tree of [true, false]) {
+      const { results } = await runJobs([['sh', '-c', 'echo a; echo b >/dev/stdout']], { tree });
+      expect(results[0].stdout).toBe('a\nb\n');
+    }
+  });
+
   it('reports progress and results through the callbacks', async () => {
     const seen: Progress[] = [];
     const order: number[] = [];

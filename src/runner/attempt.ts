@@ -1,4 +1,3 @@
-import { capabilities } from '../capabilities.js';
 import { spawnCapturedAsync } from '../capture.js';
 import { SpawnError } from '../errors.js';
 import { native } from '../native.js';
@@ -85,19 +84,20 @@ export class PendingAttempt implements Attempt {
 
 /**
  * Starts one attempt of a job, its spawn off the event loop (`spawnAsync`). A SpawnError
- * becomes a result; a TypeError (a malformed job) rejects `done`. Output is collected in
- * memory files when the job is a cgroup tree (or with `inFiles`, always: what is written
- * after the job's end is then not waited for, as GNU parallel's files), else by a
- * Capture, whose wait is bounded by the job's timeout.
+ * becomes a result; a TypeError (a malformed job) rejects `done`. Output is collected by a
+ * Capture, and its wait is bounded by the job's timeout; or, with `inFiles` (`pidwatch
+ * run`), in two memory files read when the job ends, as GNU parallel's files.
+ *
+ * Files only where asked for: a file is not what a program expects its stdout to be under
+ * runJobs (`echo b >/dev/stdout` reopens it and truncates what the job wrote before, as it
+ * does in GNU parallel; and what a leftover process writes after the job's end is lost).
  */
 export function startAttempt(job: Job, settings: RunSettings, inFiles = false): Attempt {
   const startTime = Date.now();
   const attempt = new PendingAttempt();
   const options = attemptOptions(job, settings);
   const files =
-    settings.output === 'buffer' &&
-    job.options?.stdio === undefined &&
-    (inFiles || (options.tree === true && capabilities().cgroup !== null))
+    inFiles && settings.output === 'buffer' && job.options?.stdio === undefined
       ? memoryFiles()
       : null;
   if (files !== null) {
@@ -132,12 +132,7 @@ export function startAttempt(job: Job, settings: RunSettings, inFiles = false): 
   return attempt;
 }
 
-/**
- * Two memory files for a job's stdout and stderr, or null (pipes then). By default only
- * where the job is a cgroup tree: its `exited` settles once every member is gone, so
- * nothing can write to the files after they are read, and no EOF needs waiting for (a
- * process group can be escaped with setsid; pipes show when the last writer has gone).
- */
+/** Two memory files for a job's stdout and stderr, or null (pipes then). */
 function memoryFiles(): [number, number] | null {
   const stdout = native.memoryFile('pidwatch-stdout');
   if (stdout < 0) return null;
