@@ -22,6 +22,7 @@
 #include "cgroup.h"
 #include "probe.h"
 #include "spawn.h"
+#include "spawner.h"
 #include "sys.h"
 
 namespace pidwatch {
@@ -114,6 +115,24 @@ int copy_file(int from, int to, off_t size) {
   return 0;
 }
 
+// Two memory files for a job's stdout and stderr, new for each job: one job's flock
+// on its stdout, or a process it left behind (--no-tree), must not reach the next.
+// Returns 0 or an errno (then neither is open).
+int open_memory_files(int files[2]) {
+  files[0] = memfd_create("pidwatch-stdout", MFD_CLOEXEC);
+  files[1] = files[0] < 0 ? -1 : memfd_create("pidwatch-stderr", MFD_CLOEXEC);
+  if (files[1] >= 0) return 0;
+  int err = errno;
+  if (files[0] >= 0) close(files[0]);
+  return err;
+}
+
+// Removes a leaf and forgets it; one still busy stays registered, to be removed at exit.
+void drop_leaf(LeafDir* leaf) {
+  if (leaf_remove(leaf) == 0) registry_remove(leaf->path);
+  else leaf_close(leaf);
+}
+
 off_t file_size(int fd) {
   struct stat st;
   return fstat(fd, &st) == 0 ? st.st_size : 0;
@@ -145,7 +164,6 @@ struct Worker {
   int pidfd = -1;
   LeafDir leaf;  // the leaf its jobs start in (trees); a fresh one after a kill
   unsigned leaf_generation = 0;
-  int files[2] = {-1, -1};  // memory files for the running job's stdout and stderr
 };
 
 class Pump {
@@ -187,20 +205,14 @@ class Pump {
     async_->data = this;
     context_ = context;
     napi_create_reference(env_, callback, 1, &callback_);
-    // Threads start with every signal blocked: process signals are the loop's,
-    // and no handler may run on a thread while a vfork child shares its stack.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     int err = 0;
     for (size_t i = 0; i < workers_.size() && err == 0; i++) {
       Worker& w = workers_[i];
       w.pump = this;
       w.number = static_cast<int>(i);
-      err = pthread_create(&w.thread, nullptr, Main, &w);
+      err = create_thread_without_signals(&w.thread, Main, &w);
       if (err == 0) threads_++;
     }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     pthread_mutex_lock(&mu_);
     live_threads_ = threads_;
     if (err != 0) stopping_ = true;  // the threads started end at once
@@ -273,8 +285,6 @@ class Pump {
   static void OnAsync(uv_async_t* handle);
   void Run(Worker& w, PumpJob& job, int slot, double* row, std::vector<Failure>* failures);
   int EnsureLeaf(Worker& w);
-  static int OpenFiles(Worker& w);
-  static void CloseFiles(Worker& w);
   void SignalJob(Worker& w, int sig) {  // under mu_
     if (tree_ && w.leaf.dir_fd >= 0) leaf_signal(w.leaf, sig);
     else if (w.pidfd >= 0) sys_pidfd_send_signal(w.pidfd, sig);
@@ -314,7 +324,6 @@ class Pump {
   int pending_signal_ = 0;         // under mu_: the last signal sent, for jobs still starting
   int live_threads_ = 0;           // under mu_
   int threads_ = 0;                // loop thread: threads to join
-  bool delivered_final_ = false;   // loop thread
   uv_async_t* async_ = nullptr;
   napi_ref callback_ = nullptr;
   napi_async_context context_ = nullptr;
@@ -354,13 +363,10 @@ void* Pump::Main(void* arg) {
       uv_async_send(p->async_);
   }
   pthread_mutex_unlock(&p->mu_);
-  Pump::CloseFiles(w);
   // The leaf goes before the run is reported finished: a finished run leaves no cgroup.
   if (w.leaf.dir_fd >= 0) {
     leaf_wait_empty(w.leaf, 1000);
-    std::string path = w.leaf.path;
-    if (leaf_remove(&w.leaf) == 0) registry_remove(path);
-    else leaf_close(&w.leaf);  // still busy: removed at exit (the registry has it)
+    drop_leaf(&w.leaf);
   }
   pthread_mutex_lock(&p->mu_);
   p->live_threads_--;
@@ -369,34 +375,11 @@ void* Pump::Main(void* arg) {
   return nullptr;
 }
 
-int Pump::OpenFiles(Worker& w) {
-  static const char* const kNames[2] = {"pidwatch-stdout", "pidwatch-stderr"};
-  for (int i = 0; i < 2; i++) {
-    if (w.files[i] >= 0) continue;
-    w.files[i] = memfd_create(kNames[i], MFD_CLOEXEC);
-    if (w.files[i] < 0) {
-      int err = errno;
-      CloseFiles(w);
-      return err;
-    }
-  }
-  return 0;
-}
-
-void Pump::CloseFiles(Worker& w) {
-  for (int& fd : w.files) {
-    if (fd >= 0) close(fd);
-    fd = -1;
-  }
-}
-
 int Pump::EnsureLeaf(Worker& w) {
   if (w.leaf.dir_fd >= 0 && !w.leaf.killed) return 0;
   if (w.leaf.dir_fd >= 0) {
     // Killed (cgroup.kill): never reused, as a child placed in it would die at birth.
-    std::string path = w.leaf.path;
-    if (leaf_remove(&w.leaf) == 0) registry_remove(path);
-    else leaf_close(&w.leaf);
+    drop_leaf(&w.leaf);
     w.leaf = LeafDir{};
   }
   int r;
@@ -425,23 +408,24 @@ void Pump::Run(Worker& w, PumpJob& job, int slot, double* row, std::vector<Failu
     failures->push_back(Failure{job.index, syscall, path});
   };
 
-  if (int err = OpenFiles(w)) {
-    fail(err, "memfd_create", job.file);
-    return;
-  }
   if (tree_) {
     if (int err = EnsureLeaf(w)) {
       fail(err, "mkdir", cgroup_parent_);
       return;
     }
   }
-  const int out = w.files[0], err_fd = w.files[1];
+  int files[2];
+  if (int err = open_memory_files(files)) {
+    fail(err, "memfd_create", job.file);
+    return;
+  }
+  const int out = files[0], err_fd = files[1];
 
   SpawnRequest req;
   req.file = job.file;
   req.argv = std::move(job.argv);
   req.env.reserve(env_strings_.size() + 2);
-  req.env = env_strings_;
+  req.env.assign(env_strings_.begin(), env_strings_.end());
   req.env.push_back("PARALLEL_SEQ=" + std::to_string(static_cast<long long>(job.seq)));
   req.env.push_back("PARALLEL_JOBSLOT=" + std::to_string(slot + 1));
   req.path_env = path_;
@@ -458,7 +442,8 @@ void Pump::Run(Worker& w, PumpJob& job, int slot, double* row, std::vector<Failu
   spawn_process(req, capabilities().tier(), &res);
   if (res.err != 0) {
     fail(res.err, res.syscall ? res.syscall : "spawn", res.path.empty() ? job.file : res.path);
-    CloseFiles(w);
+    close(out);
+    close(err_fd);
     return;
   }
 
@@ -512,9 +497,8 @@ void Pump::Run(Worker& w, PumpJob& job, int slot, double* row, std::vector<Failu
       row[kRowErrno] = err;
     }
   }
-  // New files for each job, never these emptied: a job's flock on its stdout, or a
-  // process it left behind (--no-tree), would reach the next job.
-  CloseFiles(w);
+  close(out);
+  close(err_fd);
 }
 
 // ---- the loop side ----
@@ -538,7 +522,6 @@ void Pump::Deliver() {
   pthread_mutex_unlock(&mu_);
   if (last) {
     JoinThreads();
-    delivered_final_ = true;
     penv_->pumps.erase(id_);
   }
   if (!rows.empty() || last) Call(rows, failures, last);

@@ -26,15 +26,17 @@ int Spawner::Start(uv_loop_t* loop) {
   return err;
 }
 
-int Spawner::AddThread() {
-  // A thread starts with every signal blocked (a new thread inherits the mask):
-  // process signals are for the loop threads, and a handler must never run on
-  // a spawner thread while a vfork child shares its stack.
+int create_thread_without_signals(pthread_t* thread, void* (*main)(void*), void* arg) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(&threads_[thread_count_], nullptr, Main, this);
+  int err = pthread_create(thread, nullptr, main, arg);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return err;
+}
+
+int Spawner::AddThread() {
+  int err = create_thread_without_signals(&threads_[thread_count_], Main, this);
   if (err == 0) {
     thread_count_++;
     waiting_++;  // from its start, as it will wait for a job first

@@ -33,6 +33,11 @@ struct SpawnJob {
   napi_ref leaf = nullptr;  // the TreeLeaf the child starts in, kept alive meanwhile
 };
 
+// pthread_create with every signal blocked in the new thread (a new thread inherits
+// the mask): process signals are for the loop threads, and a handler must never run
+// on a thread while a vfork child shares its stack. Returns 0 or an errno.
+int create_thread_without_signals(pthread_t* thread, void* (*main)(void*), void* arg);
+
 class Spawner {
  public:
   // Runs on the loop thread with the jobs the thread has spawned (or failed) for;

@@ -41,7 +41,8 @@ interface Slot {
 
 type SourceIterator = Iterator<unknown> | AsyncIterator<unknown>;
 
-function iterate(jobs: unknown): { iterator: SourceIterator; isAsync: boolean } {
+/** @internal The iterator of a job source (also `pidwatch run`'s inputs). */
+export function iterate(jobs: unknown): { iterator: SourceIterator; isAsync: boolean } {
   if (jobs !== null && typeof jobs === 'object') {
     if (typeof (jobs as any)[Symbol.asyncIterator] === 'function') {
       return { iterator: (jobs as AsyncIterable<unknown>)[Symbol.asyncIterator](), isAsync: true };
@@ -265,14 +266,21 @@ class Run<T extends string | Buffer> {
     else this.resolve(summary);
   }
 
-  /** Lets a generator run its `finally`; a pending async pull is not waited for. */
   private closeSource(): void {
-    try {
-      const closing = this.source.iterator.return?.();
-      if (closing instanceof Promise) closing.catch(() => {});
-    } catch {
-      // a source that fails to close has nothing more to give us
-    }
+    closeIterator(this.source.iterator);
+  }
+}
+
+/**
+ * @internal Lets a generator run its `finally` (closing files, say); a pending async pull
+ * is not waited for.
+ */
+export function closeIterator(iterator: SourceIterator): void {
+  try {
+    const closing = iterator.return?.();
+    if (closing instanceof Promise) closing.catch(() => {});
+  } catch {
+    // a source that fails to close has nothing more to give us
   }
 }
 

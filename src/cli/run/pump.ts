@@ -9,7 +9,8 @@ import { capabilities } from '../../capabilities.js';
 import { SpawnError } from '../../errors.js';
 import { native } from '../../native.js';
 import { joinEnvironment } from '../../options.js';
-import { invocation } from './direct.js';
+import { closeIterator, iterate } from '../../runner/run.js';
+import { type Invocation, invocation } from './direct.js';
 import type { HaltTracker, Outcome } from './halt.js';
 import type { JobLog } from './joblog.js';
 import type { RunConfig } from './options.js';
@@ -165,7 +166,7 @@ export function runPumped(run: PumpRun): Promise<PumpEnd> | null {
     });
   }
 
-  const source = iterate(run.inputs);
+  const source = iterate(run.inputs).iterator as Iterator<string[]> | AsyncIterator<string[]>;
   let seq = 0;
   /** Makes jobs and hands them to the pump while fewer than `window` wait or run. */
   async function fill(): Promise<void> {
@@ -185,8 +186,10 @@ export function runPumped(run: PumpRun): Promise<PumpEnd> | null {
       // ends there for the shell, as exec reads it in GNU parallel.
       const nul = command.indexOf('\0');
       const line = nul < 0 ? command : command.slice(0, nul);
-      const how = direct ? invocation(line, shell) : { file: shell, args: ['-c', line] };
-      const argv0 = 'argv0' in how && how.argv0 !== undefined ? how.argv0 : how.file;
+      const how: Invocation = direct
+        ? invocation(line, shell)
+        : { file: shell, args: ['-c', line] };
+      const argv0 = how.argv0 ?? how.file;
       pending.set(pushed, { seq, command, file: how.file, args: how.args });
       native.pumpPush(id, pushed++, seq, how.file, [argv0, ...how.args]);
     }
@@ -242,31 +245,8 @@ export function runPumped(run: PumpRun): Promise<PumpEnd> | null {
   pull();
 
   return done.then(() => {
-    if (!exhausted) closeSource(source);
+    if (!exhausted) closeIterator(source);
     if (fatal !== null) throw fatal.error;
     return { started: pushed, stoppedBy, brokenPipe };
   });
-}
-
-type Source = Iterator<string[]> | AsyncIterator<string[]>;
-
-function iterate(inputs: AsyncIterable<string[]> | string[][]): {
-  next(): Promise<IteratorResult<string[]>> | IteratorResult<string[]>;
-  return?(): unknown;
-} {
-  const iterator: Source =
-    Symbol.asyncIterator in inputs
-      ? (inputs as AsyncIterable<string[]>)[Symbol.asyncIterator]()
-      : (inputs as string[][])[Symbol.iterator]();
-  return iterator;
-}
-
-/** Lets the input generator run its `finally` (closing files) when the run stopped early. */
-function closeSource(source: { return?(): unknown }): void {
-  try {
-    const closing = source.return?.();
-    if (closing instanceof Promise) closing.catch(() => {});
-  } catch {
-    // nothing more to read from it
-  }
 }
