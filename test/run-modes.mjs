@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -98,7 +98,30 @@ function readCounts(file) {
     failed: report.numFailedTests,
     skipped: report.numPendingTests + (report.numTodoTests ?? 0),
     failedSuites: report.numFailedTestSuites ?? 0,
+    failures: failuresOf(report),
   };
+}
+
+/** Each failed test or suite as `file > name: first line of the message`. */
+function failuresOf(report) {
+  const lines = [];
+  for (const suite of report.testResults ?? []) {
+    const file = relative(root, suite.name ?? '');
+    const failedTests = (suite.assertionResults ?? []).filter((test) => test.status === 'failed');
+    for (const test of failedTests) {
+      lines.push(`${file} > ${test.fullName}: ${firstLine(test.failureMessages?.[0])}`);
+    }
+    if (failedTests.length === 0 && suite.status === 'failed') {
+      lines.push(`${file}: ${firstLine(suite.message)}`);
+    }
+  }
+  return lines;
+}
+
+function firstLine(text) {
+  return String(text ?? '')
+    .split('\n')[0]
+    .slice(0, 300);
 }
 
 async function runMode(mode, vitestArgs, outDir) {
@@ -172,4 +195,9 @@ for (const { mode, counts, problem } of results) {
   process.stdout.write(`${line}${problem ? `  (${problem})` : ''}\n`);
 }
 process.stdout.write(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`);
+// Named again at the end, where a reader of only the tail of a long log finds them.
+for (const { mode, counts } of results) {
+  for (const failure of counts?.failures ?? [])
+    process.stdout.write(`failed in ${mode.name}: ${failure}\n`);
+}
 process.exitCode = ok ? 0 : 1;

@@ -22,8 +22,16 @@ import { type Case, cases } from './cases.js';
 
 const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const haveParallel = spawnSync('parallel', ['--version'], { stdio: 'ignore' }).status === 0;
-const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-differential-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+// Made on first use: vitest runs no afterAll for a file whose tests are all skipped (every
+// mode but one), which left an empty directory behind for each of them.
+let scratch: string | undefined;
+function scratchDir(): string {
+  scratch ??= mkdtempSync(join(tmpdir(), 'pidwatch-differential-'));
+  return scratch;
+}
+afterAll(() => {
+  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+});
 
 type Tool = 'parallel' | 'pidwatch';
 
@@ -102,7 +110,7 @@ function readTree(root: string): Record<string, string> | null {
 
 let runs = 0;
 async function runCase(tool: Tool, kase: Case): Promise<Run> {
-  const dir = join(scratch, `${runs++}-${tool}`);
+  const dir = join(scratchDir(), `${runs++}-${tool}`);
   mkdirSync(dir);
   for (const [name, content] of Object.entries(kase.files ?? {}))
     writeFileSync(join(dir, name), content);
