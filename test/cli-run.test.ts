@@ -155,6 +155,7 @@ describe('command lines', () => {
     }
     expect(invocation("cat 'a b'", '/bin/sh')).toMatchObject({ args: ['a b'], argv0: 'cat' });
     expect(invocation('true', '/bin/sh').file).toMatch(/\/true$/);
+    expect(invocation('false --help x', '/bin/sh').file).toMatch(/\/false$/);
     expect(invocation('echo a b', '/bin/sh')).toMatchObject({ args: ['a', 'b'], argv0: 'echo' });
     for (const line of [
       'echo -e x',
@@ -164,6 +165,9 @@ describe('command lines', () => {
       'exit 3',
       'no-such-command-here x',
       'for',
+      // dash's true and false ignore these; the programs would print help or a version
+      'true --help',
+      'false --version',
     ]) {
       expect(invocation(line, '/bin/sh'), line).toEqual({ file: '/bin/sh', args: ['-c', line] });
     }
@@ -202,9 +206,14 @@ describe('command lines', () => {
       jobSlots('+1', 8),
       jobSlots('-2', 8),
       jobSlots('10%', 2),
-    ]).toEqual([3, 4, 9, 6, 1]);
-    expect(() => jobSlots('-8', 8)).toThrow(UsageError);
-    expect(() => jobSlots('1.5', 8)).toThrow(UsageError);
+      // a percentage is rounded up, as GNU parallel rounds it
+      jobSlots('51%', 2),
+      jobSlots('150.5%', 2),
+    ]).toEqual([3, 4, 9, 6, 1, 2, 4]);
+    // GNU parallel's forms only, as written: no sign on a percentage, no blanks
+    for (const bad of ['-8', '1.5', '+50%', '-50%', ' 2', '2 ', '+1.5', '0%']) {
+      expect(() => jobSlots(bad, 8), bad).toThrow(UsageError);
+    }
     expect([
       parseDuration('t', '1.5'),
       parseDuration('t', '1h30m'),

@@ -17,7 +17,7 @@ import type { JobLog } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
 import { GroupedOutput, LineOrder } from './run/output.js';
 import { pumpable, runPumped } from './run/pump.js';
-import { CommandTemplate, expandTag, type JobValues } from './run/template.js';
+import { CommandTemplate, expandTag, type JobValues, jobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
 
@@ -89,7 +89,12 @@ function signalNumber(name: NodeJS.Signals | null): number {
 function outcomeOf(result: JobResult<Buffer>): Outcome {
   const { status } = result;
   if (result.error !== undefined) return { exitval: 127, signal: 0 };
-  if (status.timedOut) return { exitval: -1, signal: signalNumber(status.signal) };
+  // Timed out: GNU parallel marks the job -1 when it kills it, and its reap keeps that
+  // unless the job exited with a code of its own (a shell trapping SIGTERM).
+  if (status.timedOut) {
+    if (status.signal === null && status.code) return { exitval: status.code, signal: 0 };
+    return { exitval: -1, signal: signalNumber(status.signal) };
+  }
   if (status.signal !== null) return { exitval: 0, signal: signalNumber(status.signal) };
   return { exitval: status.code ?? 0, signal: 0 };
 }
@@ -210,7 +215,7 @@ async function runJobsOf(
     let seq = 0;
     for await (const args of inputs) {
       if (skip(++seq, args)) continue;
-      const values = { args, seq, slot: 1 };
+      const values = jobValues(args, seq, 1, config.colsep !== null);
       if (results !== null) results.writeDryRun(values);
       else process.stdout.write(`${tagOf(values)}${template.expand(values)}\n`);
     }
@@ -280,7 +285,7 @@ async function runJobsOf(
       }
       lastStart = Date.now();
       const slot = freeSlots.length > 0 ? freeSlots.shift()! : ++slotCount;
-      const values: JobValues = { args, seq, slot };
+      const values = jobValues(args, seq, slot, config.colsep !== null);
       const command = template.expand(values);
       if (config.verbose && config.output !== 'group' && config.results === null) {
         beforeWrite();
@@ -338,10 +343,11 @@ async function runJobsOf(
     lineOrder?.finish(result.index);
     freeSlots.push(job.values.slot);
     freeSlots.sort((a, b) => a - b);
-    // Jobs killed by --halt now are neither printed nor logged, as in GNU parallel; killed
-    // by SIGINT or SIGTERM, what they wrote still goes to --results, as there.
+    // Jobs killed by --halt now, SIGINT or SIGTERM are neither printed nor logged, as in
+    // GNU parallel; what they wrote still goes to --results, as there (its files fill as
+    // the job runs).
     if (result.status.aborted) {
-      if (stoppedBy !== null) results?.write(job.values, result);
+      results?.write(job.values, result);
       grouped.add(null, result.index);
       return;
     }
@@ -360,16 +366,34 @@ async function runJobsOf(
     } else if (outcome.exitval === 0 && outcome.signal === 0) {
       runtimes.push(result.status.durationMs);
     }
-    if (results !== null) {
-      results.write(job.values, result);
-      grouped.add(null, result.index);
-    } else if (config.output === 'group') {
-      const tag = tagOf(job.values);
-      // -v: the command line comes first, as part of the job's output.
-      const stdout = config.verbose
+    // -v: the command line comes first, as part of the job's output (its --results stdout
+    // file and its joblog Receive count too, as in GNU parallel).
+    const held = config.output === 'group' || results !== null;
+    const stdout =
+      config.verbose && held
         ? Buffer.concat([Buffer.from(`${job.command}\n`), result.stdout])
         : result.stdout;
-      grouped.add({ index: result.index, stdout, stderr: result.stderr, tag }, result.index);
+    const row = {
+      seq: job.values.seq,
+      startTime: result.startTime,
+      runtime: result.status.durationMs,
+      receive: job.receive ?? stdout.length,
+      ...outcome,
+      command: job.command,
+    };
+    const logged = joblog === null ? undefined : () => joblog.write(row);
+    if (results !== null) {
+      results.write(job.values, { ...result, stdout });
+      grouped.add(null, result.index, logged);
+    } else if (config.output === 'group') {
+      const tag = tagOf(job.values);
+      grouped.add(
+        { index: result.index, stdout, stderr: result.stderr, tag },
+        result.index,
+        logged,
+      );
+    } else {
+      logged?.();
     }
     const verdict = halt.finish(outcome);
     if (config.halt !== null && halt.counts(outcome)) {
@@ -384,18 +408,12 @@ async function runJobsOf(
         );
       }
       stopStarting = true;
-      if (verdict === 'now') run.abort(new Error('halt'));
+      if (verdict === 'now') {
+        // With -k, what waits behind a job killed now is never printed (GNU parallel).
+        grouped.dropHeld();
+        run.abort(new Error('halt'));
+      }
     }
-    if (joblog === null) return;
-    const row = {
-      seq: job.values.seq,
-      startTime: result.startTime,
-      runtime: result.status.durationMs,
-      receive: job.receive ?? result.stdout.length,
-      ...outcome,
-      command: job.command,
-    };
-    joblog.write(row);
   };
 
   const output =

@@ -76,8 +76,11 @@ function exec(
   });
 }
 
-/** Joblog rows without Starttime and JobRuntime, header first, then by Seq. */
-function readJoblog(path: string): string[] | null {
+/**
+ * Joblog rows without Starttime and JobRuntime, header first, then by Seq; with -k, as the
+ * file has them (GNU parallel then writes each row as it prints the job, in input order).
+ */
+function readJoblog(path: string, inFileOrder: boolean): string[] | null {
   if (!existsSync(path)) return null;
   const rows = readFileSync(path, 'utf8')
     .split('\n')
@@ -88,6 +91,7 @@ function readJoblog(path: string): string[] | null {
       .filter((_, i) => i !== 2 && i !== 3)
       .join('\t'),
   );
+  if (inFileOrder) return trimmed;
   const [header, ...rest] = trimmed;
   const seq = (row: string) => Number(row.split('\t')[0]);
   return [header, ...rest.sort((a, b) => seq(a) - seq(b) || a.localeCompare(b))];
@@ -108,6 +112,8 @@ function readTree(root: string): Record<string, string> | null {
   return tree;
 }
 
+const ordered = (kase: Case) => kase.args.some((arg) => /^-(k|j1$|kj)/.test(arg));
+
 let runs = 0;
 async function runCase(tool: Tool, kase: Case): Promise<Run> {
   const dir = join(scratchDir(), `${runs++}-${tool}`);
@@ -126,15 +132,13 @@ async function runCase(tool: Tool, kase: Case): Promise<Run> {
     status,
     stdout: own(stdout),
     stderr: own(stderr),
-    joblog: readJoblog(joblog),
+    joblog: readJoblog(joblog, ordered(kase)),
     results: readTree(results),
   };
 }
 
 /** Stderr with each tool's name at the start of a line put alike. */
 const sameName = (stderr: string) => stderr.replace(/^(parallel|pidwatch run): /gm, 'NAME: ');
-
-const ordered = (kase: Case) => kase.args.some((arg) => /^-(k|j1$|kj)/.test(arg));
 
 function lines(kase: Case, stdout: string): string[] {
   const all = stdout.split('\n');

@@ -53,6 +53,13 @@ function echoIsPlain(args: readonly string[]): boolean {
   );
 }
 
+/**
+ * `true` and `false` ignore their arguments inside and outside dash, but for a lone
+ * `--help` or `--version`, which the programs answer.
+ */
+const trueIsPlain = (args: readonly string[]) =>
+  !(args.length === 1 && (args[0] === '--help' || args[0] === '--version'));
+
 const resolved = new Map<string, string | null>();
 
 /** True for a regular executable file the kernel runs itself (ELF or #!), not one sh would. */
@@ -111,8 +118,7 @@ export function invocation(line: string, shell: string): Invocation {
       name.includes('=') ||
       (SHELL_WORDS.has(name) &&
         !(name === 'echo' && echoIsPlain(args)) &&
-        name !== 'true' &&
-        name !== 'false');
+        !((name === 'true' || name === 'false') && trueIsPlain(args)));
     const file = needsShell ? null : resolveProgram(name);
     if (file !== null) return { file, args, argv0: name };
   }

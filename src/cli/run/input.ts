@@ -1,7 +1,7 @@
 // Input sources: `:::` arguments, `::::`/`-a` files, stdin; combined as GNU parallel does
 // (every combination, the first source varying slowest; a `:::+`/`::::+` source is linked
 // to the one before it, value by value).
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -111,6 +111,8 @@ function openSource(
     values.forEach(seen);
     return values;
   }
+  // A directory reads as no values (Perl opens it, and reading it gives nothing).
+  if (spec.path !== '-' && statSync(spec.path, { throwIfNoEntry: false })?.isDirectory()) return [];
   const stream = spec.path === '-' ? settings.stdin : createReadStream(spec.path);
   const records = watched(readRecords(stream, settings.delimiter ?? '\n'), seen);
   return settings.skipEmpty ? nonBlank(records) : records;

@@ -257,7 +257,8 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
       `--resume${resume === 'failed' ? '-failed' : ''} requires --joblog or --results`,
     );
   }
-  const delimiterText = has('null') ? '\0' : last('delimiter');
+  // -d wins over -0, whichever comes first (GNU parallel sets $/ from -0, then from -d).
+  const delimiterText = last('delimiter') ?? (has('null') ? '\0' : undefined);
   const colsep = last('colsep');
   let colsepPattern: RegExp | null = null;
   if (colsep !== undefined) {
@@ -341,17 +342,16 @@ function checkQueueUrl(url: string): string {
  * possible. Below one job is an error, as in GNU parallel ("Cannot run any jobs").
  */
 export function jobSlots(text: string, cpus: number): number {
-  const match = /^([+-]?)(\d+(?:\.\d+)?)(%?)$/.exec(text.trim());
-  if (match === null || (match[3] === '' && match[2].includes('.'))) {
-    throw new UsageError(`-j expects N, N%, +N, -N or 0, got '${text}'`);
-  }
-  const [, sign, number, percent] = match;
-  const n = Number(number);
+  // GNU parallel's forms, as written (no blanks): +N and -N whole numbers, N% with an
+  // optional fraction, N a whole number; a percentage is rounded up.
+  const match = /^(?:([+-])(\d+)|(\d+(?:\.\d+)?)%|(\d+))$/.exec(text);
+  if (match === null) throw new UsageError(`-j expects N, N%, +N, -N or 0, got '${text}'`);
+  const [, sign, added, percent, whole] = match;
   let slots: number;
-  if (percent !== '') slots = n === 0 ? 0 : Math.max(1, Math.floor((cpus * n) / 100));
-  else if (sign === '+') slots = cpus + n;
-  else if (sign === '-') slots = cpus - n;
-  else slots = n === 0 ? MANY_JOBS : n;
+  if (percent !== undefined) slots = Math.ceil((cpus * Number(percent)) / 100);
+  else if (sign === '+') slots = cpus + Number(added);
+  else if (sign === '-') slots = cpus - Number(added);
+  else slots = Number(whole) === 0 ? MANY_JOBS : Number(whole);
   if (slots < 1) throw new UsageError('cannot run any jobs: -j leaves fewer than 1 job slot');
   return slots;
 }

@@ -47,17 +47,23 @@ export interface Streams {
 
 /**
  * Writes each job's output whole, stdout then stderr, once the job has finished: in
- * completion order, or in input order with `keepOrder`. `skip(index)` stands for a job that
- * prints nothing (killed by --halt now), so that later ones are not held back.
+ * completion order, or in input order with `keepOrder`. `add(null, index)` stands for a job
+ * that prints nothing (killed by --halt now, or its output in --results), so that later ones
+ * are not held back. A job's `logged` runs when its output is written: with -k, GNU parallel
+ * writes a job's joblog row then, in input order too.
  */
 export class GroupedOutput {
   private next = 0;
-  private readonly pending = new Map<number, JobOutput | null>();
+  private readonly pending = new Map<
+    number,
+    { output: JobOutput | null; logged: (() => void) | undefined }
+  >();
   private dropped = false;
 
   /**
-   * The run was interrupted (SIGINT, SIGTERM): with -k, what waits behind an unfinished
-   * job is never printed, and neither is what finishes from now on, as in GNU parallel.
+   * The run was interrupted (SIGINT, SIGTERM) or halted now: with -k, what waits behind an
+   * unfinished job is never printed nor logged, and neither is what finishes from now on,
+   * as in GNU parallel.
    */
   dropHeld(): void {
     this.dropped = true;
@@ -69,17 +75,19 @@ export class GroupedOutput {
     private readonly keepOrder: boolean,
   ) {}
 
-  add(output: JobOutput | null, index: number): void {
+  add(output: JobOutput | null, index: number, logged?: () => void): void {
     if (!this.keepOrder) {
       if (output !== null) this.emit(output);
+      logged?.();
       return;
     }
     if (this.dropped) return;
-    this.pending.set(index, output);
+    this.pending.set(index, { output, logged });
     while (this.pending.has(this.next)) {
-      const ready = this.pending.get(this.next);
+      const ready = this.pending.get(this.next)!;
       this.pending.delete(this.next++);
-      if (ready != null) this.emit(ready);
+      if (ready.output !== null) this.emit(ready.output);
+      ready.logged?.();
     }
   }
 

@@ -14,7 +14,7 @@ import { type Invocation, invocation } from './direct.js';
 import type { HaltTracker, Outcome } from './halt.js';
 import type { JobLog } from './joblog.js';
 import type { RunConfig } from './options.js';
-import type { CommandTemplate, JobValues } from './template.js';
+import { type CommandTemplate, jobValues } from './template.js';
 
 /** Offsets in a row of the pump (native/pump.cc, RowSlot). */
 const Row = {
@@ -180,7 +180,7 @@ export function runPumped(run: PumpRun): Promise<PumpEnd> | null {
       if (stopStarting) return;
       const args = next.value;
       if (run.skip(++seq, args)) continue;
-      const values: JobValues = { args, seq, slot: 0 };
+      const values = jobValues(args, seq, 0, run.config.colsep !== null);
       const command = template.expand(values);
       // A NUL can only be left in a value that starts with one (see input.ts): the line
       // ends there for the shell, as exec reads it in GNU parallel.

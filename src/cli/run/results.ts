@@ -105,7 +105,7 @@ export class Results {
   }
 
   private files(values: JobValues): ResultFiles {
-    if (!this.template) return filesIn(resultDir(this.root, values.args));
+    if (!this.template) return filesIn(resultDir(this.root, values.orig ?? values.args));
     const path = expandTag(this.root, values, this.replaceString);
     if (path.endsWith('/')) return filesIn(path);
     return {

@@ -49,6 +49,26 @@ export interface JobValues {
   args: readonly string[];
   seq: number;
   slot: number;
+  /** The inputs as read, where `args` holds them trimmed (--colsep): --results names its directories by them. */
+  orig?: readonly string[];
+}
+
+/** Blanks at either end of a value: Perl's `\s` on GNU parallel's bytes (ASCII only). */
+const ENDS = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
+
+/**
+ * A job's values; with `trim` (--colsep, which sets GNU parallel's `--trim lr`), each
+ * stands in the command, the tag and --results' template with the blanks at its ends
+ * removed, as GNU parallel's replacement does.
+ */
+export function jobValues(
+  args: readonly string[],
+  seq: number,
+  slot: number,
+  trim: boolean,
+): JobValues {
+  if (!trim) return { args, seq, slot };
+  return { args: args.map((value) => value.replace(ENDS, '')), seq, slot, orig: args };
 }
 
 type Quote = (value: string) => string;
