@@ -1,5 +1,13 @@
 import { spawn as spawnChild } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,6 +143,30 @@ describe('command lines', () => {
       "'ü'",
       "'$x'",
     ]);
+  });
+
+  it('leaves a command to sh when the first executable file on PATH is a script without #!', () => {
+    // sh runs such a file itself (execve refuses it with ENOEXEC); a later one is not reached
+    const dirs = ['first', 'second'].map((name) => scratchFile(name));
+    for (const dir of dirs) mkdirSync(dir);
+    writeFileSync(join(dirs[0], 'pw-tool'), 'echo first\n', { mode: 0o755 });
+    writeFileSync(join(dirs[1], 'pw-tool'), '#!/bin/sh\necho second\n', { mode: 0o755 });
+    writeFileSync(join(dirs[1], 'pw-other'), '#!/bin/sh\necho other\n', { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${dirs.join(':')}:${path}`;
+    try {
+      expect(invocation('pw-tool x', '/bin/sh')).toEqual({
+        file: '/bin/sh',
+        args: ['-c', 'pw-tool x'],
+      });
+      expect(invocation('pw-other x', '/bin/sh')).toEqual({
+        file: join(dirs[1], 'pw-other'),
+        args: ['x'],
+        argv0: 'pw-other',
+      });
+    } finally {
+      process.env.PATH = path;
+    }
   });
 
   it('runs a line without shell syntax directly, anything else through sh', () => {
@@ -388,6 +420,21 @@ describe('pidwatch run', () => {
     const outcome = await cli(['run', 'pidwatch-no-such-command-here', ':::', 'a']);
     expect(outcome.code).toBe(1);
     expect(outcome.stderr).toContain('pidwatch-no-such-command-here: not found');
+  });
+
+  it('--joblog - writes the header first, then each row after its job output, on stdout', async () => {
+    const outcome = await cli(['run', '-j1', '--joblog', '-', 'echo {}; exit {}', ':::', '0', '3']);
+    expect(outcome.code).toBe(1);
+    const out = lines(outcome.stdout).map((line) => line.split('\t'));
+    expect(out.map((fields) => fields.length)).toEqual([9, 1, 9, 1, 9]);
+    expect(out[0][0]).toBe('Seq');
+    expect([out[1], out[3]]).toEqual([['0'], ['3']]);
+    // Seq, Exitval and Command of the two rows
+    expect([out[2], out[4]].map((row) => [row[0], row[6], row[8]])).toEqual([
+      ['1', '0', 'echo 0; exit 0'],
+      ['2', '3', 'echo 3; exit 3'],
+    ]);
+    expect(existsSync(join(scratch, '-'))).toBe(false);
   });
 
   it('writes a joblog with GNU parallel columns', async () => {

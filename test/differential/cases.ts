@@ -659,6 +659,16 @@ export const cases: Case[] = [
     ' a , b \n',
   ),
   c('colsep trims appended columns', ['--dry-run', '--colsep', ',', 'echo'], ' a ,\tb\n'),
+  c(
+    'colsep: Perl forms (POSIX classes, \\h, (?i), ] first in a class)',
+    ['-k', '--colsep', '(?i)[[:space:][:punct:]]+|\\h|x|[]^]', 'echo', '{1}', '{2}', '{3}'],
+    'a;b c\nd X e\nf]g^h\n',
+  ),
+  c(
+    'colsep [[:alpha:]] and \\s',
+    ['-k', '--colsep', '[[:alpha:]]\\s*', 'echo', '[{1}]', '[{2}]'],
+    '1a 2\n3B\t4\n',
+  ),
   c('-j 51% rounds up', ['-j', '51%', 'sleep 0.5; echo {%}', ':::', 'a', 'b']),
   c('-d wins over -0', ['-k', '-0', '-d', ',', 'echo', '[{}]'], 'a,b\0c'),
   c('-d wins over a later -0', ['-k', '-d', ',', '-0', 'echo', '[{}]'], 'a,b\0c'),

@@ -62,39 +62,47 @@ const trueIsPlain = (args: readonly string[]) =>
 
 const resolved = new Map<string, string | null>();
 
-/** True for a regular executable file the kernel runs itself (ELF or #!), not one sh would. */
-function isProgram(path: string): boolean {
+/**
+ * What execve would do with `path`: 'program' for a regular executable file the kernel
+ * runs itself (ELF or #!), 'script' for one it refuses with ENOEXEC (which sh then runs as
+ * a script of its own), null for no executable file there.
+ */
+function executable(path: string): 'program' | 'script' | null {
   try {
-    if (!statSync(path).isFile()) return false;
+    if (!statSync(path).isFile()) return null;
     accessSync(path, constants.X_OK);
     const fd = openSync(path, 'r');
     try {
       const head = Buffer.alloc(4);
       const n = readSync(fd, head, 0, 4, 0);
-      return (
+      const runs =
         (n === 4 && head.readUInt32BE(0) === 0x7f454c46) ||
-        (n >= 2 && head.toString('latin1', 0, 2) === '#!')
-      );
+        (n >= 2 && head.toString('latin1', 0, 2) === '#!');
+      return runs ? 'program' : 'script';
     } finally {
       closeSync(fd);
     }
   } catch {
-    return false;
+    return null;
   }
 }
 
-/** The file `sh` would execute for command word `name`, searched once; null: leave it to sh. */
+/**
+ * The file `sh` would execute for command word `name`, searched once; null: leave it to sh
+ * (not found, or the first executable file found is one sh runs as a script).
+ */
 function resolveProgram(name: string): string | null {
   let path = resolved.get(name);
   if (path !== undefined) return path;
   path = null;
   if (name.includes('/')) {
-    if (isProgram(name)) path = name;
+    if (executable(name) === 'program') path = name;
   } else {
     for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(PATH_SEPARATOR)) {
       const candidate = join(dir === '' ? '.' : dir, name);
-      if (isProgram(candidate)) {
-        path = candidate;
+      const found = executable(candidate);
+      if (found !== null) {
+        if (found === 'program') path = candidate;
         break;
       }
     }

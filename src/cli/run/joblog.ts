@@ -73,10 +73,16 @@ export function readDoneSeqs(
 export class JobLog {
   private readonly fd: number;
 
-  /** Appends without a header (`+FILE`, or resuming a log that has one); else starts afresh. */
-  constructor(path: string, append: boolean) {
+  /**
+   * Appends without a header (`+FILE`, or resuming a log that has one); else starts afresh.
+   * `-` is stdout, between the jobs' output, as in GNU parallel.
+   */
+  constructor(
+    private readonly path: string,
+    append: boolean,
+  ) {
     try {
-      this.fd = openSync(path, append ? 'a' : 'w');
+      this.fd = path === '-' ? 1 : openSync(path, append ? 'a' : 'w');
     } catch (error) {
       throw new UsageError(`cannot write to --joblog ${path}: ${(error as Error).message}`);
     }
@@ -88,6 +94,6 @@ export class JobLog {
   }
 
   close(): void {
-    closeSync(this.fd);
+    if (this.path !== '-') closeSync(this.fd);
   }
 }

@@ -47,6 +47,8 @@ export function pumpable(config: RunConfig, concurrency: number): boolean {
     config.halt !== null ||
     config.delaySeconds > 0 ||
     config.bar ||
+    // a joblog on stdout: each row right after its job's output, written by the same thread
+    config.joblog?.path === '-' ||
     concurrency > MAX_SLOTS ||
     config.command.some((word) => word.includes('{%}'))
   ) {
