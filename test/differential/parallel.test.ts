@@ -112,7 +112,11 @@ function readTree(root: string): Record<string, string> | null {
   return tree;
 }
 
-const ordered = (kase: Case) => kase.args.some((arg) => /^-(k|j1$|kj)/.test(arg));
+const keepsOrder = (args: readonly string[]) => args.some((arg) => /^-(k|j1$|kj)/.test(arg));
+const ordered = (kase: Case) => keepsOrder(kase.args);
+/** The joblog's rows are in input order: every run that wrote some kept order. */
+const loggedInOrder = (kase: Case) =>
+  ordered(kase) && (kase.before === undefined || keepsOrder(kase.before));
 
 let runs = 0;
 async function runCase(tool: Tool, kase: Case): Promise<Run> {
@@ -132,7 +136,7 @@ async function runCase(tool: Tool, kase: Case): Promise<Run> {
     status,
     stdout: own(stdout),
     stderr: own(stderr),
-    joblog: readJoblog(joblog, ordered(kase)),
+    joblog: readJoblog(joblog, loggedInOrder(kase)),
     results: readTree(results),
   };
 }
