@@ -18,6 +18,7 @@ import { HaltTracker, parseHalt } from '../src/cli/run/halt.js';
 import { formatRow } from '../src/cli/run/joblog.js';
 import { jobSlots, parseRunArgs, unescapePrintf } from '../src/cli/run/options.js';
 import { tagLines } from '../src/cli/run/output.js';
+import { perlRegExp } from '../src/cli/run/perl-regexp.js';
 import { escapeName, resultDir } from '../src/cli/run/results.js';
 import { CommandTemplate, expandTag, shellQuote } from '../src/cli/run/template.js';
 import { parseDuration } from '../src/cli/run/time.js';
@@ -203,6 +204,18 @@ describe('command lines', () => {
     ]) {
       expect(invocation(line, '/bin/sh'), line).toEqual({ file: '/bin/sh', args: ['-c', line] });
     }
+  });
+
+  it('reads --colsep regexps as Perl does', () => {
+    const split = (re: string, text: string) => text.split(perlRegExp(re));
+    expect(split('[[:space:]]+', 'a \t b\u00a0c')).toEqual(['a', 'b\u00a0c']);
+    expect(split('\\s', 'a\u00a0b c')).toEqual(['a\u00a0b', 'c']);
+    expect(split('[^[:alnum:]]+', 'ab--cd..e')).toEqual(['ab', 'cd', 'e']);
+    expect(split('\\h', 'a b\tc\nd')).toEqual(['a', 'b', 'c\nd']);
+    expect(split('(?i)x', 'aXbxc')).toEqual(['a', 'b', 'c']);
+    expect(split('[]x]', 'a]bxc')).toEqual(['a', 'b', 'c']);
+    expect(split('[^]x]+', 'a]bxc')).toEqual(['', ']', 'x', '']);
+    expect(() => perlRegExp('a(?i)b')).toThrow(SyntaxError);
   });
 
   it('reads options the way GNU parallel does', () => {
