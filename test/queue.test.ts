@@ -67,9 +67,11 @@ function startCli(args: string[]): { child: ChildProcess; done: Promise<Exited> 
 }
 
 let redis: TestRedis;
-const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-queue-'));
+// Made in beforeAll, not at load: vitest runs neither hook in a file whose tests all skip.
+let scratch: string;
 
 beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'pidwatch-queue-'));
   if (!runs) return;
   if (!existsSync(main)) throw new Error('dist/cli/main.js is missing: run `npm run build:ts`');
   redis = await startRedis();
@@ -77,7 +79,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await redis?.stop();
-  rmSync(scratch, { recursive: true, force: true });
+  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
 });
 
 let queueCount = 0;

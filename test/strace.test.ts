@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capabilities } from '../src/index.js';
 import { fixture } from './helpers/proc.js';
 import { parseStrace, straceWorks } from './helpers/strace.js';
@@ -13,7 +13,11 @@ import { parseStrace, straceWorks } from './helpers/strace.js';
 const caps = capabilities();
 const fullPidfd =
   caps.mode === 'pidfd' && caps.clone3Pidfd && caps.waitidPidfd && caps.pidfdSendSignal;
-const scratch = mkdtempSync(join(tmpdir(), 'pidwatch-strace-'));
+// Made in beforeAll, not at load: vitest runs neither hook in a file whose tests all skip.
+let scratch: string;
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'pidwatch-strace-'));
+});
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('strace of a script spawning through pidwatch', () => {
