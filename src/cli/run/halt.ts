@@ -99,10 +99,14 @@ export class HaltTracker {
     if (rule.on === 'success' || this.noAmount) {
       this.status = 0;
     } else if (this.status === null) {
+      // GNU parallel's min() skips an undefined count: done=N (N > 1) reached with no job
+      // failed yet exits 101.
       this.status =
         rule.percent !== null
           ? Math.ceil((this.failures / this.totalJobs()) * 100)
-          : Math.min(this.failures, 101);
+          : this.failures === 0
+            ? 101
+            : Math.min(this.failures, 101);
       // One job decides: its own status, or 128 + its signal as a shell reports it.
       if (this.limit === 1) {
         this.status = outcome.exitval || (outcome.signal ? outcome.signal + 128 : 0);

@@ -109,7 +109,8 @@ function openSource(
     if (settings.delimiter === '') return allParagraphs(spec.values.join(''));
     const values = spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
     values.forEach(seen);
-    return values;
+    // -r drops blank values from every source, `:::` lists as much as files.
+    return settings.skipEmpty ? values.filter((value) => /\S/.test(value)) : values;
   }
   // A directory reads as no values (Perl opens it, and reading it gives nothing).
   if (spec.path !== '-' && statSync(spec.path, { throwIfNoEntry: false })?.isDirectory()) return [];

@@ -127,6 +127,9 @@ function perlDigitEscape(digits: string): string {
   return String.fromCodePoint(Number.parseInt(octal, 8)) + digits.slice(octal.length);
 }
 
+/** An option's value as GNU parallel tests it: Perl takes '' and '0' as false (not given). */
+const perlTrue = (value: string | undefined) => (value === '' || value === '0' ? undefined : value);
+
 /** Reads `--name=value`, `--name value`, `-kj4`, `-j 4` up to the command. */
 function readOptions(argv: readonly string[]): {
   values: Map<string, string[]>;
@@ -251,9 +254,11 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
     // GNU parallel: --timeout 0 is no timeout.
     if ('seconds' in timeout && timeout.seconds === 0) timeout = null;
   }
-  const joblogText = last('joblog');
+  // A --joblog or --results that Perl takes as false ('' or '0') is none, as in GNU parallel.
+  const joblogText = perlTrue(last('joblog'));
+  const resultsText = perlTrue(last('results'));
   const resume = has('resume-failed') ? 'failed' : has('resume') ? 'all' : 'no';
-  if (resume !== 'no' && joblogText === undefined && !has('results')) {
+  if (resume !== 'no' && joblogText === undefined && resultsText === undefined) {
     throw new UsageError(
       `--resume${resume === 'failed' ? '-failed' : ''} requires --joblog or --results`,
     );
@@ -274,8 +279,8 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   // --tag then tags with {}. The string's escapes are read as -d's are.
   const tagText = last('tagstring');
   const tagstring =
-    tagText !== undefined && tagText !== '' && tagText !== '0'
-      ? unescapePrintf(tagText)
+    perlTrue(tagText) !== undefined
+      ? unescapePrintf(tagText!)
       : has('tag')
         ? (replaceString ?? '{}')
         : null;
@@ -296,7 +301,7 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
           ? { path: joblogText.slice(1), append: true }
           : { path: joblogText, append: false },
     resume,
-    results: last('results') ?? null,
+    results: resultsText ?? null,
     keepOrder: has('keep-order'),
     tagstring,
     // Jobs on a queue come back whole: their output is printed as with --group.

@@ -77,16 +77,20 @@ type Quote = (value: string) => string;
 const withReplaceString = new Map<string, RegExp>();
 
 /**
- * The replacement strings, with `-I STR`: STR stands where `{}` would, and a `{}` is
- * text (the other replacement strings keep their meaning, as in GNU parallel).
+ * The replacement strings `-I` leaves: `{}` and the plain positional `{n}` are text (GNU
+ * parallel makes `{n}` from `{}`, which STR replaces), while `{.}`, `{/}`, `{#}`, `{%}`
+ * and their positional forms (`{1.}`, `{-1/}`) keep their meaning. Groups as TOKEN's.
  */
+const WITH_I = /\{(?:(-?\d+)?(\.|\/|\/\/|\/\.)|#|%)\}/g;
+
+/** The replacement strings; with `-I STR`, STR stands where `{}` would (see WITH_I). */
 function tokens(replaceString: string | null): RegExp {
-  if (replaceString === null) return TOKEN;
+  if (replaceString === null || replaceString === '{}') return TOKEN;
   // Compiled once per string: this is asked for every job.
   let pattern = withReplaceString.get(replaceString);
   if (pattern === undefined) {
     const escaped = replaceString.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    pattern = new RegExp(`${escaped}|${TOKEN.source}`, 'g');
+    pattern = new RegExp(`${escaped}|${WITH_I.source}`, 'g');
     withReplaceString.set(replaceString, pattern);
   }
   return pattern;
