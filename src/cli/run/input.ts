@@ -63,8 +63,11 @@ function allParagraphs(text: string): string[] {
   return records.filter((record) => record !== '');
 }
 
+/** -r's test: a value with something other than blanks. */
+const notBlank = (value: string) => /\S/.test(value);
+
 async function* nonBlank(records: AsyncIterable<string>): AsyncGenerator<string> {
-  for await (const record of records) if (/\S/.test(record)) yield record;
+  for await (const record of records) if (notBlank(record)) yield record;
 }
 
 /** GNU parallel splits with Perl's `split /colsep/, $line, -1`: trailing empty fields stay. */
@@ -110,7 +113,7 @@ function openSource(
     const values = spec.values.flatMap((v) => v.split(settings.delimiter ?? '\n'));
     values.forEach(seen);
     // -r drops blank values from every source, `:::` lists as much as files.
-    return settings.skipEmpty ? values.filter((value) => /\S/.test(value)) : values;
+    return settings.skipEmpty ? values.filter(notBlank) : values;
   }
   // A directory reads as no values (Perl opens it, and reading it gives nothing).
   if (spec.path !== '-' && statSync(spec.path, { throwIfNoEntry: false })?.isDirectory()) return [];

@@ -277,13 +277,9 @@ export function parseRunArgs(argv: readonly string[]): RunConfig | 'help' {
   const replaceString = replace === undefined || replace === '' ? null : replace;
   // A --tagstring that Perl takes as false ('' or '0') is dropped, as GNU parallel drops it;
   // --tag then tags with {}. The string's escapes are read as -d's are.
-  const tagText = last('tagstring');
+  const tagText = perlTrue(last('tagstring'));
   const tagstring =
-    perlTrue(tagText) !== undefined
-      ? unescapePrintf(tagText!)
-      : has('tag')
-        ? (replaceString ?? '{}')
-        : null;
+    tagText !== undefined ? unescapePrintf(tagText) : has('tag') ? (replaceString ?? '{}') : null;
   const delay = last('delay');
   return {
     command: words,

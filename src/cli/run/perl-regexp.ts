@@ -32,7 +32,7 @@ export function perlRegExp(source: string): RegExp {
     flags = 'i';
     rest = rest.slice(4);
   }
-  const blanks = '\\t\\n\\v\\f\\r ';
+  const blanks = POSIX_CLASSES.space;
   let out = '';
   let inClass = false;
   for (let i = 0; i < rest.length; i++) {
