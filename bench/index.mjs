@@ -105,6 +105,9 @@ function addRatios(rows, scenario) {
     if (row.status !== 'ok') continue;
     const baseline = scenario.baseline && byId[scenario.baseline];
     if (baseline && row !== baseline) row.xBaseline = row.median / baseline.median;
+    const also = scenario.also && byId[scenario.also];
+    if (also && baseline && row !== also && row !== baseline && row.id.startsWith('pidwatch'))
+      row.xAlso = row.median / also.median;
     if (byId.floor) row.xFloor = row.median / byId.floor.median;
     if (byId.child_process) row.xChildProcess = row.median / byId.child_process.median;
     if (row.id === 'pidwatch-sigchld' && byId.pidwatch)

@@ -71,8 +71,16 @@ for (const first of runs[0].scenarios) {
           )}`,
       )
       .join(', ');
+    // A second reference some rows are also divided by (exec to spawnAsync 'ignore').
+    const also = first.also && first.rows.find((r) => r.id === first.also);
+    const alsoRatio = rows.every((r) => typeof r.xAlso === 'number')
+      ? `${span(
+          rows.map((r) => r.xAlso),
+          ratio,
+        )} ${also?.label ?? first.also}`
+      : '';
     lines.push(
-      `| ${first.id} | ${row.label} | ${span(medians, figure)} ${first.unit} | ${ratios} | ${compared ? to : ''} | ${others} |`,
+      `| ${first.id} | ${row.label} | ${span(medians, figure)} ${first.unit} | ${ratios} | ${compared ? to : ''} | ${[alsoRatio, others].filter(Boolean).join(', ')} |`,
     );
   }
 }

@@ -30,6 +30,15 @@ async function echoCaller(row) {
         return 'hi\n';
       };
     }
+    case 'pidwatch-async-ignore': {
+      // The same, spawned off the event loop as exec spawns: what is left between
+      // this row and exec is the cost of collecting the output.
+      const { spawnAsync } = await import('../../dist/index.js');
+      return async () => {
+        await (await spawnAsync(file, args, { stdio: 'ignore' })).exited;
+        return 'hi\n';
+      };
+    }
     case 'pidwatch': {
       const { exec } = await import('../../dist/index.js');
       return async () => (await exec(file, args)).stdout;
@@ -206,11 +215,14 @@ export function outputPlan({ quick, size }) {
       unit: 'us parent CPU/call',
       rows: [
         { id: 'pidwatch-ignore', label: "pidwatch spawn, stdio 'ignore'" },
+        { id: 'pidwatch-async-ignore', label: "pidwatch spawnAsync, stdio 'ignore'" },
         { id: 'pidwatch', label: 'pidwatch exec' },
         { id: 'child_process', label: 'child_process.execFile' },
         { id: 'execa', label: 'execa' },
       ],
       baseline: 'pidwatch-ignore',
+      // exec spawns as spawnAsync does: its ratio to that row is the output's cost alone.
+      also: 'pidwatch-async-ignore',
     },
     {
       id: 'jobs',

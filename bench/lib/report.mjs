@@ -44,6 +44,10 @@ function more(scenario, row) {
     const baseline = scenario.rows.find((r) => r.id === scenario.baseline);
     parts.push(`${ratio(row.xBaseline)} ${baseline?.label ?? scenario.baseline}`);
   }
+  if (row.xAlso !== undefined) {
+    const also = scenario.rows.find((r) => r.id === scenario.also);
+    parts.push(`${ratio(row.xAlso)} ${also?.label ?? scenario.also}`);
+  }
   if (row.xPidfd !== undefined) parts.push(`${ratio(row.xPidfd)} pidfd mode (7)`);
   return parts.join('; ');
 }
