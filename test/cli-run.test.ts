@@ -20,6 +20,7 @@ import { jobSlots, parseRunArgs, unescapePrintf } from '../src/cli/run/options.j
 import { tagLines } from '../src/cli/run/output.js';
 import { perlRegExp } from '../src/cli/run/perl-regexp.js';
 import { escapeName, resultDir } from '../src/cli/run/results.js';
+import { ResultsTable, tableFormat } from '../src/cli/run/results-table.js';
 import { CommandTemplate, expandTag, shellQuote } from '../src/cli/run/template.js';
 import { parseDuration } from '../src/cli/run/time.js';
 import { capabilities } from '../src/index.js';
@@ -218,6 +219,27 @@ describe('command lines', () => {
     expect(() => perlRegExp('a(?i)b')).toThrow(SyntaxError);
   });
 
+  it('takes a long option by the start of its name, when that names one option (Getopt::Long)', () => {
+    expect(
+      parseRunArgs(['--keep-ord', '--Tagst', 'x', '--j', '3', '--max-p', '4', '--line', 'echo']),
+    ).toMatchObject({ keepOrder: true, tagstring: 'x', jobs: '4', output: 'line' });
+    expect(parseRunArgs(['--res', 'out', '--u', 'echo'])).toMatchObject({
+      results: 'out',
+      output: 'ungroup',
+    });
+    // The start of several options' names: refused, naming them, as GNU parallel does.
+    expect(() => parseRunArgs(['--jo', '2', 'echo'])).toThrow(
+      'option jo is ambiguous (joblog, jobs)',
+    );
+    expect(() => parseRunArgs(['--tre', 'echo'])).toThrow('ambiguous (tree, tree-cpu)');
+    expect(() => parseRunArgs(['--resu', 'echo'])).toThrow(
+      'ambiguous (result, results, resume, resume-failed, resumefailed)',
+    );
+    // An option of GNU parallel's that pidwatch run does not have: unknown, even abbreviated.
+    expect(() => parseRunArgs(['--xarg', 'echo'])).toThrow('unknown option: xarg');
+    expect(() => parseRunArgs(['--=1', 'echo'])).toThrow('unknown option: ');
+  });
+
   it('reads options the way GNU parallel does', () => {
     const config = parseRunArgs([
       '-kj4',
@@ -311,6 +333,44 @@ describe('command lines', () => {
     expect(formatRow(row)).toBe('3\t:\t1700000000.123\t     1.500\t0\t4\t-1\t15\techo a\0b\n');
     expect(escapeName('a/b\\c\td')).toBe('a\\_b\\\\c\\td');
     expect(resultDir('out', ['x', ''])).toBe(join('out', '1', 'x', '2'));
+  });
+
+  it('writes --results tables (.csv, .tsv, .json) in GNU parallel format', () => {
+    const row = {
+      seq: 2,
+      startTime: 1_700_000_000_123,
+      runtime: 1500,
+      receive: 6,
+      exitval: 1,
+      signal: 0,
+      command: "echo 'a b'",
+      values: ['a b', 'x"y', 'plain'],
+      stdout: Buffer.from('a b\n\u0001\n'),
+      stderr: Buffer.from('\\é'),
+    };
+    const written = (format: 'csv' | 'tsv' | 'json') => {
+      const path = scratchFile(`table.${format}`);
+      const table = new ResultsTable(path, tableFormat(path)!);
+      table.write(row);
+      table.write({ ...row, seq: 3, values: ['p', 'q', 'r'] });
+      table.close();
+      return readFileSync(path, 'utf8');
+    };
+    const header = 'Seq,Host,Starttime,JobRuntime,Send,Receive,Exitval,Signal,Command,V1,V2,V3';
+    // In quotes (a quote doubled): a field with a blank, the separator, a quote or a NUL.
+    expect(written('csv')).toBe(
+      `${header},Stdout,Stderr\n` +
+        '2,:,1700000000.123,1.500,0,6,1,0,"echo \'a b\'","a b","x""y",plain,"a b\n\u0001\n",\\é\n' +
+        '3,:,1700000000.123,1.500,0,6,1,0,"echo \'a b\'",p,q,r,"a b\n\u0001\n",\\é\n',
+    );
+    expect(written('tsv').split('\n')[0]).toBe(`${header.replaceAll(',', '\t')}\tStdout\tStderr`);
+    expect(written('json').split('\n')[0]).toBe(
+      '{ "Seq": 2, "Host": ":", "Starttime": 1700000000.123, "JobRuntime": 1.500, "Send": 0, ' +
+        '"Receive": 6, "Exitval": 1, "Signal": 0, "Command": "echo \'a b\'", ' +
+        '"V": [ "a b","x\\"y","plain" ], "Stdout": "a b\\u000a\\u0001\\u000a", "Stderr": "\\\\é" }',
+    );
+    expect(tableFormat('out.CSV')).toBe('csv');
+    expect(tableFormat('out.csv/')).toBe(null);
   });
 
   it('tags every line, including a last one without a newline', () => {

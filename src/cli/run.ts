@@ -13,10 +13,11 @@ import { startQueueRun } from './queue.js';
 import { invocation, shellPwd } from './run/direct.js';
 import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
-import type { JobLog } from './run/joblog.js';
+import type { JobLog, JoblogRow } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
-import { GroupedOutput, LineOrder } from './run/output.js';
+import { GroupedOutput, LineOrder, tagLines } from './run/output.js';
 import { pumpable, runPumped } from './run/pump.js';
+import type { ResultsTable } from './run/results-table.js';
 import { CommandTemplate, expandTag, type JobValues, jobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
@@ -114,6 +115,7 @@ export async function runRun(argv: string[]): Promise<number> {
   let concurrency: number;
   let done = new Set<number>();
   let joblog: JobLog | null = null;
+  let table: ResultsTable | null = null;
   try {
     config = parseRunArgs(argv);
     if (config === 'help') {
@@ -136,15 +138,22 @@ export async function runRun(argv: string[]): Promise<number> {
       // --dry-run writes no joblog, but skips what one says is done, as GNU parallel.
       if (!config.dryRun) joblog = new JobLog(config.joblog.path, append);
     }
+    // --results NAME.csv (.tsv, .json): one table, opened (emptied) before any job runs.
+    if (config.results !== null) {
+      const { ResultsTable, tableFormat } = await import('./run/results-table.js');
+      const format = tableFormat(config.results);
+      if (format !== null) table = new ResultsTable(config.results, format);
+    }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`pidwatch run: ${error.message}\n`);
     return USAGE_STATUS;
   }
   try {
-    return await runJobsOf(config, concurrency, done, joblog);
+    return await runJobsOf(config, concurrency, done, joblog, table);
   } finally {
     joblog?.close();
+    table?.close();
   }
 }
 
@@ -166,6 +175,7 @@ async function runJobsOf(
   concurrency: number,
   done: ReadonlySet<number>,
   joblog: JobLog | null,
+  table: ResultsTable | null,
 ): Promise<number> {
   const count: InputCount = { read: 0, total: null };
   let inputs: AsyncIterable<string[]> | string[][] = jobArguments(
@@ -199,7 +209,7 @@ async function runJobsOf(
       : `${expandTag(config.tagstring, values, config.replaceString)}\t`;
 
   const results =
-    config.results === null
+    config.results === null || table !== null
       ? null
       : new (await import('./run/results.js')).Results(
           config.results,
@@ -210,14 +220,35 @@ async function runJobsOf(
   // GNU parallel's test.
   const skip = (seq: number, args: readonly string[]) =>
     done.has(seq) || (config.resume === 'all' && results?.has({ args, seq, slot: 1 }) === true);
+  if (table !== null && config.resume !== 'no' && config.joblog === null) {
+    process.stderr.write(
+      'pidwatch run: Warning: --resume --results .csv/.tsv/.json is not supported yet\n',
+    );
+  }
+  /** A row of the --results table; the output as printed, the values as read. */
+  const tableRow = (values: JobValues, row: JoblogRow, stdout: Buffer, stderr: Buffer) => {
+    const tag = tagOf(values);
+    table!.write({
+      ...row,
+      values: values.orig ?? values.args,
+      stdout: tagLines(stdout, tag),
+      stderr: tagLines(stderr, tag),
+    });
+  };
 
   if (config.dryRun) {
     let seq = 0;
     for await (const args of inputs) {
       if (skip(++seq, args)) continue;
       const values = jobValues(args, seq, 1, config.colsep !== null);
+      const command = template.expand(values);
       if (results !== null) results.writeDryRun(values);
-      else process.stdout.write(`${tagOf(values)}${template.expand(values)}\n`);
+      else if (table !== null) {
+        // GNU parallel's row for a job not run: the command line as its output.
+        const stdout = Buffer.from(`${command}\n`);
+        const row = { seq, startTime: Date.now(), runtime: 0, receive: stdout.length };
+        tableRow(values, { ...row, exitval: 0, signal: 0, command }, stdout, Buffer.alloc(0));
+      } else process.stdout.write(`${tagOf(values)}${command}\n`);
     }
     return 0;
   }
@@ -368,7 +399,7 @@ async function runJobsOf(
     }
     // -v: the command line comes first, as part of the job's output (its --results stdout
     // file and its joblog Receive count too, as in GNU parallel).
-    const held = config.output === 'group' || results !== null;
+    const held = config.output === 'group' || config.results !== null;
     const stdout =
       config.verbose && held
         ? Buffer.concat([Buffer.from(`${job.command}\n`), result.stdout])
@@ -381,9 +412,15 @@ async function runJobsOf(
       ...outcome,
       command: job.command,
     };
-    const logged = joblog === null ? undefined : () => joblog.write(row);
-    if (results !== null) {
-      results.write(job.values, { ...result, stdout });
+    const logged =
+      joblog === null && table === null
+        ? undefined
+        : () => {
+            joblog?.write(row);
+            if (table !== null) tableRow(job.values, row, stdout, result.stderr);
+          };
+    if (config.results !== null) {
+      results?.write(job.values, { ...result, stdout });
       grouped.add(null, result.index, logged);
     } else if (config.output === 'group') {
       const tag = tagOf(job.values);

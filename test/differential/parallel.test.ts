@@ -1,6 +1,7 @@
 // Each case of cases.ts runs through GNU parallel and through `pidwatch run`; stdout (as a
 // multiset of lines unless the order is fixed), exit status, joblog rows (without the two
-// timing columns) and --results trees must agree, and stderr where a case asks. Runs in one watcher mode only: what it
+// timing columns), --results trees and tables (.csv, .tsv, .json: the timing columns
+// masked) must agree, and stderr where a case asks. Runs in one watcher mode only: what it
 // checks does not depend on the mode.
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -41,6 +42,8 @@ interface Run {
   stderr: string;
   joblog: string[] | null;
   results: Record<string, string> | null;
+  /** The --results tables $R.csv, $R.tsv, $R.json, those that were written. */
+  tables: Record<string, string>;
 }
 
 function argvOf(tool: Tool, args: readonly string[]): [string, string[]] {
@@ -97,6 +100,16 @@ function readJoblog(path: string, inFileOrder: boolean): string[] | null {
   return [header, ...rest.sort((a, b) => seq(a) - seq(b) || a.localeCompare(b))];
 }
 
+/** Starttime and JobRuntime masked in the rows of a --results table (CSV, TSV or JSON). */
+function maskTimes(text: string): string {
+  return text
+    .replace(/^(\d+)([,\t]):\2[\d.]+\2[\d.]+\2/gm, '$1$2:$2<start>$2<runtime>$2')
+    .replace(
+      /"Starttime": [\d.]+, "JobRuntime": [\d.]+/g,
+      '"Starttime": <start>, "JobRuntime": <runtime>',
+    );
+}
+
 /** Every file under `root` with its content. */
 function readTree(root: string): Record<string, string> | null {
   if (!existsSync(root)) return null;
@@ -134,10 +147,15 @@ async function runCase(tool: Tool, kase: Case): Promise<Run> {
   const own = (text: string) => text.replaceAll(dir, '<dir>');
   return {
     status,
-    stdout: own(stdout),
+    stdout: maskTimes(own(stdout)),
     stderr: own(stderr),
     joblog: readJoblog(joblog, loggedInOrder(kase)),
     results: readTree(results),
+    tables: Object.fromEntries(
+      ['csv', 'tsv', 'json']
+        .filter((format) => existsSync(`${results}.${format}`))
+        .map((format) => [format, maskTimes(readFileSync(`${results}.${format}`, 'utf8'))]),
+    ),
   };
 }
 
@@ -174,6 +192,7 @@ describe.skipIf(skip)('pidwatch run agrees with GNU parallel', () => {
       });
       expect(ours.joblog, context).toEqual(gnu.joblog);
       expect(ours.results, context).toEqual(gnu.results);
+      expect(ours.tables, context).toEqual(gnu.tables);
       if (kase.stderr) expect(sameName(ours.stderr)).toEqual(sameName(gnu.stderr));
     });
   }

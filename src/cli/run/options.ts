@@ -3,6 +3,7 @@
 // first word that is not one), then the input sources after the command.
 import { parseQueueUrl } from '../../bullmq/url.js';
 import { UsageError } from '../args.js';
+import { GNU_LONG_OPTIONS } from './gnu-options.js';
 import { type HaltRule, parseHalt } from './halt.js';
 import type { SourceSpec } from './input.js';
 import { perlRegExp } from './perl-regexp.js';
@@ -103,6 +104,38 @@ option('ignored', false, [
   'progress',
 ]);
 
+// What `--NAME` may abbreviate: GNU parallel's long options and pidwatch's own, each
+// option's names together.
+const NAME_GROUPS: readonly string[][] = [
+  ...GNU_LONG_OPTIONS,
+  'tree',
+  'no-tree',
+  'tree-cpu',
+  'queue',
+].map((names) => names.split('|'));
+
+/**
+ * The option `--name` stands for, as Getopt::Long's auto_abbrev finds it: a name in any
+ * case, or the start of the names of one option only (`--keep-ord`, `--jo` is refused as
+ * joblog or jobs). An option of GNU parallel's that pidwatch does not have is unknown.
+ */
+function longOption(name: string): OptionSpec {
+  const key = name.toLowerCase();
+  if (Object.hasOwn(LONG, key)) return LONG[key];
+  let group = NAME_GROUPS.find((names) => names.includes(key));
+  if (group === undefined && key !== '') {
+    const hits = NAME_GROUPS.filter((names) => names.some((n) => n.startsWith(key)));
+    if (hits.length > 1) {
+      const names = hits.flatMap((names) => names.filter((n) => n.startsWith(key))).sort();
+      throw new UsageError(`option ${name} is ambiguous (${names.join(', ')})`);
+    }
+    group = hits[0];
+  }
+  const known = group?.find((n) => Object.hasOwn(LONG, n));
+  if (known === undefined) throw new UsageError(`unknown option: ${name}`);
+  return LONG[known];
+}
+
 const SEPARATORS = new Set([':::', ':::+', '::::', '::::+']);
 
 /**
@@ -156,9 +189,7 @@ function readOptions(argv: readonly string[]): {
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-      const key = name.toLowerCase();
-      const spec = Object.hasOwn(LONG, key) ? LONG[key] : undefined;
-      if (spec === undefined) throw new UsageError(`unknown option: ${name}`);
+      const spec = longOption(name);
       // `--name=` gives no value: Getopt::Long refuses it as a missing argument.
       if (spec.value && eq === arg.length - 1) {
         throw new UsageError(`option --${name} requires an argument`);
