@@ -43,7 +43,8 @@ Options:
       --resume             skip the jobs the joblog (or --results) has;
                            --resume-failed also reruns the joblog's failed ones
       --results DIR        each job's seq, stdout and stderr under DIR/1/<input>/...;
-                           a path with {}: each job's stdout file (.err, .seq beside it)
+                           a path with {}: each job's stdout file (.err, .seq beside it);
+                           NAME.csv, .tsv, .json: one table, a row per job (-.csv: stdout)
       --tag                prefix output lines with the input; --tagstring STR with STR
       --line-buffer        print whole lines as they come; -u, --ungroup: as they come
       --dry-run            print the commands, run nothing; -v: print each before its output
