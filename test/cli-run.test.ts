@@ -510,6 +510,34 @@ describe('pidwatch run', () => {
     expect(existsSync(join(scratch, '-'))).toBe(false);
   });
 
+  it.each([
+    ['--joblog', '-'],
+    ['--results', '-.tsv'],
+  ])(
+    '%s %s on stdout loses nothing when the reader falls behind (a full pipe)',
+    async (...option) => {
+      // Three jobs of 1 MB each without a newline, then the joblog or the table on stdout,
+      // read by a reader that starts late: stdout is a full pipe when the rows are written.
+      const job = `head -c 1000000 /dev/zero | tr '\\0' x; : {}`;
+      const pipeline = `set -o pipefail; "$0" "$1" run -k ${option.join(' ')} "$2" ::: 1 2 3 | (sleep 0.5; tr -d x | wc -l)`;
+      const outcome = await new Promise<Outcome>((resolve, reject) => {
+        const child = spawnChild('bash', ['-c', pipeline, process.execPath, main, job]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d;
+        });
+        child.stderr.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+        });
+        child.on('error', reject);
+        child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+      });
+      // The header and a row per job, each on a line of its own; no EAGAIN.
+      expect(outcome).toMatchObject({ code: 0, stdout: '4\n', stderr: '' });
+    },
+  );
+
   it('writes a joblog with GNU parallel columns', async () => {
     const log = scratchFile('joblog');
     const outcome = await cli([

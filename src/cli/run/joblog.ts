@@ -71,29 +71,35 @@ export function readDoneSeqs(
 
 /** An open joblog: rows are written as jobs finish, in completion order. */
 export class JobLog {
+  /** -1: stdout, written through process.stdout (see `write`). */
   private readonly fd: number;
 
   /**
    * Appends without a header (`+FILE`, or resuming a log that has one); else starts afresh.
    * `-` is stdout, between the jobs' output, as in GNU parallel.
    */
-  constructor(
-    private readonly path: string,
-    append: boolean,
-  ) {
+  constructor(path: string, append: boolean) {
     try {
-      this.fd = path === '-' ? 1 : openSync(path, append ? 'a' : 'w');
+      this.fd = path === '-' ? -1 : openSync(path, append ? 'a' : 'w');
     } catch (error) {
       throw new UsageError(`cannot write to --joblog ${path}: ${(error as Error).message}`);
     }
-    if (!append) writeSync(this.fd, HEADER);
+    if (!append) this.put(HEADER);
   }
 
   write(row: JoblogRow): void {
-    writeSync(this.fd, formatRow(row));
+    this.put(formatRow(row));
+  }
+
+  // Stdout through its stream, as the jobs' output goes: in order with it, and a pipe
+  // that is full (a slow reader) holds the rest in memory rather than failing the write
+  // with EAGAIN (Node makes a pipe on stdout non-blocking).
+  private put(text: string): void {
+    if (this.fd < 0) process.stdout.write(text);
+    else writeSync(this.fd, text);
   }
 
   close(): void {
-    if (this.path !== '-') closeSync(this.fd);
+    if (this.fd >= 0) closeSync(this.fd);
   }
 }

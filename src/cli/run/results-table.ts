@@ -48,8 +48,8 @@ export interface TableRow extends JoblogRow {
 
 /** An open results table: rows are written as jobs are printed (completion order; -k: input order). */
 export class ResultsTable {
+  /** -1: stdout, written through process.stdout (as the joblog's `-`, see joblog.ts). */
   private readonly fd: number;
-  private readonly toStdout: boolean;
   private headed = false;
 
   constructor(
@@ -57,9 +57,9 @@ export class ResultsTable {
     private readonly format: Format,
   ) {
     // Only these exact names mean stdout, as in GNU parallel.
-    this.toStdout = path === '-.csv' || path === '-.tsv' || path === '-.json';
+    const toStdout = path === '-.csv' || path === '-.tsv' || path === '-.json';
     try {
-      this.fd = this.toStdout ? 1 : openSync(path, 'w');
+      this.fd = toStdout ? -1 : openSync(path, 'w');
     } catch (error) {
       throw new UsageError(`cannot open results file '${path}': ${(error as Error).message}`);
     }
@@ -112,10 +112,12 @@ export class ResultsTable {
       ]);
     }
     this.headed = true;
-    writeSync(this.fd, Buffer.from(text, 'latin1'));
+    const data = Buffer.from(text, 'latin1');
+    if (this.fd < 0) process.stdout.write(data);
+    else writeSync(this.fd, data);
   }
 
   close(): void {
-    if (!this.toStdout) closeSync(this.fd);
+    if (this.fd >= 0) closeSync(this.fd);
   }
 }
