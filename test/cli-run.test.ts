@@ -49,8 +49,18 @@ function cli(
   args: string[],
   { input = '', started }: { input?: string; started?: (pid: number) => void } = {},
 ): Promise<Outcome> {
+  return runFile(process.execPath, [main, ...args], input, started);
+}
+
+/** Runs `file` with `args` in the scratch directory, `input` on its stdin. */
+function runFile(
+  file: string,
+  args: string[],
+  input = '',
+  started?: (pid: number) => void,
+): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawnChild(process.execPath, [main, ...args], { cwd: scratch });
+    const child = spawnChild(file, args, { cwd: scratch });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -520,21 +530,9 @@ describe('pidwatch run', () => {
       // read by a reader that starts late: stdout is a full pipe when the rows are written.
       const job = `head -c 1000000 /dev/zero | tr '\\0' x; : {}`;
       const pipeline = `set -o pipefail; "$0" "$1" run -k ${option.join(' ')} "$2" ::: 1 2 3 | (sleep 0.5; tr -d x | wc -l)`;
-      const outcome = await new Promise<Outcome>((resolve, reject) => {
-        const child = spawnChild('bash', ['-c', pipeline, process.execPath, main, job]);
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => {
-          stdout += d;
-        });
-        child.stderr.setEncoding('utf8').on('data', (d: string) => {
-          stderr += d;
-        });
-        child.on('error', reject);
-        child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-      });
+      const result = await runFile('bash', ['-c', pipeline, process.execPath, main, job]);
       // The header and a row per job, each on a line of its own; no EAGAIN.
-      expect(outcome).toMatchObject({ code: 0, stdout: '4\n', stderr: '' });
+      expect(result).toMatchObject({ code: 0, stdout: '4\n', stderr: '' });
     },
   );
 
