@@ -536,6 +536,14 @@ describe('pidwatch run', () => {
     },
   );
 
+  it("-u: jobs writing to a pipe whose reader falls behind wait for it, as a pipe's writers do", async () => {
+    // The jobs write to the pipe themselves; Node's own end of it is non-blocking, theirs not.
+    const job = `head -c 1000000 /dev/zero | tr '\\0' x; : {}`;
+    const pipeline = `set -o pipefail; "$0" "$1" run -u "$2" ::: 1 2 3 | (sleep 0.5; wc -c)`;
+    const result = await runFile('bash', ['-c', pipeline, process.execPath, main, job]);
+    expect(result).toMatchObject({ code: 0, stdout: '3000000\n', stderr: '' });
+  });
+
   it('writes a joblog with GNU parallel columns', async () => {
     const log = scratchFile('joblog');
     const outcome = await cli([

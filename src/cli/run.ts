@@ -1,5 +1,5 @@
 // `pidwatch run`: GNU parallel's command line (see its man page), on pidwatch's runner.
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
 import { availableParallelism, constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { envWith } from '../options.js';
@@ -158,6 +158,37 @@ export async function runRun(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * The stdout and stderr of `-u`'s jobs, which write to this process's own: where one is a
+ * pipe, that pipe opened anew (`/proc/self/fd/N`: a file description of its own). Node makes
+ * the pipe under process.stdout non-blocking, and that flag belongs to the file description a
+ * child inherits: a job writing faster than the reader read got EAGAIN and lost its output,
+ * where GNU parallel's jobs block, as writers to a pipe expect. A terminal or a file is
+ * inherited as it is. `close` gives back what was opened.
+ */
+function ownOutputs(): {
+  stdio: ['ignore', number | 'inherit', number | 'inherit'];
+  close(): void;
+} {
+  const opened: number[] = [];
+  const output = (fd: 1 | 2): number | 'inherit' => {
+    try {
+      if (!fstatSync(fd).isFIFO()) return 'inherit';
+      const reopened = openSync(`/proc/self/fd/${fd}`, fsConstants.O_WRONLY);
+      opened.push(reopened);
+      return reopened;
+    } catch {
+      return 'inherit'; // no /proc: the pipe as it is
+    }
+  };
+  return {
+    stdio: ['ignore', output(1), output(2)],
+    close: () => {
+      for (const fd of opened) closeSync(fd);
+    },
+  };
+}
+
 /** As GNU parallel, a missing or unreadable input file is bad usage, found before any job runs. */
 function checkInputFiles(config: RunConfig): void {
   for (const source of config.sources) {
@@ -301,6 +332,11 @@ async function runJobsOf(
     config.keepOrder,
   );
 
+  // -u: the jobs write to the outputs themselves (output 'inherit', below).
+  const ungrouped =
+    config.output === 'ungroup' && config.results === null && config.queue === null
+      ? ownOutputs()
+      : null;
   const jobEnv =
     config.queue === null
       ? envWith(baseEnv, ['PARALLEL_SEQ', 'PARALLEL_JOBSLOT'])
@@ -345,6 +381,7 @@ async function runJobsOf(
           env: jobEnv(String(seq), String(slot)),
           timeout: timeout === undefined ? undefined : Math.max(1, Math.round(timeout)),
           killOnParentExit: true,
+          stdio: ungrouped?.stdio,
         },
       };
       byJob.set(job, info);
@@ -486,6 +523,7 @@ async function runJobsOf(
             onResult,
           });
   } catch (error) {
+    ungrouped?.close();
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`pidwatch run: ${error.message}\n`);
     return USAGE_STATUS;
@@ -522,6 +560,7 @@ async function runJobsOf(
     if (brokenPipe) return 128 + constants.signals.SIGPIPE;
   } finally {
     bar?.stop();
+    ungrouped?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onHangup);
