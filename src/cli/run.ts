@@ -146,6 +146,7 @@ export async function runRun(argv: string[]): Promise<number> {
       if (format !== null) table = new ResultsTable(config.results, format);
     }
   } catch (error) {
+    joblog?.close(); // opened before a --results table that could not be
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`pidwatch run: ${error.message}\n`);
     return USAGE_STATUS;

@@ -1,6 +1,7 @@
 // --joblog in GNU parallel's format, and reading one back for --resume / --resume-failed.
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { UsageError } from '../args.js';
+import { RunFile } from './output.js';
 
 const HEADER = 'Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n';
 
@@ -71,8 +72,7 @@ export function readDoneSeqs(
 
 /** An open joblog: rows are written as jobs finish, in completion order. */
 export class JobLog {
-  /** -1: stdout, written through process.stdout (see `write`). */
-  private readonly fd: number;
+  private readonly file: RunFile;
 
   /**
    * Appends without a header (`+FILE`, or resuming a log that has one); else starts afresh.
@@ -80,26 +80,18 @@ export class JobLog {
    */
   constructor(path: string, append: boolean) {
     try {
-      this.fd = path === '-' ? -1 : openSync(path, append ? 'a' : 'w');
+      this.file = new RunFile(path === '-' ? null : path, append ? 'a' : 'w');
     } catch (error) {
       throw new UsageError(`cannot write to --joblog ${path}: ${(error as Error).message}`);
     }
-    if (!append) this.put(HEADER);
+    if (!append) this.file.write(Buffer.from(HEADER));
   }
 
   write(row: JoblogRow): void {
-    this.put(formatRow(row));
-  }
-
-  // Stdout through its stream, as the jobs' output goes: in order with it, and a pipe
-  // that is full (a slow reader) holds the rest in memory rather than failing the write
-  // with EAGAIN (Node makes a pipe on stdout non-blocking).
-  private put(text: string): void {
-    if (this.fd < 0) process.stdout.write(text);
-    else writeSync(this.fd, text);
+    this.file.write(Buffer.from(formatRow(row)));
   }
 
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    this.file.close();
   }
 }

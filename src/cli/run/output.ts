@@ -1,5 +1,6 @@
 // Output modes: grouped (each job's output whole, once it ends: GNU parallel's default),
 // in input order with -k, lines as they come with --line-buffer; --tag/--tagstring prefixes.
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 
 const NEWLINE = 0x0a;
@@ -176,4 +177,29 @@ export function forwardLines(
     stream.on('close', end);
     stream.on('error', () => {});
   });
+}
+
+/**
+ * A file the run writes as jobs end (the joblog, a --results table), or stdout. Stdout is
+ * written through process.stdout, as the jobs' output is: in order with it, and a pipe that
+ * is full (a slow reader) holds the rest in memory rather than failing the write with
+ * EAGAIN (Node makes a pipe on stdout non-blocking).
+ */
+export class RunFile {
+  /** -1: stdout. */
+  private readonly fd: number;
+
+  /** `path` null: stdout. Throws what opening the file throws. */
+  constructor(path: string | null, flags: 'a' | 'w') {
+    this.fd = path === null ? -1 : openSync(path, flags);
+  }
+
+  write(data: Buffer): void {
+    if (this.fd < 0) process.stdout.write(data);
+    else writeSync(this.fd, data);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+  }
 }

@@ -1,9 +1,9 @@
 // --results NAME.csv, NAME.tsv or NAME.json: one file with a row per job (GNU parallel's
 // columns, its quoting) in place of a directory tree; `-.csv`, `-.tsv`, `-.json` write the
 // rows to stdout.
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { UsageError } from '../args.js';
 import type { JoblogRow } from './joblog.js';
+import { RunFile } from './output.js';
 
 type Format = 'csv' | 'tsv' | 'json';
 
@@ -48,8 +48,7 @@ export interface TableRow extends JoblogRow {
 
 /** An open results table: rows are written as jobs are printed (completion order; -k: input order). */
 export class ResultsTable {
-  /** -1: stdout, written through process.stdout (as the joblog's `-`, see joblog.ts). */
-  private readonly fd: number;
+  private readonly file: RunFile;
   private headed = false;
 
   constructor(
@@ -59,7 +58,7 @@ export class ResultsTable {
     // Only these exact names mean stdout, as in GNU parallel.
     const toStdout = path === '-.csv' || path === '-.tsv' || path === '-.json';
     try {
-      this.fd = toStdout ? -1 : openSync(path, 'w');
+      this.file = new RunFile(toStdout ? null : path, 'w');
     } catch (error) {
       throw new UsageError(`cannot open results file '${path}': ${(error as Error).message}`);
     }
@@ -112,12 +111,10 @@ export class ResultsTable {
       ]);
     }
     this.headed = true;
-    const data = Buffer.from(text, 'latin1');
-    if (this.fd < 0) process.stdout.write(data);
-    else writeSync(this.fd, data);
+    this.file.write(Buffer.from(text, 'latin1'));
   }
 
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    this.file.close();
   }
 }
