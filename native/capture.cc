@@ -17,7 +17,11 @@
 namespace pidwatch {
 namespace {
 
-enum CaptureFlags { kFlagAll = 1, kFlagDiscard = 2 };
+// kFlagHold: the done event waits for exited(id), which returns the output in the
+// JS turn that handles the child's exit: the output of a child that has ended is
+// complete by then (its pipes close before its pidfd reports the exit), so one call
+// into JS, the exit's, serves both, where a done event costs a call of its own.
+enum CaptureFlags { kFlagAll = 1, kFlagDiscard = 2, kFlagHold = 4 };
 enum PipeIndex { kStdin, kStdout, kStderr, kPipes };
 // What onEvent(id, event, stdout, stderr, all) reports.
 enum CaptureEvent { kEventOverflow = 1, kEventDone = 2, kEventDoneOverflowed = 3 };
@@ -77,6 +81,7 @@ struct Capture {
   int open_outputs = 0;
   bool overflowed = false;
   bool overflow_told = false;
+  bool held = false;  // done, waiting for exited() (kFlagHold)
   bool delivered = false;
 };
 
@@ -93,6 +98,7 @@ class CaptureEnv {
   napi_value Start(const Napi::CallbackInfo& info);
   void Close(uint32_t id);
   void EndInput(uint32_t id);
+  napi_value Exited(uint32_t id);
   void SetCallback(napi_value fn);
   // Environment teardown: every fd closed, handles closed, no JS.
   void Teardown(void (*on_closed)(uv_handle_t*), void* closure);
@@ -107,6 +113,8 @@ class CaptureEnv {
   bool Keep(Pipe& p, const char* chunk, size_t n);
   bool WriteInput(Capture* c);
   void Deliver(Capture* c);
+  void Done(Capture* c);
+  napi_value Buffers(Capture* c, napi_value* buffers);
   void Notify(uint32_t id, int event, napi_value* buffers);
   napi_value Take(Bytes& bytes);
   void MaybeRelease(Capture* c);
@@ -120,6 +128,7 @@ class CaptureEnv {
   napi_async_context async_context_ = nullptr;
   uint32_t next_id_ = 1;
   std::unordered_map<uint32_t, Capture*> live_;
+  size_t held_ = 0;  // live captures that are held (nothing left to read)
   // Captures released while a batch is being handled, freed after it.
   std::vector<Capture*> released_;
   bool dispatching_ = false;
@@ -153,7 +162,8 @@ void CaptureEnv::SetCallback(napi_value fn) {
 // A live capture keeps the loop alive, as a stream being read does.
 void CaptureEnv::UpdateRef() {
   if (!poll_) return;
-  if (live_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  // A held capture has nothing left to read: its child's handle keeps the loop alive.
+  if (live_.size() == held_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
   else uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
@@ -263,7 +273,7 @@ void CaptureEnv::Dispatch() {
   dispatching_ = false;
   for (const Notice& notice : notices) {
     auto it = live_.find(notice.id);
-    if (it == live_.end() || it->second->delivered) continue;
+    if (it == live_.end() || it->second->delivered || it->second->held) continue;
     Capture* c = it->second;
     if (notice.event == kEventOverflow) {
       Notify(notice.id, kEventOverflow, nullptr);
@@ -271,7 +281,7 @@ void CaptureEnv::Dispatch() {
       EndPipe(c->pipes[notice.pipe]);
       if (c->open_outputs > 0) continue;
     }
-    Deliver(c);
+    Done(c);
   }
   for (Capture* c : released_) delete c;
   released_.clear();
@@ -383,15 +393,41 @@ void CaptureEnv::Notify(uint32_t id, int event, napi_value* buffers) {
   napi_close_handle_scope(env_, scope);
 }
 
+// Every output has ended: the done event now, or with kFlagHold when exited() asks.
+void CaptureEnv::Done(Capture* c) {
+  if (!(c->flags & kFlagHold)) {
+    Deliver(c);
+    return;
+  }
+  c->held = true;
+  held_++;
+  UpdateRef();
+}
+
+// The output as the done event carries it: buffers[0..2] = stdout, stderr, all
+// (undefined when empty); returns the event. Marks the capture delivered.
+napi_value CaptureEnv::Buffers(Capture* c, napi_value* buffers) {
+  if (c->held) {
+    c->held = false;
+    held_--;
+  }
+  c->delivered = true;
+  buffers[0] = Take(c->pipes[kStdout].bytes);
+  buffers[1] = Take(c->pipes[kStderr].bytes);
+  buffers[2] = Take(c->all);
+  napi_value event;
+  napi_create_int32(env_, c->overflowed ? kEventDoneOverflowed : kEventDone, &event);
+  return event;
+}
+
 void CaptureEnv::Deliver(Capture* c) {
   if (c->delivered) return;
-  c->delivered = true;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
-  napi_value buffers[3] = {Take(c->pipes[kStdout].bytes), Take(c->pipes[kStderr].bytes),
-                           Take(c->all)};
+  napi_value buffers[3];
   uint32_t id = c->id;
   int event = c->overflowed ? kEventDoneOverflowed : kEventDone;
+  Buffers(c, buffers);
   MaybeRelease(c);  // `c` may be gone after this
   Notify(id, event, buffers);
   napi_close_handle_scope(env_, scope);
@@ -427,6 +463,31 @@ void CaptureEnv::EndInput(uint32_t id) {
   if (it == live_.end()) return;
   EndPipe(it->second->pipes[kStdin]);
   MaybeRelease(it->second);
+}
+
+// exited(id), once the child has exited: ends the input as endInput does; then, if
+// the output has ended (held, kFlagHold), returns [event, stdout, stderr, all] and
+// the capture is done; else undefined, and the done event comes when it ends.
+napi_value CaptureEnv::Exited(uint32_t id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return nullptr;
+  Capture* c = it->second;
+  EndPipe(c->pipes[kStdin]);
+  c->flags &= ~static_cast<unsigned>(kFlagHold);
+  if (!c->held) {
+    MaybeRelease(c);  // output delivered before, stdin open until now
+    return nullptr;
+  }
+  napi_value result;
+  if (napi_create_array_with_length(env_, 4, &result) != napi_ok) {
+    Deliver(c);  // the environment is going away: the event as without hold
+    return nullptr;
+  }
+  napi_value values[4];
+  values[0] = Buffers(c, values + 1);
+  for (uint32_t i = 0; i < 4; i++) napi_set_element(env_, result, i, values[i]);
+  MaybeRelease(c);  // `c` is gone after this
+  return result;
 }
 
 void CaptureEnv::Teardown(void (*on_closed)(uv_handle_t*), void* closure) {
@@ -467,6 +528,11 @@ Napi::Value CaptureStart(const Napi::CallbackInfo& info) {
 Napi::Value CaptureClose(const Napi::CallbackInfo& info) {
   EnvOf(info)->Close(IdOf(info));
   return info.Env().Undefined();
+}
+
+Napi::Value CaptureExited(const Napi::CallbackInfo& info) {
+  napi_value result = EnvOf(info)->Exited(IdOf(info));
+  return result ? Napi::Value(info.Env(), result) : info.Env().Undefined();
 }
 
 Napi::Value CaptureEndInput(const Napi::CallbackInfo& info) {
@@ -572,6 +638,7 @@ void InitCapture(Napi::Env env, Napi::Object exports) {
   exports.Set("takeMemoryFile", Napi::Function::New<TakeMemoryFile>(env, "takeMemoryFile"));
   exports.Set("captureEndInput",
               Napi::Function::New<CaptureEndInput>(env, "captureEndInput", cenv));
+  exports.Set("captureExited", Napi::Function::New<CaptureExited>(env, "captureExited", cenv));
 }
 
 }  // namespace pidwatch

@@ -28,6 +28,11 @@ export interface CaptureOptions {
   discard?: boolean;
   /** Once, when a stream went past maxBuffer. */
   onOverflow?: () => void;
+  /**
+   * @internal The output of a child that ends is taken by `exited()`, in the turn that
+   * handles its exit, rather than reported through `done` (which then never settles).
+   */
+  untilExit?: boolean;
 }
 
 /** What the output pipes carried. */
@@ -71,7 +76,10 @@ export class Capture {
     const { input = null, maxBuffer = Number.POSITIVE_INFINITY } = options;
     this.#all = options.all === true;
     this.#onOverflow = options.onOverflow;
-    const flags = (this.#all ? CaptureFlag.all : 0) | (options.discard ? CaptureFlag.discard : 0);
+    const flags =
+      (this.#all ? CaptureFlag.all : 0) |
+      (options.discard ? CaptureFlag.discard : 0) |
+      (options.untilExit ? CaptureFlag.hold : 0);
     if (fds[1] < 0 && fds[2] < 0) {
       // Nothing to read: the child's stdin, if piped, gets EOF at once.
       if (fds[0] >= 0) native.captureClose(native.captureStart(fds, null, 0, 0));
@@ -97,6 +105,26 @@ export class Capture {
   /** Stops writing input and closes the child's stdin. */
   endInput(): void {
     if (this.#id !== 0) native.captureEndInput(this.#id);
+  }
+
+  /**
+   * The child has exited: closes its stdin, and returns the output if it has ended
+   * (with `untilExit`; `done` then never settles); else undefined, and `done` settles
+   * once it ends.
+   */
+  exited(): Captured | undefined {
+    if (this.#id === 0) return undefined;
+    const held = native.captureExited(this.#id);
+    if (held === undefined) return undefined;
+    running.delete(this.#id);
+    this.#id = 0;
+    const [event, stdout, stderr, all] = held;
+    return captured(
+      stdout,
+      stderr,
+      this.#all ? (all ?? EMPTY) : undefined,
+      event === CaptureEvent.doneOverflowed,
+    );
   }
 
   /** @internal */
@@ -177,12 +205,17 @@ function captureOutput(
   let bounded = false;
   let lateTimeout = false;
   let lateAbort = false;
+  const { onOverflow } = captureOptions;
   const capture = new Capture(fds, {
-    ...captureOptions,
+    input: captureOptions.input,
+    maxBuffer: captureOptions.maxBuffer,
+    all: captureOptions.all,
+    discard: captureOptions.discard,
+    untilExit: true,
     onOverflow: () => {
       bound();
       proc.terminate('dispose');
-      captureOptions.onOverflow?.();
+      onOverflow?.();
     },
   });
   /** No more waiting for output after the exit. */
@@ -199,11 +232,13 @@ function captureOutput(
       bound();
     });
   }
-  const onAbort = () => {
-    if (exited) lateAbort = true;
-    bound();
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
+  const onAbort = signal
+    ? () => {
+        if (exited) lateAbort = true;
+        bound();
+      }
+    : undefined;
+  if (onAbort) signal!.addEventListener('abort', onAbort, { once: true });
 
   // Settles once both the exit and the end of the output are in.
   let status: ExitStatus | undefined;
@@ -214,7 +249,7 @@ function captureOutput(
   });
   const finish = () => {
     cancelTimeout?.();
-    signal?.removeEventListener('abort', onAbort);
+    if (onAbort) signal!.removeEventListener('abort', onAbort);
     let final = status!;
     if (lateTimeout) final = { ...final, timedOut: true };
     if (lateAbort) final = { ...final, aborted: true };
@@ -224,9 +259,15 @@ function captureOutput(
   proc.exited.then((exit) => {
     exited = true;
     status = exit;
-    capture.endInput();
+    // Usually the output has ended by now (the pipes close before the exit is
+    // reported) and comes with this call; a descendant may still hold a pipe.
+    const taken = capture.exited();
+    if (taken !== undefined) output = taken;
+    if (output !== undefined) {
+      finish();
+      return;
+    }
     if (bounded || exit.timedOut || exit.aborted) capture.close();
-    if (output !== undefined) finish();
   });
   capture.done.then((captured) => {
     output = captured;

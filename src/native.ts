@@ -94,7 +94,7 @@ export type NativeCaptureCallback = (
   all: Buffer | undefined,
 ) => void;
 
-export const CaptureFlag = { all: 1, discard: 2 } as const;
+export const CaptureFlag = { all: 1, discard: 2, hold: 4 } as const;
 
 /** Errors thrown by the native layer carry the positive errno and the failed step. */
 export interface NativeError extends Error {
@@ -157,6 +157,21 @@ export interface NativeBinding {
   takeMemoryFile(fd: number): Buffer | undefined;
   /** Stops writing the input and closes the child's stdin. */
   captureEndInput(id: number): void;
+  /**
+   * The child has exited: as captureEndInput; then, for a capture started with
+   * CaptureFlag.hold whose output has ended, its done event's arguments (the event,
+   * stdout, stderr, all), returned instead of reported; else undefined.
+   */
+  captureExited(
+    id: number,
+  ):
+    | [
+        event: number,
+        stdout: Buffer | undefined,
+        stderr: Buffer | undefined,
+        all: Buffer | undefined,
+      ]
+    | undefined;
   /**
    * Runs a child to its end on this thread, no event loop (native/sync.cc). It begins
    * with spawn's request; `forceKillAfterMs` -1 never; throws as spawn does.
