@@ -466,14 +466,34 @@ void CaptureEnv::EndInput(uint32_t id) {
 }
 
 // exited(id), once the child has exited: ends the input as endInput does; then, if
-// the output has ended (held, kFlagHold), returns [event, stdout, stderr, all] and
-// the capture is done; else undefined, and the done event comes when it ends.
+// the output has ended (kFlagHold; read to its end here if it can be), returns
+// [event, stdout, stderr, all] and the capture is done; else undefined, and the done
+// event comes when the output ends. An overflow found here is told by the event
+// alone: the child it would stop has exited.
 napi_value CaptureEnv::Exited(uint32_t id) {
   auto it = live_.find(id);
   if (it == live_.end()) return nullptr;
   Capture* c = it->second;
   EndPipe(c->pipes[kStdin]);
   c->flags &= ~static_cast<unsigned>(kFlagHold);
+  if (!c->held && !c->delivered) {
+    // The pipes' EOF may be in this same loop iteration, not handled yet: read on
+    // now. A short read, then EOF (or EAGAIN: a descendant holds the pipe).
+    for (int i = kStdout; i < kPipes; i++) {
+      Pipe& p = c->pipes[i];
+      if (p.fd >= 0 && (ReadAvailable(p, false) || ReadAvailable(p, false))) EndPipe(p);
+    }
+    if (c->overflowed) {
+      // Past maxBuffer with the child gone: what another pipe holds is not waited for
+      // (as close() after the overflow event would do), and the result tells.
+      c->overflow_told = true;
+      for (int i = kStdout; i < kPipes; i++) EndPipe(c->pipes[i]);
+    }
+    if (c->open_outputs == 0) {
+      c->held = true;
+      held_++;
+    }
+  }
   if (!c->held) {
     MaybeRelease(c);  // output delivered before, stdin open until now
     return nullptr;

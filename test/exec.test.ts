@@ -114,6 +114,17 @@ describe('exec()', () => {
     expect(bytes.stdout).toEqual(Buffer.from('€'.repeat(34)).subarray(0, 100));
   });
 
+  it('cuts output past maxBuffer that the child wrote all at once before exiting', async () => {
+    // One write and the exit: the overflow is found as the exit is handled, not while
+    // the child runs; the call still fails with the output cut, nothing else waited for.
+    for (const maxBuffer of [0, 1, 4095, 4096]) {
+      const error = await rejection(run('head', ['-c', '4097', '/dev/zero'], { maxBuffer }));
+      expect(error).toBeInstanceOf(ExitError);
+      expect(error.isMaxBuffer).toBe(true);
+      expect(error.stdout.length).toBe(maxBuffer);
+    }
+  });
+
   it('accepts output of exactly maxBuffer bytes', async () => {
     const output = await run('head', ['-c', '1000', '/dev/zero'], { maxBuffer: 1000 });
     expect(output.stdout.length).toBe(1000);
