@@ -544,6 +544,93 @@ describe('pidwatch run', () => {
     expect(result).toMatchObject({ code: 0, stdout: '3000000\n', stderr: '' });
   });
 
+  it("-u with a --results table prints the jobs' output; the rows hold none of it (GNU parallel)", async () => {
+    const table = scratchFile('ungrouped.csv');
+    const job = 'echo out{}; echo err{} >&2';
+    const outcome = await cli(['run', '-j1', '-u', '--results', table, job, ':::', '1', '2']);
+    expect(outcome).toMatchObject({ code: 0, stdout: 'out1\nout2\n', stderr: 'err1\nerr2\n' });
+    const [header, ...rows] = lines(readFileSync(table, 'utf8')).map((line) => line.split(','));
+    expect(header).toEqual([
+      ...['Seq', 'Host', 'Starttime', 'JobRuntime', 'Send', 'Receive', 'Exitval', 'Signal'],
+      ...['Command', 'V1', 'Stdout', 'Stderr'],
+    ]);
+    // Seq, Receive, Exitval, Command, V1, Stdout, Stderr
+    expect(rows.map((row) => [0, 5, 6, 8, 9, 10, 11].map((i) => row[i]))).toEqual([
+      ['1', '0', '0', '"echo out1; echo err1 >&2"', '1', '', ''],
+      ['2', '0', '0', '"echo out2; echo err2 >&2"', '2', '', ''],
+    ]);
+  });
+
+  it("--line-buffer with a --results table prints the jobs' output and keeps it in the rows (GNU parallel)", async () => {
+    const table = scratchFile('line-buffered.json');
+    const job = 'echo out{}; echo err{} >&2';
+    const args = ['run', '-j1', '--lb', '--tag', '--results', table, job, ':::', '1', '2'];
+    const outcome = await cli(args);
+    expect(outcome).toMatchObject({
+      code: 0,
+      stdout: '1\tout1\n2\tout2\n',
+      stderr: '1\terr1\n2\terr2\n',
+    });
+    const rows = lines(readFileSync(table, 'utf8')).map((line) => JSON.parse(line));
+    expect(Object.keys(rows[0])).toEqual([
+      ...['Seq', 'Host', 'Starttime', 'JobRuntime', 'Send', 'Receive', 'Exitval', 'Signal'],
+      ...['Command', 'V', 'Stdout', 'Stderr'],
+    ]);
+    // Receive: the bytes read from stdout and stderr both, as GNU parallel's --line-buffer counts.
+    expect(rows.map((row) => [row.Seq, row.Receive, row.V, row.Stdout, row.Stderr])).toEqual([
+      [1, 10, ['1'], '1\tout1\n', '1\terr1\n'],
+      [2, 10, ['2'], '2\tout2\n', '2\terr2\n'],
+    ]);
+  });
+
+  it.each(['-u', '--line-buffer'])(
+    "%s with a --results table on stdout: the table alone, the jobs' output nowhere (GNU parallel)",
+    async (mode) => {
+      const job = 'echo out{}; echo err{} >&2';
+      const outcome = await cli(['run', '-j1', mode, '--results', '-.tsv', job, ':::', '1']);
+      expect(outcome).toMatchObject({ code: 0, stderr: '' });
+      const [header, row] = outcome.stdout.split('\n');
+      expect(header.split('\t').slice(-2)).toEqual(['Stdout', 'Stderr']);
+      expect(row.split('\t')[0]).toBe('1');
+      expect(outcome.stdout).not.toMatch(/^out1$/m);
+    },
+  );
+
+  it.each(['-u', '--line-buffer'])(
+    '%s: the --results table has its rows as jobs end, with -k in input order',
+    async (mode) => {
+      // The first job ends only once the second has been reaped (its PID is gone).
+      const run = async (keepOrder: boolean) => {
+        const pid = scratchFile('second-pid');
+        const table = scratchFile('order.json');
+        const job =
+          `if [ {} = first ]; then until [ -s ${pid} ] && ! kill -0 $(cat ${pid}) 2>/dev/null; ` +
+          `do sleep 0.01; done; else echo $$ > ${pid}; fi; echo {}`;
+        const order = keepOrder ? ['-k'] : [];
+        const args = [
+          'run',
+          '-j2',
+          ...order,
+          mode,
+          '--results',
+          table,
+          job,
+          ':::',
+          'first',
+          'second',
+        ];
+        const outcome = await cli(args);
+        expect(outcome.code).toBe(0);
+        const values = lines(readFileSync(table, 'utf8')).map((row) => JSON.parse(row).V[0]);
+        return { stdout: outcome.stdout, values };
+      };
+      expect(await run(false)).toEqual({ stdout: 'second\nfirst\n', values: ['second', 'first'] });
+      // -k holds --line-buffer's output in input order too; -u's goes out as it comes.
+      const kept = mode === '-u' ? 'second\nfirst\n' : 'first\nsecond\n';
+      expect(await run(true)).toEqual({ stdout: kept, values: ['first', 'second'] });
+    },
+  );
+
   it('writes a joblog with GNU parallel columns', async () => {
     const log = scratchFile('joblog');
     const outcome = await cli([

@@ -79,7 +79,7 @@ interface Started {
   index: number;
   values: JobValues;
   command: string;
-  /** Bytes written to stdout, when streamed (grouped output counts its buffer). */
+  /** Bytes --line-buffer read from the job's stdout and stderr (grouped output counts its stdout). */
   receive: number | null;
 }
 
@@ -159,6 +159,15 @@ export async function runRun(argv: string[]): Promise<number> {
   }
 }
 
+/** Where `-u`'s jobs write, and how to give back what was opened for it. */
+interface JobOutputs {
+  stdio: ['ignore', number | 'inherit' | 'ignore', number | 'inherit' | 'ignore'];
+  close(): void;
+}
+
+/** -u with a --results table on stdout: GNU parallel points the jobs' output at /dev/null. */
+const NO_OUTPUTS: JobOutputs = { stdio: ['ignore', 'ignore', 'ignore'], close: () => {} };
+
 /**
  * The stdout and stderr of `-u`'s jobs, which write to this process's own: where one is a
  * pipe, that pipe opened anew (`/proc/self/fd/N`: a file description of its own). Node makes
@@ -167,10 +176,7 @@ export async function runRun(argv: string[]): Promise<number> {
  * where GNU parallel's jobs block, as writers to a pipe expect. A terminal or a file is
  * inherited as it is. `close` gives back what was opened.
  */
-function ownOutputs(): {
-  stdio: ['ignore', number | 'inherit', number | 'inherit'];
-  close(): void;
-} {
+function ownOutputs(): JobOutputs {
   const opened: number[] = [];
   const output = (fd: 1 | 2): number | 'inherit' => {
     try {
@@ -281,7 +287,12 @@ async function runJobsOf(
         const stdout = Buffer.from(`${command}\n`);
         const row = { seq, startTime: Date.now(), runtime: 0, receive: stdout.length };
         tableRow(values, { ...row, exitval: 0, signal: 0, command }, stdout, Buffer.alloc(0));
-      } else process.stdout.write(`${tagOf(values)}${command}\n`);
+      }
+      // Printed as a job's output is: not with --results, but by --line-buffer with a table
+      // (GNU parallel's --dry-run groups -u's).
+      const printed =
+        config.results === null || (table !== null && config.output === 'line' && !table.onStdout);
+      if (printed) process.stdout.write(`${tagOf(values)}${command}\n`);
     }
     return 0;
   }
@@ -313,6 +324,19 @@ async function runJobsOf(
     }
   }
 
+  // -u and --line-buffer pass each job's output on as it comes, unless it goes to a --results
+  // directory: GNU parallel then writes it to the job's files and prints none of it, and
+  // pidwatch holds it whole. With a --results table it is passed on all the same (the rows
+  // keep --line-buffer's, and nothing of -u's, which GNU parallel never reads).
+  const output: RunOptions['output'] =
+    config.output === 'group' || (config.results !== null && table === null)
+      ? 'buffer'
+      : config.output === 'line'
+        ? 'ignore'
+        : 'inherit';
+  /** The jobs' own output goes nowhere: the table is on stdout. */
+  const quiet = table?.onStdout === true;
+
   const started = new Map<number, Started>();
   const freeSlots: number[] = [];
   let slotCount = 0;
@@ -325,19 +349,17 @@ async function runJobsOf(
     ? new (await import('./run/bar.js')).ProgressBar(process.stderr, count)
     : null;
   const { streamedAttempt } =
-    config.output === 'line' ? await import('./run/streamed.js') : { streamedAttempt: null };
-  const lineOrder = config.output === 'line' && config.keepOrder ? new LineOrder() : null;
+    output === 'ignore' ? await import('./run/streamed.js') : { streamedAttempt: null };
+  const lineOrder = output === 'ignore' && config.keepOrder ? new LineOrder() : null;
   const beforeWrite = () => bar?.clear();
   const grouped = new GroupedOutput(
     { stdout: process.stdout, stderr: process.stderr, beforeWrite },
     config.keepOrder,
   );
 
-  // -u: the jobs write to the outputs themselves (output 'inherit', below).
+  // -u: the jobs write to the outputs themselves.
   const ungrouped =
-    config.output === 'ungroup' && config.results === null && config.queue === null
-      ? ownOutputs()
-      : null;
+    output === 'inherit' && config.queue === null ? (quiet ? NO_OUTPUTS : ownOutputs()) : null;
   const jobEnv =
     config.queue === null
       ? envWith(baseEnv, ['PARALLEL_SEQ', 'PARALLEL_JOBSLOT'])
@@ -356,7 +378,8 @@ async function runJobsOf(
       const slot = freeSlots.length > 0 ? freeSlots.shift()! : ++slotCount;
       const values = jobValues(args, seq, slot, config.colsep !== null);
       const command = template.expand(values);
-      if (config.verbose && config.output !== 'group' && config.results === null) {
+      // -v with -u: the command line as the job starts (--line-buffer's comes as the job's output).
+      if (config.verbose && output === 'inherit' && !quiet) {
         beforeWrite();
         process.stdout.write(`${command}\n`);
       }
@@ -392,13 +415,16 @@ async function runJobsOf(
 
   const byJob = new WeakMap<Job, Started>();
   const streamed = streamedAttempt?.({
-    stdout: process.stdout,
-    stderr: process.stderr,
+    stdout: quiet ? null : process.stdout,
+    stderr: quiet ? null : process.stderr,
     tag: (job) => tagOf(byJob.get(job)!.values),
+    // -v: as GNU parallel writes it to the job's stdout, the line is tagged and counted.
+    head: (job) => (config.verbose ? `${byJob.get(job)!.command}\n` : ''),
     beforeWrite,
     received: (job, bytes) => {
       byJob.get(job)!.receive = bytes;
     },
+    keep: table !== null,
     gate:
       lineOrder === null
         ? undefined
@@ -410,7 +436,6 @@ async function runJobsOf(
   const onResult = (result: JobResult<Buffer>) => {
     const job = started.get(result.index)!;
     started.delete(result.index);
-    lineOrder?.finish(result.index);
     freeSlots.push(job.values.slot);
     freeSlots.sort((a, b) => a - b);
     // Jobs killed by --halt now, SIGINT or SIGTERM are neither printed nor logged, as in
@@ -418,7 +443,7 @@ async function runJobsOf(
     // the job runs).
     if (result.status.aborted) {
       results?.write(job.values, result);
-      grouped.add(null, result.index);
+      grouped.add(null, result.index, () => lineOrder?.finish(result.index));
       return;
     }
     const outcome = outcomeOf(result);
@@ -438,39 +463,34 @@ async function runJobsOf(
     }
     // -v: the command line comes first, as part of the job's output (its --results stdout
     // file and its joblog Receive count too, as in GNU parallel).
-    const held = config.output === 'group' || config.results !== null;
     const stdout =
-      config.verbose && held
+      config.verbose && output === 'buffer'
         ? Buffer.concat([Buffer.from(`${job.command}\n`), result.stdout])
         : result.stdout;
     const row = {
       seq: job.values.seq,
       startTime: result.startTime,
       runtime: result.status.durationMs,
-      receive: job.receive ?? stdout.length,
+      // GNU parallel counts nothing of -u's output, not even what goes to --results files.
+      receive: config.output === 'ungroup' ? 0 : (job.receive ?? stdout.length),
       ...outcome,
       command: job.command,
     };
-    const logged =
-      joblog === null && table === null
-        ? undefined
-        : () => {
-            joblog?.write(row);
-            if (table !== null) tableRow(job.values, row, stdout, result.stderr);
-          };
-    if (config.results !== null) {
-      results?.write(job.values, { ...result, stdout });
-      grouped.add(null, result.index, logged);
-    } else if (config.output === 'group') {
-      const tag = tagOf(job.values);
-      grouped.add(
-        { index: result.index, stdout, stderr: result.stderr, tag },
-        result.index,
-        logged,
-      );
-    } else {
-      logged?.();
-    }
+    // Once the job is printed (-k: after the jobs before it), its rows; then -k --line-buffer
+    // lets the next job's held lines out: GNU parallel prints and logs job by job.
+    const logged = () => {
+      joblog?.write(row);
+      if (table !== null) tableRow(job.values, row, stdout, result.stderr);
+      lineOrder?.finish(result.index);
+    };
+    results?.write(job.values, { ...result, stdout });
+    // What -u and --line-buffer passed on as it came, and what --results holds, is not
+    // printed here.
+    const printed =
+      output === 'buffer' && config.results === null
+        ? { index: result.index, stdout, stderr: result.stderr, tag: tagOf(job.values) }
+        : null;
+    grouped.add(printed, result.index, logged);
     const verdict = halt.finish(outcome);
     if (config.halt !== null && halt.counts(outcome)) {
       const what = { fail: 'failed', success: 'succeeded', done: 'finished' }[config.halt.on];
@@ -492,12 +512,6 @@ async function runJobsOf(
     }
   };
 
-  const output =
-    config.results !== null || config.output === 'group'
-      ? 'buffer'
-      : config.output === 'line'
-        ? 'ignore'
-        : 'inherit';
   const runOptions: RunOptions<Buffer> = {
     concurrency,
     retries: Math.max(config.retries - 1, 0),

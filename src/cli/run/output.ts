@@ -136,43 +136,59 @@ export class LineOrder {
   }
 }
 
+/** How forwardLines passes a stream on. */
+export interface LineForward {
+  /** null: nowhere (the lines are still counted, and kept if asked). */
+  to: Writable | null;
+  /** Printed before each line (with its tab), or ''. */
+  tag: string;
+  beforeWrite: () => void;
+  /** Passes each write on, now or later (-k holds a later job's); absent: now. */
+  gate?: (write: () => void) => void;
+  /** Taken as the first bytes of the stream (-v's command line, which GNU parallel's job writes). */
+  head?: Buffer;
+  /** Keep what was read, untagged, for a --results table. */
+  keep?: boolean;
+}
+
 /**
  * --line-buffer: whole lines of a running job as soon as they are complete (never half a
- * line mixed with another job's), the rest when it ends; each write passes through `gate`
- * (-k holds a later job's). Returns the bytes read, once done.
+ * line mixed with another job's), the rest when it ends. Resolves, once done, with the bytes
+ * read and, with `keep`, the bytes themselves.
  */
 export function forwardLines(
   stream: Readable | null,
-  to: Writable,
-  tag: string,
-  beforeWrite: () => void,
-  gate: (write: () => void) => void = (write) => write(),
-): Promise<number> {
-  if (stream === null) return Promise.resolve(0);
+  { to, tag, beforeWrite, gate = (write) => write(), head, keep = false }: LineForward,
+): Promise<{ bytes: number; kept: Buffer }> {
   return new Promise((resolve) => {
     let carry: Buffer = Buffer.alloc(0);
     let bytes = 0;
+    const kept: Buffer[] = [];
     const write = (data: Buffer) => {
-      if (data.length === 0) return;
+      if (data.length === 0 || to === null) return;
       gate(() => {
         beforeWrite();
         to.write(tagLines(data, tag));
       });
     };
-    stream.on('data', (chunk: Buffer) => {
+    const read = (chunk: Buffer) => {
       bytes += chunk.length;
+      if (keep) kept.push(chunk);
       const data = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
       const end = data.lastIndexOf(NEWLINE) + 1;
       write(data.subarray(0, end));
       carry = Buffer.from(data.subarray(end));
-    });
+    };
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
       write(carry);
-      resolve(bytes);
+      resolve({ bytes, kept: Buffer.concat(kept) });
     };
+    if (head !== undefined && head.length > 0) read(head);
+    if (stream === null) return end();
+    stream.on('data', read);
     stream.on('end', end);
     stream.on('close', end);
     stream.on('error', () => {});

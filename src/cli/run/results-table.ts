@@ -50,15 +50,20 @@ export interface TableRow extends JoblogRow {
 export class ResultsTable {
   private readonly file: RunFile;
   private headed = false;
+  /**
+   * The table is written to stdout: GNU parallel then sends the jobs' own output (stdout
+   * and stderr) to /dev/null.
+   */
+  readonly onStdout: boolean;
 
   constructor(
     path: string,
     private readonly format: Format,
   ) {
     // Only these exact names mean stdout, as in GNU parallel.
-    const toStdout = path === '-.csv' || path === '-.tsv' || path === '-.json';
+    this.onStdout = path === '-.csv' || path === '-.tsv' || path === '-.json';
     try {
-      this.file = new RunFile(toStdout ? null : path, 'w');
+      this.file = new RunFile(this.onStdout ? null : path, 'w');
     } catch (error) {
       throw new UsageError(`cannot open results file '${path}': ${(error as Error).message}`);
     }

@@ -7,16 +7,22 @@ import { attemptOptions, type RunSettings } from '../../runner/validate.js';
 import { spawnAsync } from '../../spawn.js';
 import { forwardLines } from './output.js';
 
-const EMPTY = Buffer.alloc(0);
-
 export interface StreamTarget {
-  stdout: Writable;
-  stderr: Writable;
+  /** null: the output goes nowhere (a --results table on stdout, as in GNU parallel). */
+  stdout: Writable | null;
+  stderr: Writable | null;
   /** The --tag prefix of a job ('' for none). */
   tag: (job: Job) => string;
+  /** What the job's stdout starts with before the job writes anything (-v), or ''. */
+  head: (job: Job) => string;
   beforeWrite: () => void;
-  /** Bytes the job wrote to stdout (the joblog's Receive), once its output has ended. */
+  /**
+   * Bytes read from the job's stdout and stderr together (the joblog's Receive, as GNU
+   * parallel's --line-buffer counts it), once its output has ended.
+   */
   received: (job: Job, bytes: number) => void;
+  /** Keep the output in the attempt's result as well (a --results table holds it). */
+  keep: boolean;
   /** Passes each write of the job's lines on, now or later (-k); absent: now. */
   gate?: (job: Job, write: () => void) => void;
 }
@@ -33,14 +39,19 @@ export function streamedAttempt(target: StreamTarget) {
     attempt.done = spawnAsync(job.file, job.args ?? [], options).then(
       (proc) => {
         attempt.spawned(proc, () => {});
-        const tag = target.tag(job);
-        const { gate } = target;
-        const own = gate && ((write: () => void) => gate(job, write));
-        const out = forwardLines(proc.stdout, target.stdout, tag, target.beforeWrite, own);
-        const err = forwardLines(proc.stderr, target.stderr, tag, target.beforeWrite, own);
-        return Promise.all([proc.exited, out, err]).then(([status, bytes]) => {
-          target.received(job, bytes);
-          return { status, stdout: EMPTY, stderr: EMPTY, startTime };
+        const { gate, beforeWrite, keep } = target;
+        const forward = {
+          tag: target.tag(job),
+          beforeWrite,
+          gate: gate && ((write: () => void) => gate(job, write)),
+          keep,
+        };
+        const head = Buffer.from(target.head(job));
+        const out = forwardLines(proc.stdout, { ...forward, to: target.stdout, head });
+        const err = forwardLines(proc.stderr, { ...forward, to: target.stderr });
+        return Promise.all([proc.exited, out, err]).then(([status, stdout, stderr]) => {
+          target.received(job, stdout.bytes + stderr.bytes);
+          return { status, stdout: stdout.kept, stderr: stderr.kept, startTime };
         });
       },
       (error) => spawnFailed(error, startTime),
