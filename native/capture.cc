@@ -174,17 +174,17 @@ bool CaptureEnv::Watch(Pipe& p, uint32_t events) {
   return epoll_ctl(epfd_, EPOLL_CTL_ADD, p.fd, &ev) == 0;
 }
 
-// start(fds: Int32Array [stdin, stdout, stderr] (-1: none), input: Uint8Array | null,
-//       maxBuffer, flags) -> id. Takes over the fds, non-blocking as spawn makes the
-//       parent's ends. Output is kept up to maxBuffer bytes
-// per stream; past it the stream is closed and an overflow event is reported once. The
+// start(stdin, stdout, stderr (fds, -1: none), input: Uint8Array | null, maxBuffer,
+//       flags) -> id. Takes over the fds, non-blocking as spawn makes the parent's ends.
+//       The fds come as numbers, not in a typed array: a small typed array lives on
+//       V8's heap, and reading it natively first copies it out (a few us a call).
+//       Output is kept up to maxBuffer bytes per stream; past it the stream is closed and an overflow event is reported once. The
 // done event comes once every output pipe has ended (EOF, error, overflow or close()),
 // with a Buffer per non-empty stream.
 napi_value CaptureEnv::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsTypedArray() || !info[2].IsNumber() ||
-      !info[3].IsNumber() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-      info[0].As<Napi::Int32Array>().ElementLength() < kPipes) {
+  if (info.Length() < 6 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
+      !info[4].IsNumber() || !info[5].IsNumber()) {
     Napi::TypeError::New(env, "pidwatch native captureStart: bad arguments")
         .ThrowAsJavaScriptException();
     return nullptr;
@@ -193,21 +193,20 @@ napi_value CaptureEnv::Start(const Napi::CallbackInfo& info) {
     Napi::Error::New(env, "pidwatch native captureStart: no epoll set").ThrowAsJavaScriptException();
     return nullptr;
   }
-  Napi::Int32Array fds = info[0].As<Napi::Int32Array>();
   Capture* c = new Capture;
   c->id = next_id_++;
   if (next_id_ == 0) next_id_ = 1;
   for (int i = 0; i < kPipes; i++) {
     c->pipes[i].owner = c;
     c->pipes[i].index = i;
-    c->pipes[i].fd = fds[i];
+    c->pipes[i].fd = info[i].As<Napi::Number>().Int32Value();
   }
-  if (info[1].IsTypedArray()) {
-    Napi::Uint8Array input = info[1].As<Napi::Uint8Array>();
+  if (info[3].IsTypedArray()) {
+    Napi::Uint8Array input = info[3].As<Napi::Uint8Array>();
     c->input.assign(reinterpret_cast<const char*>(input.Data()), input.ByteLength());
   }
-  c->max_buffer = info[2].As<Napi::Number>().DoubleValue();
-  c->flags = info[3].As<Napi::Number>().Uint32Value();
+  c->max_buffer = info[4].As<Napi::Number>().DoubleValue();
+  c->flags = info[5].As<Napi::Number>().Uint32Value();
   live_.emplace(c->id, c);
 
   Pipe& in = c->pipes[kStdin];

@@ -82,14 +82,14 @@ export class Capture {
       (options.untilExit ? CaptureFlag.hold : 0);
     if (fds[1] < 0 && fds[2] < 0) {
       // Nothing to read: the child's stdin, if piped, gets EOF at once.
-      if (fds[0] >= 0) native.captureClose(native.captureStart(fds, null, 0, 0));
+      if (fds[0] >= 0) native.captureClose(native.captureStart(fds[0], -1, -1, null, 0, 0));
       this.done = Promise.resolve(captured(undefined, undefined, this.#all ? EMPTY : undefined));
       return;
     }
     this.done = new Promise((resolve) => {
       this.#resolve = resolve;
     });
-    this.#id = native.captureStart(fds, input, maxBuffer, flags);
+    this.#id = native.captureStart(fds[0], fds[1], fds[2], input, maxBuffer, flags);
     running.set(this.#id, this);
   }
 

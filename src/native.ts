@@ -148,7 +148,14 @@ export interface NativeBinding {
    * Starts reading the parent's ends of a child's fds 0, 1 and 2 (-1: none; it takes them
    * over and closes them) and writing `input` to fd 0. Returns the capture's id.
    */
-  captureStart(fds: Int32Array, input: Uint8Array | null, maxBuffer: number, flags: number): number;
+  captureStart(
+    stdin: number,
+    stdout: number,
+    stderr: number,
+    input: Uint8Array | null,
+    maxBuffer: number,
+    flags: number,
+  ): number;
   /** Reads what the pipes hold now, closes them, and reports done if it has not yet. */
   captureClose(id: number): void;
   /** A memory file (memfd, close-on-exec) for a child's output: its fd, or -errno. */
