@@ -275,7 +275,7 @@ export function normalizeSpawn(file: unknown, args: unknown, options: unknown): 
   return {
     file: file as string,
     args: argList,
-    argv: [argv0].concat(argList),
+    argv: [argv0, ...argList],
     env,
     path,
     cwd: checkCwd(o.cwd),

@@ -6,6 +6,7 @@ import {
   type NativeLeaf,
   type NativeTreeProcess,
   native,
+  nativeInt32Array,
   SpawnFlag,
 } from './native.js';
 import { nativeRequest, normalizeSpawn, retryWithFreshEnv } from './options.js';
@@ -94,7 +95,7 @@ class Launch {
     readonly request: Request,
     readonly raw: Int32Array | null,
   ) {
-    this.fds = new Int32Array(request.stdio.length);
+    this.fds = nativeInt32Array(request.stdio.length);
     const guarded = (request.flags & SpawnFlag.pdeathsig) !== 0;
     this.leaf = request.tree ? acquireLeaf(guarded) : null;
     // The guardian watches the leaf from before the spawn, not from its adoption: by

@@ -3,7 +3,7 @@
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { invalidValue } from './errors.js';
-import { StdioCode } from './native.js';
+import { nativeInt32Array, StdioCode } from './native.js';
 import type { StdioEntry } from './types.js';
 
 function fdOfStream(entry: object): number | undefined {
@@ -59,7 +59,7 @@ export function stdioCodes(stdio: unknown): Int32Array {
     throw invalidValue('options.stdio', "must be 'pipe', 'inherit', 'ignore' or an array", stdio);
   }
   const entries = stdio as readonly StdioEntry[];
-  const codes = new Int32Array(Math.max(3, entries.length));
+  const codes = nativeInt32Array(Math.max(3, entries.length));
   for (let fd = 0; fd < codes.length; fd++) codes[fd] = codeFor(entries[fd], fd);
   return codes;
 }
