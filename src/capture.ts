@@ -9,7 +9,7 @@
 // `echo b >/dev/stdout` appends (a file is reopened and truncated). Bounded waits (below)
 // keep that wait from outliving `timeout` or an abort. `pidwatch run` alone uses memory
 // files, because GNU parallel's jobs write to files (runner/attempt.ts, native/pump.h).
-import { CaptureEvent, CaptureFlag, deliver, native } from './native.js';
+import { CaptureEvent, CaptureFlag, capturedBytes, deliver, native } from './native.js';
 import { spawnRawAsync } from './spawn.js';
 import type { Subprocess } from './subprocess.js';
 import { deadline } from './timers.js';
@@ -56,7 +56,12 @@ native.captureInit((id, event, stdout, stderr, all) => {
     return;
   }
   running.delete(id);
-  capture.onDone(stdout, stderr, all, event === CaptureEvent.doneOverflowed);
+  capture.onDone(
+    capturedBytes(stdout),
+    capturedBytes(stderr),
+    capturedBytes(all),
+    event === CaptureEvent.doneOverflowed,
+  );
 });
 
 /** The parent's ends of a child's stdin, stdout and stderr, handled natively. */
@@ -120,9 +125,9 @@ export class Capture {
     this.#id = 0;
     const [event, stdout, stderr, all] = held;
     return captured(
-      stdout,
-      stderr,
-      this.#all ? (all ?? EMPTY) : undefined,
+      capturedBytes(stdout),
+      capturedBytes(stderr),
+      this.#all ? (capturedBytes(all) ?? EMPTY) : undefined,
       event === CaptureEvent.doneOverflowed,
     );
   }

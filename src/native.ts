@@ -109,13 +109,23 @@ export const SpawnFlag = { setsid: 1, pdeathsig: 2, uid: 4, gid: 8, processGroup
  */
 export const CaptureEvent = { overflow: 1, done: 2, doneOverflowed: 3 } as const;
 
-/** An empty stream is undefined. */
+/**
+ * A stream's bytes as native code hands them over: a Buffer, or below 4 KiB a string of
+ * one character a byte (Latin-1: see `capturedBytes`); undefined when empty.
+ */
+export type NativeBytes = Buffer | string | undefined;
+
+/** The Buffer of NativeBytes (Buffer.from takes a short one from Node's pool). */
+export function capturedBytes(bytes: NativeBytes): Buffer | undefined {
+  return typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes;
+}
+
 export type NativeCaptureCallback = (
   id: number,
   event: number,
-  stdout: Buffer | undefined,
-  stderr: Buffer | undefined,
-  all: Buffer | undefined,
+  stdout: NativeBytes,
+  stderr: NativeBytes,
+  all: NativeBytes,
 ) => void;
 
 export const CaptureFlag = { all: 1, discard: 2, hold: 4 } as const;
@@ -195,14 +205,7 @@ export interface NativeBinding {
    */
   captureExited(
     id: number,
-  ):
-    | [
-        event: number,
-        stdout: Buffer | undefined,
-        stderr: Buffer | undefined,
-        all: Buffer | undefined,
-      ]
-    | undefined;
+  ): [event: number, stdout: NativeBytes, stderr: NativeBytes, all: NativeBytes] | undefined;
   /**
    * Runs a child to its end on this thread, no event loop (native/sync.cc). It begins
    * with spawn's request; `forceKillAfterMs` -1 never; throws as spawn does.
