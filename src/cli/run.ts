@@ -17,6 +17,7 @@ import type { JobLog, JoblogRow } from './run/joblog.js';
 import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
 import { GroupedOutput, LineOrder, tagLines } from './run/output.js';
 import { pumpable, runPumped } from './run/pump.js';
+import type { ResultsDirError } from './run/results.js';
 import type { ResultsTable } from './run/results-table.js';
 import { CommandTemplate, expandTag, type JobValues, jobValues } from './run/template.js';
 
@@ -153,6 +154,13 @@ export async function runRun(argv: string[]): Promise<number> {
   }
   try {
     return await runJobsOf(config, concurrency, done, joblog, table);
+  } catch (error) {
+    // A --results directory that cannot be made ends the run (its jobs killed), as GNU
+    // parallel dies there.
+    // (Matched by name: results.js is loaded only for --results.)
+    if ((error as Error).name !== 'ResultsDirError') throw error;
+    process.stderr.write(`pidwatch run: ${(error as ResultsDirError).message}\n`);
+    return (error as ResultsDirError).status;
   } finally {
     joblog?.close();
     table?.close();

@@ -396,6 +396,17 @@ export const cases: Case[] = [
     undefined,
     ['-j1', '--results', '$R', 'echo {}; exit $(( {} % 2 ))', ':::', '1', '2'],
   ),
+  // a part of the --results path is a file: GNU parallel dies in mkpath, exit 17 (EEXIST)
+  c('results under a file', ['--results', 'f/x', 'echo', ':::', '1'], undefined, { f: '' }),
+  c('results path with {} under a file', ['--results', 'f/{}', 'echo', ':::', '1'], undefined, {
+    f: '',
+  }),
+  c('results dir with {} under a file', ['--results', 'f/{}/', 'echo', ':::', '1'], undefined, {
+    f: '',
+  }),
+  c('results table under a file', ['--results', 'f/x.csv', 'echo', ':::', '1'], undefined, {
+    f: '',
+  }),
   c('results', ['--results', '$R', 'echo {}; echo err {} >&2', ':::', 'a', 'b c', 'd/e', '']),
   c('results two sources', [
     '--results',

@@ -1,6 +1,7 @@
 // --results: each job's seq, stdout and stderr in files, in GNU parallel's layouts.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { getSystemErrorMap } from 'node:util';
 import type { ExitStatus } from '../../types.js';
 import { expandTag, hasReplacement, type JobValues } from './template.js';
 
@@ -51,8 +52,33 @@ export function cpuText(status: ExitStatus): string {
 }
 
 /**
- * mkdir -p. By hand: Node 20's `mkdirSync(dir, { recursive: true })` never returns for a
- * path under a file system that refuses mkdir with ENOENT (`/proc/x/1`), spinning on it.
+ * A --results directory that cannot be made. GNU parallel dies there (Perl's mkpath) with the
+ * failed mkdir's errno as its exit status: 17 (EEXIST) where a part of the path is a file.
+ */
+export class ResultsDirError extends Error {
+  override readonly name = 'ResultsDirError';
+
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+function dirError(dir: string, error: unknown): ResultsDirError {
+  const errno = (error as NodeJS.ErrnoException).errno;
+  const reason = (errno !== undefined && getSystemErrorMap().get(errno)?.[1]) || String(error);
+  return new ResultsDirError(`mkdir ${dir}: ${reason}`, errno === undefined ? 1 : Math.abs(errno));
+}
+
+const isDirectory = (path: string) => statSync(path, { throwIfNoEntry: false })?.isDirectory();
+
+/**
+ * mkdir -p, as Perl's mkpath: each missing parent first, and a part of the path that is not
+ * a directory fails as its mkdir does (EEXIST, naming that part). By hand also because Node
+ * 20's `mkdirSync(dir, { recursive: true })` never returns for a path under a file system
+ * that refuses mkdir with ENOENT (`/proc/x/1`), spinning on it.
  */
 function makeDirs(dir: string): void {
   try {
@@ -60,14 +86,19 @@ function makeDirs(dir: string): void {
     return;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+    if (code === 'EEXIST' && isDirectory(dir)) return;
+    // ENAMETOOLONG is the caller's (it cuts the names and tries again).
+    if (code === 'ENAMETOOLONG') throw error;
+    if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(dir) === dir)
+      throw dirError(dir, error);
   }
   makeDirs(dirname(dir));
   try {
     mkdirSync(dir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && isDirectory(dir)) return;
+    throw code === 'ENAMETOOLONG' ? error : dirError(dir, error);
   }
 }
 
@@ -141,13 +172,22 @@ export class Results {
   private place(values: JobValues): ResultFiles {
     let files = this.files(values);
     try {
-      makeDirs(files.dir);
+      try {
+        makeDirs(files.dir);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENAMETOOLONG' || cutNames || this.template)
+          throw error;
+        cutNames = true;
+        files = this.files(values);
+        makeDirs(files.dir);
+      }
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENAMETOOLONG' || cutNames || this.template)
-        throw error;
-      cutNames = true;
-      files = this.files(values);
-      makeDirs(files.dir);
+      if (error instanceof ResultsDirError && !this.template) throw error;
+      // A path with replacement strings that ends in / is checked by GNU parallel itself,
+      // which exits 255; its other forms die in mkpath as a plain DIR does.
+      if (files.dir.endsWith('/'))
+        throw new ResultsDirError(`Cannot make dir '${files.dir}'.`, 255);
+      throw error instanceof ResultsDirError ? error : dirError(files.dir, error);
     }
     writeFileSync(files.seq, String(values.seq));
     return files;
