@@ -58,6 +58,19 @@ describe('exec()', () => {
     expect([...(output.stderr as Buffer)]).toEqual([0xfe]);
   });
 
+  it('returns every byte value as written, in output of any size around 4 KiB', async () => {
+    // Short output and longer output reach JS by different paths (see native/capture.cc).
+    for (const size of [1, 256, 4095, 4096, 4097, 70000]) {
+      const script = `const b = Buffer.alloc(${size}); for (let i = 0; i < b.length; i++) b[i] = 255 - (i % 256); process.stdout.write(b); process.stderr.write(b.subarray(0, 3))`;
+      const output = await run(process.execPath, ['-e', script], { encoding: 'buffer', all: true });
+      const expected = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) expected[i] = 255 - (i % 256);
+      expect(Buffer.compare(output.stdout as Buffer, expected)).toBe(0);
+      expect(output.stderr).toEqual(expected.subarray(0, 3));
+      expect((output.all as Buffer).length).toBe(size + Math.min(size, 3));
+    }
+  });
+
   it('writes input to stdin, a string or bytes', async () => {
     expect((await run('cat', [], { input: 'hello' })).stdout).toBe('hello');
     const bytes = new Uint8Array([0, 1, 2, 250]);
