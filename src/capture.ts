@@ -1,7 +1,8 @@
 // Output capture through pipes, the way pidwatch collects a child's output (exec,
 // spawn$, the runner): the parent's pipe ends are read natively on the event loop
-// (native/capture.cc) and the bytes reach JS once, when the output has ended. No Node
-// stream per pipe.
+// (native/capture.cc) and the bytes reach JS once, when the output has ended: for a
+// process whose output has ended by its exit (the usual case), in the same turn as the
+// exit (`untilExit`, `Capture.exited()`). No Node stream per pipe.
 //
 // Why pipes and not a memory file per stream: with a pipe, maxBuffer stops a child that
 // writes forever while it runs, stdout and stderr interleave in arrival order for `all`,
