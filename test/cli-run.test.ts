@@ -16,11 +16,12 @@ import { parseArgs, UsageError } from '../src/cli/args.js';
 import { invocation, splitWords } from '../src/cli/run/direct.js';
 import { HaltTracker, parseHalt } from '../src/cli/run/halt.js';
 import { formatRow } from '../src/cli/run/joblog.js';
-import { jobSlots, parseRunArgs, unescapePrintf } from '../src/cli/run/options.js';
+import { parseRunArgs, unescapePrintf } from '../src/cli/run/options.js';
 import { tagLines } from '../src/cli/run/output.js';
 import { perlRegExp } from '../src/cli/run/perl-regexp.js';
 import { escapeName, resultDir } from '../src/cli/run/results.js';
 import { ResultsTable, tableFormat } from '../src/cli/run/results-table.js';
+import { jobSlots } from '../src/cli/run/slots.js';
 import { CommandTemplate, expandTag, shellQuote } from '../src/cli/run/template.js';
 import { parseDuration } from '../src/cli/run/time.js';
 import { capabilities } from '../src/index.js';
@@ -308,6 +309,29 @@ describe('command lines', () => {
     ]);
   });
 
+  it('reads a -j value that is none of the forms as a file holding one (GNU parallel)', () => {
+    const file = (content: string) => {
+      const path = scratchFile('procs');
+      writeFileSync(path, content);
+      return path;
+    };
+    expect([
+      jobSlots(file('2\n'), 8),
+      jobSlots(file('3'), 8),
+      jobSlots(file('50%\n'), 8),
+      jobSlots(file('-2\n'), 8),
+      jobSlots(file('0\n'), 8),
+      // one final newline, as a file's line ends: on the command line too, as Perl's $ allows
+      jobSlots('4\n', 8),
+    ]).toEqual([2, 3, 4, 6, 250, 4]);
+    // a file naming another file is not followed
+    const named = file('2\n');
+    const bad = ['', '3\n\n', ' 3\n', '3\r\n', '0%\n', '-8\n', named, 'three\n'].map(file);
+    for (const path of [...bad, scratch, join(scratch, 'no-such-procs')]) {
+      expect(() => jobSlots(path, 8), path).toThrow(UsageError);
+    }
+  });
+
   it('computes --halt and its exit status as GNU parallel does', () => {
     const failOne = new HaltTracker(parseHalt('now,fail=1'), () => 3);
     expect(failOne.finish({ exitval: 0, signal: 0 })).toBeNull();
@@ -513,6 +537,55 @@ describe('pidwatch run', () => {
     expect((await cli(['run', 'exit {}', ':::', '0', '1', '2', '3', '0'])).code).toBe(3);
     const inputs = Array.from({ length: 105 }, (_, i) => String(i));
     expect((await cli(['run', '-j', '16', 'false', ':::', ...inputs])).code).toBe(101);
+  });
+
+  it('-j FILE: as many jobs at once as the file says', async () => {
+    const procs = scratchFile('procs');
+    writeFileSync(procs, '3\n');
+    const log = scratchFile('overlap');
+    // Each job waits (up to 10 s) until three have started: three run together, never more.
+    const job = `echo start {} >> ${log}; i=0; while [ $(grep -c start ${log}) -lt 3 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo end {} >> ${log}`;
+    const outcome = await cli(['run', '-j', procs, job, ':::', '1', '2', '3', '4', '5', '6']);
+    expect(outcome.code).toBe(0);
+    let running = 0;
+    let most = 0;
+    for (const line of lines(readFileSync(log, 'utf8'))) {
+      running += line.startsWith('start') ? 1 : -1;
+      most = Math.max(most, running);
+    }
+    expect(most).toBe(3);
+  });
+
+  it('-j FILE: a larger count written to the file while jobs run starts more at once', async () => {
+    const dir = scratchFile('procs-grow');
+    mkdirSync(dir);
+    const procs = join(dir, 'procs');
+    writeFileSync(procs, '1\n');
+    // The first job, alone as the file says 1, makes it 3, then waits (up to 10 s) for the
+    // other two to start beside it; they only leave a file saying they did.
+    const wait = `i=0; while ! [ -e ${dir}/b ] || ! [ -e ${dir}/c ]; do [ $i -lt 100 ] || exit 1; sleep 0.1; i=$((i+1)); done`;
+    const job = `if [ {} = a ]; then echo 3 > ${procs}; ${wait}; echo saw b and c; else touch ${dir}/{}; fi`;
+    const outcome = await cli(['run', '-j', procs, job, ':::', 'a', 'b', 'c']);
+    expect(outcome).toMatchObject({ code: 0, stdout: 'saw b and c\n' });
+  });
+
+  it('-j FILE that is not there, holds no count or leaves no slot exits 255 with a reason', async () => {
+    const procs = (content: string) => {
+      const path = scratchFile('procs');
+      writeFileSync(path, content);
+      return path;
+    };
+    const noCount = procs('3\n\n');
+    for (const [path, reason] of [
+      [join(scratch, 'no-such-procs'), '-j expects N, N%, +N, -N, 0 or a file'],
+      [noCount, `-j: '${noCount}' holds no line of`],
+      [procs('0%\n'), 'cannot run any jobs'],
+    ]) {
+      const outcome = await cli(['run', '-j', path, 'echo', ':::', 'a']);
+      expect(outcome.code).toBe(255);
+      expect(lines(outcome.stderr)).toHaveLength(1);
+      expect(outcome.stderr).toContain(reason);
+    }
   });
 
   it('reports a command that cannot be found as the shell does', async () => {

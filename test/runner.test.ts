@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type JobResult, type Progress, runJobs, SpawnError } from '../src/index.js';
+import { startRun } from '../src/runner/run.js';
 
 const fixture = (name: string) =>
   fileURLToPath(new URL(`./fixtures/runner/${name}`, import.meta.url));
@@ -100,6 +101,46 @@ describe('runJobs', () => {
     expect(ended).toBe(24);
     expect(max).toBeLessThanOrEqual(3);
     expect(max).toBeGreaterThanOrEqual(1);
+  });
+
+  it('takes a new concurrency mid-run: more starts jobs at once, less starts none until fewer run', async () => {
+    const go = scratchFile('go');
+    // Each job waits (up to 10 s) for `go` to be there.
+    const job = [
+      'sh',
+      '-c',
+      'i=0; until [ -e "$0" ]; do [ $i -lt 500 ] || exit 1; sleep 0.02; i=$((i+1)); done',
+      go,
+    ];
+    const seen: Progress[] = [];
+    let threeStarted!: () => void;
+    const three = new Promise<void>((resolve) => {
+      threeStarted = resolve;
+    });
+    const onProgress = (progress: Progress) => {
+      seen.push(progress);
+      if (progress.started === 3) threeStarted();
+    };
+    // (`pidwatch run -j FILE` sets it so; runJobs takes a number.)
+    const run = startRun(
+      [job, job, job, job],
+      { concurrency: 1, onProgress },
+      { retainResults: true },
+    );
+    run.setConcurrency!(3);
+    await three;
+    run.setConcurrency!(1);
+    writeFileSync(go, '');
+    const summary = await run.done;
+    expect(summary.failed).toBe(0);
+    const launches = seen.filter((p, i) => i === 0 || p.started > seen[i - 1].started);
+    // Three at once, none of them ended; the fourth alone, once all three had.
+    expect(launches.map((p) => [p.started, p.running])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 1],
+    ]);
   });
 
   it('runs 2,000 jobs at concurrency 500', async () => {

@@ -14,11 +14,12 @@ import { invocation, shellPwd } from './run/direct.js';
 import { HaltTracker, type Outcome } from './run/halt.js';
 import { type InputCount, jobArguments } from './run/input.js';
 import type { JobLog, JoblogRow } from './run/joblog.js';
-import { jobSlots, parseRunArgs, type RunConfig } from './run/options.js';
+import { parseRunArgs, type RunConfig } from './run/options.js';
 import { GroupedOutput, LineOrder, tagLines } from './run/output.js';
 import { pumpable, runPumped } from './run/pump.js';
 import type { ResultsDirError } from './run/results.js';
 import type { ResultsTable } from './run/results-table.js';
+import { isJobsFile, jobSlots, watchJobsFile } from './run/slots.js';
 import { CommandTemplate, expandTag, type JobValues, jobValues } from './run/template.js';
 
 const USAGE = `Usage: pidwatch run [options] [COMMAND [ARG...]] [::: ARGS...] [:::: FILES...]
@@ -35,6 +36,7 @@ the n-th input (or --colsep column).
 
 Options:
   -j, --jobs N|N%|+N|-N|0  jobs at once (default 100%: one per CPU thread; 0: as many as possible)
+  -j, --jobs FILE          the count FILE holds in one of those forms, read every second
   -k, --keep-order         print outputs in input order
       --halt WHEN,WHAT=N   WHEN now|soon, WHAT fail|success|done, N a count or a percentage
       --retries N          try a failing job up to N times in all (0: until it succeeds)
@@ -574,6 +576,11 @@ async function runJobsOf(
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onHangup);
   process.stdout.on('error', onOutputError);
+  // -j FILE: the count it gives as the jobs run (a queue's workers keep their own).
+  const stopWatching =
+    isJobsFile(config.jobs) && run.setConcurrency !== undefined
+      ? watchJobsFile(config.jobs, availableParallelism(), concurrency, run.setConcurrency)
+      : null;
   try {
     await run.done;
   } catch (error) {
@@ -582,6 +589,7 @@ async function runJobsOf(
     if (stoppedBy !== null) return USAGE_STATUS;
     if (brokenPipe) return 128 + constants.signals.SIGPIPE;
   } finally {
+    stopWatching?.();
     bar?.stop();
     ungrouped?.close();
     process.off('SIGINT', onSignal);

@@ -28,6 +28,11 @@ export interface RunHandle<T extends string | Buffer> {
   abort(reason?: unknown): void;
   /** Sends `signal` to every running process of the run now, with no escalation. */
   kill(signal: NodeJS.Signals | number): void;
+  /**
+   * @internal Changes how many jobs may run at once (`pidwatch run -j FILE`); a queue's run
+   * has none: its workers set theirs.
+   */
+  setConcurrency?(concurrency: number): void;
 }
 
 /** A job that holds a concurrency slot, across its retries. */
@@ -114,6 +119,15 @@ class Run<T extends string | Buffer> {
       const proc = slot.attempt?.proc;
       (proc?.tree ?? proc)?.kill(signal);
     }
+  }
+
+  /**
+   * More slots start jobs at once; fewer stop new starts until fewer jobs run, killing none.
+   * The count is a setting like any other, so a run that never changes it pays nothing.
+   */
+  setConcurrency(concurrency: number): void {
+    this.settings.concurrency = concurrency;
+    if (this.running.size < concurrency) this.fill();
   }
 
   /** Pulls jobs from the source while there is a free slot: never reads further ahead. */
@@ -297,5 +311,6 @@ export function startRun<T extends string | Buffer>(
     done: run.done,
     abort: (reason) => run.abort(reason),
     kill: (signal) => run.kill(signal),
+    setConcurrency: (concurrency) => run.setConcurrency(concurrency),
   };
 }

@@ -26,7 +26,12 @@ const c = (
   before?: string[],
 ): Case => ({ name, args, stdin, files, before });
 
-const usage = (name: string, args: string[]): Case => ({ name, args, usage: true });
+const usage = (name: string, args: string[], files?: Record<string, string>): Case => ({
+  name,
+  args,
+  files,
+  usage: true,
+});
 
 const withStderr = (kase: Case): Case => ({ ...kase, stderr: true });
 
@@ -112,6 +117,22 @@ export const cases: Case[] = [
   c('-j -1', ['-j-1', 'echo', ':::', 'a']),
   c('bundled options', ['-kj2', 'echo', ':::', 'b', 'a']),
   c('--jobs=', ['--jobs=3', '-k', 'echo', ':::', 'b', 'a']),
+  // -j FILE: a value that is none of -j's forms names a file holding one
+  c('-j FILE', ['-j', 'procs', '-k', 'echo', ':::', 'a', 'b', 'c'], undefined, { procs: '2\n' }),
+  c(
+    '-j FILE sets the slots',
+    ['-j', 'procs', '-k', 'sleep 0.5; echo {%}', ':::', 'a', 'b', 'c'],
+    undefined,
+    {
+      procs: '3\n',
+    },
+  ),
+  c('-j FILE without a newline', ['-P', 'procs', 'echo', ':::', 'a', 'b'], undefined, {
+    procs: '+1',
+  }),
+  c('--jobs FILE with a percentage', ['--max-procs=procs', 'echo', ':::', 'a'], undefined, {
+    procs: '50%\n',
+  }),
   // failures, signals, exit statuses
   c('failures counted', ['exit {}', ':::', '0', '1', '2', '3']),
   c('more than 100 failures', [
@@ -1066,4 +1087,10 @@ export const cases: Case[] = [
   usage('--delay= gives no value', ['--delay=', 'echo', ':::', 'a']),
   usage('missing -a file', ['-a', 'no-such-input', 'echo']),
   usage('missing :::: file', ['echo', '::::', 'no-such-input']),
+  usage('-j of a missing file', ['-j', 'no-such-procs', 'echo', ':::', 'a']),
+  usage('-j FILE empty', ['-j', 'procs', 'echo', ':::', 'a'], { procs: '' }),
+  usage('-j FILE with a blank line after', ['-j', 'procs', 'echo', ':::', 'a'], { procs: '3\n\n' }),
+  usage('-j FILE with a leading blank', ['-j', 'procs', 'echo', ':::', 'a'], { procs: ' 3\n' }),
+  usage('-j FILE with a CRLF', ['-j', 'procs', 'echo', ':::', 'a'], { procs: '3\r\n' }),
+  usage('-j FILE with no job slot', ['-j', 'procs', 'echo', ':::', 'a'], { procs: '0%\n' }),
 ];

@@ -16,7 +16,7 @@ export interface RunConfig {
   /** `-I STR`: the string that stands for `{}`, which is then plain text; null: `{}`. */
   replaceString: string | null;
   sources: SourceSpec[];
-  /** `-j` as given: resolved against the CPU count by `jobSlots`. */
+  /** `-j` as given: a count or a file holding one, read by `jobSlots` (slots.ts). */
   jobs: string;
   halt: HaltRule | null;
   /** Total tries of a failing job (GNU's --retries: 1 is one try, 0 tries until it succeeds). */
@@ -369,25 +369,3 @@ function checkQueueUrl(url: string): string {
   }
   return url;
 }
-
-/**
- * GNU parallel's -j: N, N% of the CPU threads, +N / -N added to them, 0 for as many as
- * possible. Below one job is an error, as in GNU parallel ("Cannot run any jobs").
- */
-export function jobSlots(text: string, cpus: number): number {
-  // GNU parallel's forms, as written (no blanks): +N and -N whole numbers, N% with an
-  // optional fraction, N a whole number; a percentage is rounded up.
-  const match = /^(?:([+-])(\d+)|(\d+(?:\.\d+)?)%|(\d+))$/.exec(text);
-  if (match === null) throw new UsageError(`-j expects N, N%, +N, -N or 0, got '${text}'`);
-  const [, sign, added, percent, whole] = match;
-  let slots: number;
-  if (percent !== undefined) slots = Math.ceil((cpus * Number(percent)) / 100);
-  else if (sign === '+') slots = cpus + Number(added);
-  else if (sign === '-') slots = cpus - Number(added);
-  else slots = Number(whole) === 0 ? MANY_JOBS : Number(whole);
-  if (slots < 1) throw new UsageError('cannot run any jobs: -j leaves fewer than 1 job slot');
-  return slots;
-}
-
-/** -j 0: GNU parallel runs as many as file handles allow, 250-odd with the usual limits. */
-const MANY_JOBS = 250;

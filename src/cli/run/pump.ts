@@ -1,10 +1,11 @@
 // `pidwatch run`'s common case on the native job pump (native/pump.h): each job's output
 // printed whole when it ends, and nothing that needs a decision in JS between one job's
 // end and the next one's start (no --halt, --timeout, --retries, --delay, -k, --results,
-// --tag, -v, --bar, and no {%} in the command, whose slot only the pump knows). The jobs
-// are made here as on the general path (inputs, template, the shell or not, the same
-// environment); a pump thread per slot starts, waits for and prints them, and their rows
-// come back in batches, to be logged and counted as the general path does.
+// --tag, -v, --bar, no -j FILE, whose count can change, and no {%} in the command, whose
+// slot only the pump knows). The jobs are made here as on the general path (inputs,
+// template, the shell or not, the same environment); a pump thread per slot starts, waits
+// for and prints them, and their rows come back in batches, to be logged and counted as the
+// general path does.
 import { capabilities } from '../../capabilities.js';
 import { SpawnError } from '../../errors.js';
 import { native } from '../../native.js';
@@ -14,6 +15,7 @@ import { type Invocation, invocation } from './direct.js';
 import type { HaltTracker, Outcome } from './halt.js';
 import type { JobLog } from './joblog.js';
 import type { RunConfig } from './options.js';
+import { isJobsFile } from './slots.js';
 import { type CommandTemplate, jobValues } from './template.js';
 
 /** Offsets in a row of the pump (native/pump.cc, RowSlot). */
@@ -50,6 +52,8 @@ export function pumpable(config: RunConfig, concurrency: number): boolean {
     // a joblog on stdout: each row right after its job's output, written by the same thread
     config.joblog?.path === '-' ||
     concurrency > MAX_SLOTS ||
+    // -j FILE: the count may change as the jobs run; the pump's threads are fixed at start
+    isJobsFile(config.jobs) ||
     config.command.some((word) => word.includes('{%}'))
   ) {
     return false;
