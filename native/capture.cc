@@ -119,7 +119,7 @@ class CaptureEnv {
   bool WriteInput(Capture* c);
   void Deliver(Capture* c);
   void Done(Capture* c);
-  napi_value Buffers(Capture* c, napi_value* buffers);
+  void Buffers(Capture* c, napi_value* buffers);
   void Notify(uint32_t id, int event, napi_value* buffers);
   napi_value Take(Bytes& bytes);
   void MaybeRelease(Capture* c);
@@ -183,9 +183,10 @@ bool CaptureEnv::Watch(Pipe& p, uint32_t events) {
 //       flags) -> id. Takes over the fds, non-blocking as spawn makes the parent's ends.
 //       The fds come as numbers, not in a typed array: a small typed array lives on
 //       V8's heap, and reading it natively first copies it out (a few us a call).
-//       Output is kept up to maxBuffer bytes per stream; past it the stream is closed and an overflow event is reported once. The
-// done event comes once every output pipe has ended (EOF, error, overflow or close()),
-// with a Buffer per non-empty stream.
+// Output is kept up to maxBuffer bytes per stream; past it the stream is closed and an
+// overflow event is reported once. The done event comes once every output pipe has
+// ended (EOF, error, overflow or close()), with the bytes of each non-empty stream (see
+// Take), or, with kFlagHold, through exited().
 napi_value CaptureEnv::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 6 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
@@ -412,8 +413,8 @@ void CaptureEnv::Done(Capture* c) {
 }
 
 // The output as the done event carries it: buffers[0..2] = stdout, stderr, all
-// (undefined when empty); returns the event. Marks the capture delivered.
-napi_value CaptureEnv::Buffers(Capture* c, napi_value* buffers) {
+// (undefined when empty). Marks the capture delivered.
+void CaptureEnv::Buffers(Capture* c, napi_value* buffers) {
   if (c->held) {
     c->held = false;
     held_--;
@@ -422,9 +423,6 @@ napi_value CaptureEnv::Buffers(Capture* c, napi_value* buffers) {
   buffers[0] = Take(c->pipes[kStdout].bytes);
   buffers[1] = Take(c->pipes[kStderr].bytes);
   buffers[2] = Take(c->all);
-  napi_value event;
-  napi_create_int32(env_, c->overflowed ? kEventDoneOverflowed : kEventDone, &event);
-  return event;
 }
 
 void CaptureEnv::Deliver(Capture* c) {
@@ -511,7 +509,8 @@ napi_value CaptureEnv::Exited(uint32_t id) {
     return nullptr;
   }
   napi_value values[4];
-  values[0] = Buffers(c, values + 1);
+  napi_create_int32(env_, c->overflowed ? kEventDoneOverflowed : kEventDone, &values[0]);
+  Buffers(c, values + 1);
   for (uint32_t i = 0; i < 4; i++) napi_set_element(env_, result, i, values[i]);
   MaybeRelease(c);  // `c` is gone after this
   return result;

@@ -10,7 +10,14 @@
 // `echo b >/dev/stdout` appends (a file is reopened and truncated). Bounded waits (below)
 // keep that wait from outliving `timeout` or an abort. `pidwatch run` alone uses memory
 // files, because GNU parallel's jobs write to files (runner/attempt.ts, native/pump.h).
-import { CaptureEvent, CaptureFlag, capturedBytes, deliver, native } from './native.js';
+import {
+  CaptureEvent,
+  CaptureFlag,
+  capturedBytes,
+  deliver,
+  type NativeBytes,
+  native,
+} from './native.js';
 import { spawnRawAsync } from './spawn.js';
 import type { Subprocess } from './subprocess.js';
 import { deadline } from './timers.js';
@@ -56,13 +63,7 @@ native.captureInit((id, event, stdout, stderr, all) => {
     capture.onOverflow();
     return;
   }
-  running.delete(id);
-  capture.onDone(
-    capturedBytes(stdout),
-    capturedBytes(stderr),
-    capturedBytes(all),
-    event === CaptureEvent.doneOverflowed,
-  );
+  capture.onDone(event, stdout, stderr, all);
 });
 
 /** The parent's ends of a child's stdin, stdout and stderr, handled natively. */
@@ -121,16 +122,7 @@ export class Capture {
   exited(): Captured | undefined {
     if (this.#id === 0) return undefined;
     const held = native.captureExited(this.#id);
-    if (held === undefined) return undefined;
-    running.delete(this.#id);
-    this.#id = 0;
-    const [event, stdout, stderr, all] = held;
-    return captured(
-      capturedBytes(stdout),
-      capturedBytes(stderr),
-      this.#all ? (capturedBytes(all) ?? EMPTY) : undefined,
-      event === CaptureEvent.doneOverflowed,
-    );
+    return held === undefined ? undefined : this.#ended(...held);
   }
 
   /** @internal */
@@ -138,15 +130,21 @@ export class Capture {
     if (this.#onOverflow) deliver(this.#onOverflow);
   }
 
-  /** @internal */
-  onDone(
-    stdout: Buffer | undefined,
-    stderr: Buffer | undefined,
-    all: Buffer | undefined,
-    overflowed: boolean,
-  ): void {
+  /** @internal The done event: the output through `done`. */
+  onDone(event: number, stdout: NativeBytes, stderr: NativeBytes, all: NativeBytes): void {
+    this.#resolve(this.#ended(event, stdout, stderr, all));
+  }
+
+  /** The capture has ended, with what the done event (or `exited()`) carries. */
+  #ended(event: number, stdout: NativeBytes, stderr: NativeBytes, all: NativeBytes): Captured {
+    running.delete(this.#id);
     this.#id = 0;
-    this.#resolve(captured(stdout, stderr, this.#all ? (all ?? EMPTY) : undefined, overflowed));
+    return captured(
+      capturedBytes(stdout),
+      capturedBytes(stderr),
+      this.#all ? (capturedBytes(all) ?? EMPTY) : undefined,
+      event === CaptureEvent.doneOverflowed,
+    );
   }
 }
 
