@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -37,6 +38,14 @@ constexpr size_t kCopyLimit = 64 * 1024;
 // in a perf profile, for three bytes. Node's pool takes what is below 4 KiB.
 constexpr size_t kStringLimit = 4095;
 constexpr int kBatch = 64;
+// How long the output pipes of a held capture (exec, runJobs 'buffer') go unwatched. A
+// child that ends sooner, as most do, has its output read once, when its exit is handled
+// (exited()): no epoll_ctl ADD and DEL per pipe, and no wake of the loop for output that
+// arrives before the exit. A pipe holds 64 KiB, so only a child writing more than that
+// waits for the watch, at most this long; from then on it is read as it writes, and
+// maxBuffer is enforced while it runs. Not with `all`, whose interleaving needs the
+// pipes read in the order they are written to.
+constexpr uint64_t kUnwatchedMs = 2;
 
 // A growing byte buffer; plain malloc so that JS can take it over.
 struct Bytes {
@@ -71,6 +80,7 @@ struct Pipe {
   Capture* owner = nullptr;
   int index = 0;
   int fd = -1;
+  bool watched = false;  // on the epoll set
   Bytes bytes;
 };
 
@@ -88,6 +98,7 @@ struct Capture {
   bool overflow_told = false;
   bool held = false;  // done, waiting for exited() (kFlagHold)
   bool delivered = false;
+  bool unwatched = false;  // its output pipes wait for the watch timer (kUnwatchedMs)
 };
 
 void free_external(napi_env, void* data, void*) { free(data); }
@@ -107,12 +118,17 @@ class CaptureEnv {
   void SetCallback(napi_value fn);
   // Environment teardown: every fd closed, handles closed, no JS.
   void Teardown(void (*on_closed)(uv_handle_t*), void* closure);
-  bool has_poll() const { return poll_ != nullptr; }
+  // The handles Teardown closes (each calls on_closed once).
+  int open_handles() const { return (poll_ ? 1 : 0) + (timer_ ? 1 : 0); }
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnWatchTimer(uv_timer_t* handle);
   void Dispatch();
   bool Watch(Pipe& p, uint32_t events);
+  void Defer(Capture* c);
+  void WatchOutputs(Capture* c);
+  void Undefer(Capture* c);
   void EndPipe(Pipe& p);
   bool ReadAvailable(Pipe& p, bool to_end);
   bool Keep(Pipe& p, const char* chunk, size_t n);
@@ -129,6 +145,15 @@ class CaptureEnv {
   uv_loop_t* loop_;
   int epfd_ = -1;
   uv_poll_t* poll_ = nullptr;
+  // Captures whose output pipes are not watched yet, by id, oldest first, with when
+  // they are due (uv_now); an entry whose capture has moved on is skipped.
+  struct Due {
+    uint32_t id;
+    uint64_t at;
+  };
+  std::deque<Due> unwatched_;
+  size_t unwatched_count_ = 0;  // the captures still unwatched
+  uv_timer_t* timer_ = nullptr;
   napi_ref callback_ = nullptr;
   napi_async_context async_context_ = nullptr;
   uint32_t next_id_ = 1;
@@ -153,6 +178,11 @@ bool CaptureEnv::Init() {
   poll_->data = this;
   uv_poll_start(poll_, UV_READABLE, OnPoll);
   uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  // The children keep the loop alive; a capture whose pipes are watched, its poll.
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   napi_value name;
   napi_create_string_utf8(env_, "pidwatch:capture", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env_, nullptr, name, &async_context_);
@@ -176,7 +206,58 @@ bool CaptureEnv::Watch(Pipe& p, uint32_t events) {
   struct epoll_event ev;
   ev.events = events;
   ev.data.ptr = &p;
-  return epoll_ctl(epfd_, EPOLL_CTL_ADD, p.fd, &ev) == 0;
+  p.watched = epoll_ctl(epfd_, EPOLL_CTL_ADD, p.fd, &ev) == 0;
+  return p.watched;
+}
+
+void CaptureEnv::Defer(Capture* c) {
+  c->unwatched = true;
+  unwatched_count_++;
+  uint64_t now = uv_now(loop_);
+  unwatched_.push_back({c->id, now + kUnwatchedMs});
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)))
+    uv_timer_start(timer_, OnWatchTimer, kUnwatchedMs, 0);
+}
+
+// The capture no longer waits for the timer (watched, ended or closed).
+void CaptureEnv::Undefer(Capture* c) {
+  if (!c->unwatched) return;
+  c->unwatched = false;
+  if (--unwatched_count_ == 0) {
+    unwatched_.clear();
+    uv_timer_stop(timer_);
+  }
+}
+
+// Puts the output pipes still open on the epoll set. One that cannot be (epoll_ctl
+// failing: no memory, or max_user_watches reached) is read for what it holds and
+// closed, reported as output cut, as when memory runs out while keeping it.
+void CaptureEnv::WatchOutputs(Capture* c) {
+  Undefer(c);
+  for (int i = kStdout; i < kPipes; i++) {
+    Pipe& p = c->pipes[i];
+    if (p.fd < 0 || p.watched || Watch(p, EPOLLIN)) continue;
+    ReadAvailable(p, false);
+    c->overflowed = true;
+    EndPipe(p);
+  }
+}
+
+void CaptureEnv::OnWatchTimer(uv_timer_t* handle) {
+  CaptureEnv* self = static_cast<CaptureEnv*>(handle->data);
+  uint64_t now = uv_now(self->loop_);
+  while (!self->unwatched_.empty() && self->unwatched_.front().at <= now) {
+    auto it = self->live_.find(self->unwatched_.front().id);
+    self->unwatched_.pop_front();
+    if (it == self->live_.end() || !it->second->unwatched) continue;
+    Capture* c = it->second;
+    self->WatchOutputs(c);
+    if (c->open_outputs == 0 && !c->held && !c->delivered) self->Done(c);
+  }
+  if (!self->unwatched_.empty())
+    uv_timer_start(handle, OnWatchTimer, self->unwatched_.front().at - now, 0);
+  for (Capture* c : self->released_) delete c;
+  self->released_.clear();
 }
 
 // start(stdin, stdout, stderr (fds, -1: none), input: Uint8Array | null, maxBuffer,
@@ -219,10 +300,12 @@ napi_value CaptureEnv::Start(const Napi::CallbackInfo& info) {
   if (in.fd >= 0) {
     if (WriteInput(c) || !Watch(in, EPOLLOUT)) EndPipe(in);
   }
+  const bool defer = (c->flags & (kFlagHold | kFlagAll)) == kFlagHold;
   for (int i = kStdout; i < kPipes; i++) {
     Pipe& p = c->pipes[i];
     if (p.fd < 0) continue;
     c->open_outputs++;
+    if (defer) continue;
     if (!Watch(p, EPOLLIN)) {
       int err = errno;
       for (Pipe& q : c->pipes) EndPipe(q);
@@ -235,6 +318,7 @@ napi_value CaptureEnv::Start(const Napi::CallbackInfo& info) {
       return nullptr;
     }
   }
+  if (defer && c->open_outputs > 0) Defer(c);
   UpdateRef();
   return Napi::Number::New(env, c->id);
 }
@@ -347,13 +431,14 @@ bool CaptureEnv::WriteInput(Capture* c) {
 // spawned would keep it registered) and closes it.
 void CaptureEnv::EndPipe(Pipe& p) {
   if (p.fd < 0) return;
-  epoll_ctl(epfd_, EPOLL_CTL_DEL, p.fd, nullptr);
+  if (p.watched) epoll_ctl(epfd_, EPOLL_CTL_DEL, p.fd, nullptr);
+  p.watched = false;
   close(p.fd);
   p.fd = -1;
   if (p.index == kStdin) {
     std::string().swap(p.owner->input);  // frees it (shrink_to_fit() would need GLIBCXX_3.4.29)
-  } else {
-    p.owner->open_outputs--;
+  } else if (--p.owner->open_outputs == 0) {
+    Undefer(p.owner);
   }
 }
 
@@ -488,6 +573,8 @@ napi_value CaptureEnv::Exited(uint32_t id) {
       Pipe& p = c->pipes[i];
       if (p.fd >= 0 && (ReadAvailable(p, false) || ReadAvailable(p, false))) EndPipe(p);
     }
+    // Not ended (a descendant holds a pipe): read from now on as it writes.
+    if (c->unwatched && !c->overflowed) WatchOutputs(c);
     if (c->overflowed) {
       // Past maxBuffer with the child gone: what another pipe holds is not waited for
       // (as close() after the overflow event would do), and the result tells.
@@ -529,6 +616,13 @@ void CaptureEnv::Teardown(void (*on_closed)(uv_handle_t*), void* closure) {
   callback_ = nullptr;
   if (async_context_) napi_async_destroy(env_, async_context_);
   async_context_ = nullptr;
+  unwatched_.clear();
+  unwatched_count_ = 0;
+  if (timer_) {
+    timer_->data = closure;
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_closed);
+    timer_ = nullptr;
+  }
   if (poll_) {
     poll_->data = closure;
     uv_close(reinterpret_cast<uv_handle_t*>(poll_), on_closed);
@@ -627,11 +721,14 @@ Napi::Value CaptureInit(const Napi::CallbackInfo& info) {
 struct Teardown {
   CaptureEnv* cenv = nullptr;
   napi_async_cleanup_hook_handle hook = nullptr;
+  int pending = 0;  // handles not closed yet
 };
 
 void OnTeardownClosed(uv_handle_t* handle) {
   Teardown* t = static_cast<Teardown*>(handle->data);
-  delete reinterpret_cast<uv_poll_t*>(handle);
+  if (handle->type == UV_TIMER) delete reinterpret_cast<uv_timer_t*>(handle);
+  else delete reinterpret_cast<uv_poll_t*>(handle);
+  if (--t->pending > 0) return;
   napi_remove_async_cleanup_hook(t->hook);
   delete t->cenv;
   delete t;
@@ -639,8 +736,8 @@ void OnTeardownClosed(uv_handle_t* handle) {
 
 void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   CaptureEnv* cenv = static_cast<CaptureEnv*>(arg);
-  Teardown* t = new Teardown{cenv, hook};
-  bool closing = cenv->has_poll();
+  Teardown* t = new Teardown{cenv, hook, cenv->open_handles()};
+  bool closing = t->pending > 0;
   cenv->Teardown(OnTeardownClosed, t);
   if (!closing) {
     napi_remove_async_cleanup_hook(hook);

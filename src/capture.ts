@@ -188,7 +188,7 @@ export function spawnCapturedAsync(
   captureOptions: CaptureOptions = {},
 ): Promise<CapturedProcess> {
   const fds = new Int32Array(3);
-  return spawnRawAsync(file, args, options, fds).then((proc) =>
+  return spawnRawAsync(file, args, options, fds, (proc) =>
     captureOutput(proc, fds, options, captureOptions),
   );
 }

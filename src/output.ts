@@ -64,7 +64,8 @@ export function splitExecOptions(options: unknown): {
     stripFinalNewline: checkBoolean('stripFinalNewline', stripFinalNewline, false),
     reject: checkBoolean('reject', reject, true),
   };
-  delete rest.stdio;
+  // (rest.stdio, undefined if there, is replaced: no `delete`, which would turn `rest`
+  // into a slow dictionary object for the copy below.)
   const spawnOptions: SpawnOptions = {
     ...rest,
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

@@ -47,7 +47,7 @@ export function spawnAsync(file: unknown, args?: unknown, options?: unknown): Pr
     args = undefined;
   }
   try {
-    return launchAsync(normalizeSpawn(file, args, options), null);
+    return launchAsync(normalizeSpawn(file, args, options), null, (proc) => proc);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -66,15 +66,19 @@ export function spawnRaw(
   return launch(normalizeSpawn(file, args, options), raw);
 }
 
-/** @internal `spawnAsync()` for a Capture, as `spawnRaw`. */
-export function spawnRawAsync(
+/**
+ * @internal `spawnAsync()` for a Capture, as `spawnRaw`; `started` runs as the child is
+ * adopted, in the same reaction (no promise in between).
+ */
+export function spawnRawAsync<T>(
   file: string,
   args: readonly string[] | undefined,
   options: SpawnOptions | undefined,
   raw: Int32Array,
-): Promise<Subprocess> {
+  started: (proc: Subprocess) => T,
+): Promise<T> {
   try {
-    return launchAsync(normalizeSpawn(file, args, options), raw);
+    return launchAsync(normalizeSpawn(file, args, options), raw, started);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -168,16 +172,20 @@ function launch(request: Request, raw: Int32Array | null): Subprocess {
   return launching.adopt(handle);
 }
 
-function launchAsync(request: Request, raw: Int32Array | null): Promise<Subprocess> {
+function launchAsync<T>(
+  request: Request,
+  raw: Int32Array | null,
+  started: (proc: Subprocess) => T,
+): Promise<T> {
   const launching = new Launch(request, raw);
   // The exit of the child is delivered to the Subprocess that adopt() names for
   // it, so adopt() is the first reaction to the native promise: it runs before
   // any exit can be.
   return native.spawnAsync(...launching.args).then(
-    (handle) => launching.adopt(handle),
+    (handle) => started(launching.adopt(handle)),
     (error) => {
       const failure = launching.failed(error);
-      if ('retry' in failure) return launchAsync(failure.retry, raw);
+      if ('retry' in failure) return launchAsync(failure.retry, raw, started);
       throw failure.error;
     },
   );

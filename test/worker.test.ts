@@ -66,16 +66,21 @@ describe('worker threads', () => {
   });
 });
 
+/** Runs a script that prints the PID of the `sleep` it leaves running: it ends cleanly. */
+async function leavesOneSleep(script: string): Promise<void> {
+  const result = await runNode([fixture(script)], { timeout: 10_000 });
+  const pid = Number(result.stdout.trim());
+  try {
+    expect(result).toMatchObject({ code: 0, signal: null, stderr: '' });
+    expect(procStat(pid)?.comm).toBe('sleep');
+  } finally {
+    await killOrphans(pid > 0 ? [pid] : []);
+  }
+}
+
 describe('a worker that ends with its child still running', () => {
   it('ends, and so does Node, when the child was unref’d', async () => {
-    const result = await runNode([fixture('worker-unref.mjs')], { timeout: 10_000 });
-    const pid = Number(result.stdout.trim());
-    try {
-      expect(result).toMatchObject({ code: 0, signal: null, stderr: '' });
-      expect(procStat(pid)?.comm).toBe('sleep');
-    } finally {
-      await killOrphans(pid > 0 ? [pid] : []);
-    }
+    await leavesOneSleep('worker-unref.mjs');
   });
 });
 
@@ -89,6 +94,12 @@ describe('workers that alone loaded pidwatch', () => {
     } finally {
       await killOrphans(pids.filter((pid) => pid > 0));
     }
+  });
+});
+
+describe('a worker terminated during exec()', () => {
+  it('closes the pipes it had not watched yet, and Node does not crash', async () => {
+    await leavesOneSleep('worker-exec.mjs');
   });
 });
 
