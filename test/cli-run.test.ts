@@ -466,17 +466,21 @@ describe('pidwatch run', () => {
   it("a --results path through a file exits with mkdir's errno, 17, as GNU parallel", async () => {
     const file = scratchFile('a-file');
     writeFileSync(file, '');
+    // The job would leave a mark: it is not run, its directory being made first.
+    const mark = scratchFile('ran');
+    const job = `echo {} >> ${mark}`;
     for (const results of [`${file}/x`, `${file}/{}`]) {
-      const outcome = await cli(['run', '--results', results, 'echo', ':::', '1']);
+      const outcome = await cli(['run', '--results', results, job, ':::', '1']);
       expect(outcome).toMatchObject({ code: 17, stdout: '' });
       expect(outcome.stderr).toBe(`pidwatch run: mkdir ${file}: file already exists\n`);
     }
     // A path with replacement strings ending in / is a directory GNU parallel checks itself.
-    const dir = await cli(['run', '--results', `${file}/{}/`, 'echo', ':::', '1']);
+    const dir = await cli(['run', '--results', `${file}/{}/`, job, ':::', '1']);
     expect(dir).toMatchObject({
       code: 255,
       stderr: `pidwatch run: Cannot make dir '${file}/1/'.\n`,
     });
+    expect(existsSync(mark)).toBe(false);
   });
 
   it('runs one job per stdin line as one shell command line, the input quoted in it', async () => {

@@ -17,7 +17,7 @@ import type { JobLog, JoblogRow } from './run/joblog.js';
 import { parseRunArgs, type RunConfig } from './run/options.js';
 import { GroupedOutput, LineOrder, tagLines } from './run/output.js';
 import { pumpable, runPumped } from './run/pump.js';
-import type { ResultsDirError } from './run/results.js';
+import type { ResultFiles, ResultsDirError } from './run/results.js';
 import type { ResultsTable } from './run/results-table.js';
 import { isJobsFile, jobSlots, watchJobsFile } from './run/slots.js';
 import { CommandTemplate, expandTag, type JobValues, jobValues } from './run/template.js';
@@ -75,6 +75,7 @@ const USAGE_STATUS = 255;
  * parallel's default --termseq (TERM,200,TERM,100,TERM,50,KILL) sends its KILL then.
  */
 const GRACE_MS = 350;
+const EMPTY = Buffer.alloc(0);
 
 /** What the CLI keeps about a started job until its result arrives. */
 interface Started {
@@ -84,6 +85,8 @@ interface Started {
   command: string;
   /** Bytes --line-buffer read from the job's stdout and stderr (grouped output counts its stdout). */
   receive: number | null;
+  /** With a --results directory, where the job's output goes (made before it runs). */
+  files: ResultFiles | undefined;
 }
 
 function signalNumber(name: NodeJS.Signals | null): number {
@@ -393,7 +396,9 @@ async function runJobsOf(
         beforeWrite();
         process.stdout.write(`${command}\n`);
       }
-      const info: Started = { index: startedJobs, values, command, receive: null };
+      // A --results directory that cannot be made stops the run before this job starts.
+      const files = results?.prepare(values);
+      const info: Started = { index: startedJobs, values, command, receive: null, files };
       started.set(startedJobs++, info);
       // A NUL can only be left in a value that starts with one (see input.ts): the line
       // ends there for the shell, as exec reads it in GNU parallel.
@@ -452,7 +457,7 @@ async function runJobsOf(
     // GNU parallel; what they wrote still goes to --results, as there (its files fill as
     // the job runs).
     if (result.status.aborted) {
-      results?.write(job.values, result);
+      if (job.files) results?.write(job.files, result);
       grouped.add(null, result.index, () => lineOrder?.finish(result.index));
       return;
     }
@@ -493,13 +498,21 @@ async function runJobsOf(
       if (table !== null) tableRow(job.values, row, stdout, result.stderr);
       lineOrder?.finish(result.index);
     };
-    results?.write(job.values, { ...result, stdout });
+    if (job.files) results?.write(job.files, { ...result, stdout });
     // What -u and --line-buffer passed on as it came, and what --results holds, is not
-    // printed here.
+    // printed here; --line-buffer with a --results directory prints the name of the job's
+    // stdout file instead, as GNU parallel does.
     const printed =
       output === 'buffer' && config.results === null
         ? { index: result.index, stdout, stderr: result.stderr, tag: tagOf(job.values) }
-        : null;
+        : config.output === 'line' && job.files !== undefined
+          ? {
+              index: result.index,
+              stdout: Buffer.from(`${job.files.stdout}\n`),
+              stderr: EMPTY,
+              tag: tagOf(job.values),
+            }
+          : null;
     grouped.add(printed, result.index, logged);
     const verdict = halt.finish(outcome);
     if (config.halt !== null && halt.counts(outcome)) {

@@ -100,10 +100,27 @@ async function* watched(
   }
 }
 
+/**
+ * The records of stdin for every source that names it (`::::` or `-a` with `-`): one reader
+ * they all take from, as GNU parallel's sources share the one handle, so that each record
+ * goes to the source that asks first.
+ */
+function sharedStdin(settings: InputSettings): () => AsyncIterable<string> {
+  let records: AsyncIterator<string> | undefined;
+  return () => ({
+    [Symbol.asyncIterator]: () => {
+      records ??= readRecords(settings.stdin, settings.delimiter ?? '\n');
+      const shared = records;
+      return { next: () => shared.next() };
+    },
+  });
+}
+
 function openSource(
   spec: SourceSpec,
   settings: InputSettings,
   seen: (value: string) => void,
+  stdin: () => AsyncIterable<string>,
 ): AsyncIterable<string> | string[] {
   // GNU parallel reads `:::` values as records too: a value holding the delimiter is several.
   // In paragraph mode (`-d ''`) they run together, as GNU parallel writes them to a file,
@@ -117,8 +134,12 @@ function openSource(
   }
   // A directory reads as no values (Perl opens it, and reading it gives nothing).
   if (spec.path !== '-' && statSync(spec.path, { throwIfNoEntry: false })?.isDirectory()) return [];
-  const stream = spec.path === '-' ? settings.stdin : createReadStream(spec.path);
-  const records = watched(readRecords(stream, settings.delimiter ?? '\n'), seen);
+  const records = watched(
+    spec.path === '-'
+      ? stdin()
+      : readRecords(createReadStream(spec.path), settings.delimiter ?? '\n'),
+    seen,
+  );
   return settings.skipEmpty ? nonBlank(records) : records;
 }
 
@@ -175,15 +196,26 @@ export async function* jobArguments(
 ): AsyncGenerator<string[]> {
   const groups = groupSources(specs, settings.link);
   const seen = crlfHint(settings);
+  const stdin = sharedStdin(settings);
   const streamed = groups[0].length === 1;
-  const lists: string[][][] = await Promise.all(
-    groups.map((group, g) =>
-      g === 0 && streamed
-        ? []
-        : Promise.all(group.map((spec) => readAll(openSource(spec, settings, seen)))),
-    ),
-  );
-  const head = streamed ? await peek(openSource(groups[0][0], settings, seen)) : null;
+  // GNU parallel reads one value of each source, in order, before it reads on, and then the
+  // last source to its end first (it varies fastest). Sources that are different files get
+  // the same values in any order; sources that share stdin get them as GNU parallel gives
+  // them: one record to each but the last, the rest to the last
+  // (`:::: - :::: -` runs `1 2`, `1 3`, ...).
+  const peeked: Array<Array<AsyncIterable<string> | string[] | null>> = [];
+  for (const group of groups) {
+    const row: Array<AsyncIterable<string> | string[] | null> = [];
+    for (const spec of group) row.push(await peek(openSource(spec, settings, seen, stdin)));
+    peeked.push(row);
+  }
+  const lists: string[][][] = groups.map(() => []);
+  for (let g = groups.length - 1; g >= (streamed ? 1 : 0); g--) {
+    const group: string[][] = [];
+    for (let s = groups[g].length - 1; s >= 0; s--) group[s] = await readAll(peeked[g][s] ?? []);
+    lists[g] = group;
+  }
+  const head = streamed ? peeked[0][0] : null;
   // GNU parallel: a source with no values, beside one with some, stands for one empty value;
   // when none has any, there is no job.
   if (head === null && lists.every((group) => group.every((list) => list.length === 0))) {

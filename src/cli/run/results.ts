@@ -103,7 +103,7 @@ function makeDirs(dir: string): void {
 }
 
 /** Where one job's files go. */
-interface ResultFiles {
+export interface ResultFiles {
   /** Made before the files are written. */
   dir: string;
   stdout: string;
@@ -153,8 +153,8 @@ export class Results {
     return existsSync(this.files(values).stdout);
   }
 
-  write(values: JobValues, output: { stdout: Buffer; stderr: Buffer; status: ExitStatus }): void {
-    const files = this.place(values);
+  /** The job's files, once `prepare` has made their place, hold what it wrote. */
+  write(files: ResultFiles, output: { stdout: Buffer; stderr: Buffer; status: ExitStatus }): void {
     writeFileSync(files.stdout, output.stdout);
     writeFileSync(files.stderr, output.stderr);
     if (this.withCpu) writeFileSync(files.cpu, cpuText(output.status));
@@ -165,11 +165,15 @@ export class Results {
    * file as a job that printed nothing: seq and an empty stderr are what remain.
    */
   writeDryRun(values: JobValues): void {
-    writeFileSync(this.place(values).stderr, '');
+    writeFileSync(this.prepare(values).stderr, '');
   }
 
-  /** Makes the job's directory, writes its seq file and returns where its files go. */
-  private place(values: JobValues): ResultFiles {
+  /**
+   * Before the job runs, as GNU parallel does: makes its directory, writes its seq file and
+   * returns where its files go. Throws ResultsDirError where the directory cannot be made,
+   * so that job is not run.
+   */
+  prepare(values: JobValues): ResultFiles {
     let files = this.files(values);
     try {
       try {
