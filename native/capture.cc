@@ -252,12 +252,11 @@ void CaptureEnv::OnWatchTimer(uv_timer_t* handle) {
     if (it == self->live_.end() || !it->second->unwatched) continue;
     Capture* c = it->second;
     self->WatchOutputs(c);
+    // (Only held captures go unwatched: Done keeps this one for exited(), frees nothing.)
     if (c->open_outputs == 0 && !c->held && !c->delivered) self->Done(c);
   }
   if (!self->unwatched_.empty())
     uv_timer_start(handle, OnWatchTimer, self->unwatched_.front().at - now, 0);
-  for (Capture* c : self->released_) delete c;
-  self->released_.clear();
 }
 
 // start(stdin, stdout, stderr (fds, -1: none), input: Uint8Array | null, maxBuffer,

@@ -47,7 +47,7 @@ export function spawnAsync(file: unknown, args?: unknown, options?: unknown): Pr
     args = undefined;
   }
   try {
-    return launchAsync(normalizeSpawn(file, args, options), null, (proc) => proc);
+    return launchAsync(normalizeSpawn(file, args, options), null, itself);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -65,6 +65,9 @@ export function spawnRaw(
 ): Subprocess {
   return launch(normalizeSpawn(file, args, options), raw);
 }
+
+/** What `spawnAsync` resolves with: the Subprocess as adopted (one function, not one a call). */
+const itself = (proc: Subprocess) => proc;
 
 /**
  * @internal `spawnAsync()` for a Capture, as `spawnRaw`; `started` runs as the child is

@@ -299,7 +299,7 @@ async function runJobsOf(
         // GNU parallel's row for a job not run: the command line as its output.
         const stdout = Buffer.from(`${command}\n`);
         const row = { seq, startTime: Date.now(), runtime: 0, receive: stdout.length };
-        tableRow(values, { ...row, exitval: 0, signal: 0, command }, stdout, Buffer.alloc(0));
+        tableRow(values, { ...row, exitval: 0, signal: 0, command }, stdout, EMPTY);
       }
       // Printed as a job's output is: not with --results, but by --line-buffer with a table
       // (GNU parallel's --dry-run groups -u's).
