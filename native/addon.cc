@@ -130,22 +130,6 @@ Napi::Value GetCapabilities(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// Raw calls here too: constructing runs JS, which fails once the environment
-// is terminating, and node-addon-api would turn that failure into an abort.
-// Returns the new handle and its native half, or nullptr: a terminating
-// environment can even give an object whose wrap failed.
-ProcessHandle* NewHandle(napi_env env, AddonData* data, napi_value* object) {
-  napi_value ctor;
-  void* native = nullptr;
-  bool pending = false;
-  if (napi_get_reference_value(env, data->process_ctor, &ctor) != napi_ok || ctor == nullptr ||
-      napi_new_instance(env, ctor, 0, nullptr, object) != napi_ok ||
-      napi_is_exception_pending(env, &pending) != napi_ok || pending ||
-      napi_unwrap(env, *object, &native) != napi_ok)
-    return nullptr;
-  return static_cast<ProcessHandle*>(native);
-}
-
 // Ends a child nobody can watch: SIGKILL, its fds closed, reaped by the reaper.
 void EndChild(SpawnResult& result) {
   if (result.pidfd >= 0 && capabilities().pidfd_send_signal) {
@@ -192,34 +176,28 @@ bool ReadRequest(const Napi::CallbackInfo& info, SpawnRequest* req, TreeLeaf** l
   return true;
 }
 
-// Starts watching a child just spawned, writes the parent's ends to fds, and
-// returns its handle object. Else the child is ended rather than lost track of,
-// and nullptr returned: with *err 0 when the environment is terminating, or the
-// errno that kept its pidfd off the exit queue.
-napi_value Adopt(napi_env env, AddonData* data, const SpawnRequest& req, SpawnResult& result,
-                 TreeLeaf* leaf, uint64_t started_ns, double id, int32_t* fds, int* err) {
-  napi_value object;
-  ProcessHandle* handle = NewHandle(env, data, &object);
-  *err = 0;
-  if (!handle) {
-    EndChild(result);
-    return nullptr;
-  }
+// Starts watching a child just spawned and writes the parent's ends to fds.
+// Returns 0, or the errno that kept its pidfd off the exit queue (the child is
+// then ended rather than lost track of).
+int Adopt(AddonData* data, const SpawnRequest& req, SpawnResult& result, TreeLeaf* leaf,
+          uint64_t started_ns, double key, int32_t* fds) {
+  ProcessHandle* handle = new ProcessHandle;
   if (req.setpgid) handle->SetGroupLeader();
   if (leaf && req.setsid) leaf->SetDetached();
-  if (int failed = handle->Start(data, result.pid, result.pidfd, true, started_ns, id)) {
+  if (int failed = handle->Start(data, result.pid, result.pidfd, true, started_ns, key)) {
+    delete handle;
     EndChild(result);
-    *err = -failed;
-    return nullptr;
+    return -failed;
   }
   handle->HoldFds(result.parent_fds);
   for (size_t i = 0; i < result.parent_fds.size(); i++) fds[i] = result.parent_fds[i];
-  return object;
+  return 0;
 }
 
-// spawn(...) -> handle (see ReadRequest): spawns on this thread. fds receives the
-// parent's end of each child fd, or -1; id is what the exit's row carries. With a
-// leaf the child starts in that cgroup.
+// spawn(...) -> pid (see ReadRequest): spawns on this thread. fds receives the
+// parent's end of each child fd, or -1; key names the handle (handleKill and the
+// others) and its slot is what the exit's row carries. With a leaf the child
+// starts in that cgroup.
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
@@ -230,12 +208,10 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   uint64_t started_ns = uv_hrtime();
   spawn_process(req, capabilities().tier(), &result);
   if (result.err) return ThrowErrno(env, result.err, result.syscall, result.path);
-  int err;
-  napi_value object = Adopt(env, data, req, result, leaf, started_ns,
-                            info[10].As<Napi::Number>().DoubleValue(),
-                            info[9].As<Napi::Int32Array>().Data(), &err);
-  if (err) return ThrowErrno(env, err, "epoll_ctl", result.path);
-  return object ? Napi::Value(env, object) : env.Undefined();
+  if (int err = Adopt(data, req, result, leaf, started_ns, info[10].As<Napi::Number>().DoubleValue(),
+                      info[9].As<Napi::Int32Array>().Data()))
+    return ThrowErrno(env, err, "epoll_ctl", result.path);
+  return Napi::Number::New(env, result.pid);
 }
 
 napi_value RefValue(napi_env env, napi_ref ref) {
@@ -264,7 +240,8 @@ void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
   napi_callback_scope callback_scope = nullptr;
   if (napi_create_object(env, &resource) == napi_ok)
     napi_open_callback_scope(env, resource, data->exits.async_context(), &callback_scope);
-  std::vector<ProcessHandle*> unwatched;  // sigchld mode: a SIGCHLD may have come and gone
+  ExitQueue::Busy busy(&data->exits);
+  std::vector<double> unwatched;  // sigchld mode: a SIGCHLD may have come and gone
   for (SpawnJob* job : jobs) {
     SpawnResult& result = job->result;
     if (result.err) {
@@ -278,23 +255,20 @@ void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
     void* buffer = nullptr;
     void* leaf = nullptr;
     if (leaf_object) napi_unwrap(env, leaf_object, &leaf);
-    napi_value object = nullptr;
-    int err = 0;
+    napi_value pid = nullptr;
     if (fds && napi_get_typedarray_info(env, fds, nullptr, nullptr, &buffer, nullptr, nullptr) ==
-                   napi_ok)
-      object = Adopt(env, data, job->req, result, static_cast<TreeLeaf*>(leaf), job->started_ns,
-                     job->id, static_cast<int32_t*>(buffer), &err);
-    else
-      EndChild(result);
-    if (err) {
-      napi_value error = MakeError(env, strerror(err), err, "epoll_ctl", result.path);
-      if (error) napi_reject_deferred(env, job->deferred, error);
-    } else if (object) {
-      napi_resolve_deferred(env, job->deferred, object);
-      void* handle = nullptr;
-      if (!capabilities().pidfd_mode() && napi_unwrap(env, object, &handle) == napi_ok && handle)
-        unwatched.push_back(static_cast<ProcessHandle*>(handle));
+                   napi_ok &&
+        napi_create_int32(env, result.pid, &pid) == napi_ok) {
+      if (int err = Adopt(data, job->req, result, static_cast<TreeLeaf*>(leaf), job->started_ns,
+                          job->id, static_cast<int32_t*>(buffer))) {
+        napi_value error = MakeError(env, strerror(err), err, "epoll_ctl", result.path);
+        if (error) napi_reject_deferred(env, job->deferred, error);
+      } else {
+        napi_resolve_deferred(env, job->deferred, pid);
+        if (!capabilities().pidfd_mode()) unwatched.push_back(job->id);
+      }
     } else {
+      EndChild(result);
       napi_value undefined;
       napi_get_undefined(env, &undefined);
       napi_resolve_deferred(env, job->deferred, undefined);
@@ -302,15 +276,17 @@ void OnSpawned(void* context, std::deque<SpawnJob*>& jobs) {
     DeleteJob(env, job);
   }
   if (callback_scope) napi_close_callback_scope(env, callback_scope);
-  for (ProcessHandle* handle : unwatched) {
+  // By key: the reactions may have closed a handle (and the slot been taken since).
+  for (double key : unwatched) {
+    ProcessHandle* handle = ProcessHandle::Find(data, key);
     ExitInfo exit;
-    if (handle->TryReap(&exit)) handle->Finish(exit);  // still Ref'd: alive until then
+    if (handle && handle->TryReap(&exit)) handle->Finish(exit);
   }
   napi_close_handle_scope(env, scope);
   data->exits.Flush();
 }
 
-// spawnAsync(...) -> Promise<handle | undefined> (see ReadRequest): the same as
+// spawnAsync(...) -> Promise<pid | undefined> (see ReadRequest): the same as
 // spawn, the clone and the wait for execve on the environment's spawner thread.
 // A failure rejects with the error spawn would throw; undefined: the environment
 // is terminating.
@@ -345,7 +321,8 @@ void AbandonJob(SpawnJob* job) {
   delete job;  // its references go with the environment
 }
 
-// watch(pid, id) -> handle: a pidfd for any process, never reaped here.
+// watch(pid, key) -> pid: a pidfd for any process, never reaped here (key as
+// for spawn).
 Napi::Value Watch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
@@ -358,18 +335,14 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   // not a process leader: either way there is no such process.
   if (pidfd == -EINVAL || pidfd == -ENOENT) pidfd = -ESRCH;
   if (pidfd < 0) return ThrowErrno(env, -pidfd, "pidfd_open", "");
-  napi_value object;
-  ProcessHandle* handle = NewHandle(env, data, &object);
-  if (!handle) {
-    close(pidfd);
-    return env.Undefined();
-  }
+  ProcessHandle* handle = new ProcessHandle;
   if (int err = handle->Start(data, pid, pidfd, false, uv_hrtime(),
                               info[1].As<Napi::Number>().DoubleValue())) {
+    delete handle;
     close(pidfd);
     return ThrowErrno(env, -err, "epoll_ctl", "");
   }
-  return Napi::Value(env, object);
+  return Napi::Number::New(env, pid);
 }
 
 // zombieStatus(pid) -> [code, signal, coreDumped] of the zombie `pid` (code -1 when
@@ -422,8 +395,10 @@ void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   for (ProcessHandle* handle = data->live; handle; handle = next) {
     next = handle->next_live();
     handle->Teardown(t, &t->pending, OnTeardownClosed);
+    delete handle;
   }
   data->live = nullptr;
+  data->handles.clear();
   uv_handle_t* watcher_handles[] = {reinterpret_cast<uv_handle_t*>(data->sigchld.handle()),
                                     reinterpret_cast<uv_handle_t*>(data->sigchld.ignored_check())};
   for (uv_handle_t* h : watcher_handles) {
@@ -467,7 +442,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddonData* data = new AddonData;
   data->env = env;
   napi_get_uv_event_loop(env, &data->loop);
-  data->process_ctor = Napi::Persistent(ProcessHandle::Define(env));
   env.SetInstanceData<AddonData>(data);
   InitTrees(env, data);
   napi_add_async_cleanup_hook(env, OnEnvCleanup, data, nullptr);
@@ -483,6 +457,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("treeLeaf", Napi::Function::New<AcquireLeaf>(env, "treeLeaf"));
   exports.Set("cgroupDirs", Napi::Function::New<CgroupDirs>(env, "cgroupDirs"));
   exports.Set("pgroupMembers", Napi::Function::New<PgroupMembers>(env, "pgroupMembers"));
+  InitProcess(env, exports);
   InitCapture(env, exports);
   InitSync(env, exports);
   InitPump(env, exports);

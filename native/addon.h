@@ -71,13 +71,14 @@ class SigchldWatcher {
 struct AddonData {
   napi_env env = nullptr;
   uv_loop_t* loop = nullptr;
-  Napi::FunctionReference process_ctor;
   ExitQueue exits;
   SigchldWatcher sigchld;
   Spawner spawner;
   // The copy of the environment JS handed over, while environ was found to hold
   // it; a spawn request may name it instead of giving an environment of its own.
   EnvironRef parent_env;
+  // The handles still watching, by slot (see ProcessHandle::SlotOf).
+  std::vector<ProcessHandle*> handles;
   // The handles still watching, for the environment's teardown: a list threaded
   // through the handles, so a spawn or an exit neither allocates nor hashes.
   ProcessHandle* live = nullptr;

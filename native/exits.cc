@@ -76,7 +76,21 @@ void ExitQueue::RemoveRef() {
 }
 
 void ExitQueue::OnReady(uv_poll_t* handle, int status, int events) {
-  static_cast<ExitQueue*>(handle->data)->Drain();
+  ExitQueue* self = static_cast<ExitQueue*>(handle->data);
+  Busy busy(self);
+  self->Drain();
+}
+
+void ExitQueue::Retire(ProcessHandle* handle) {
+  if (busy_ == 0) delete handle;
+  else retired_.push_back(handle);
+}
+
+ExitQueue::Busy::~Busy() {
+  if (--exits_->busy_ > 0) return;
+  std::vector<ProcessHandle*> retired;
+  retired.swap(exits_->retired_);
+  for (ProcessHandle* handle : retired) delete handle;
 }
 
 // Takes every ready pidfd off the set, at most kRows at a time so that no JS
@@ -91,7 +105,7 @@ void ExitQueue::Drain() {
   } while (n == static_cast<int>(kRows) && epfd_ >= 0);
 }
 
-void ExitQueue::Record(double id, const ExitInfo& info, double duration_ms) {
+void ExitQueue::Record(double id, const ExitInfo& info, double duration_ms, int leftovers) {
   if (!rows_) return;  // the environment is going away
   if (count_ == kRows) Flush();
   double* row = rows_ + count_++ * kExitSlots;
@@ -102,6 +116,7 @@ void ExitQueue::Record(double id, const ExitInfo& info, double duration_ms) {
   row[kSlotDurationMs] = duration_ms;
   row[kSlotHasUsage] = info.has_rusage ? 1 : 0;
   if (info.has_rusage) rusage_values(info.usage, row + kSlotUsage);
+  row[kSlotLeftovers] = leftovers;
 }
 
 void ExitQueue::Flush() {
@@ -138,6 +153,8 @@ void ExitQueue::Teardown(void* closure, int* pending, void (*on_closed)(uv_handl
   count_ = 0;
   if (handler_) napi_delete_reference(env_, handler_);
   handler_ = nullptr;
+  for (ProcessHandle* handle : retired_) delete handle;
+  retired_.clear();
   if (rows_ref_) napi_delete_reference(env_, rows_ref_);
   rows_ref_ = nullptr;
   if (async_context_) napi_async_destroy(env_, async_context_);

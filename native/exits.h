@@ -24,7 +24,8 @@ enum ExitSlot {
   kSlotDurationMs,
   kSlotHasUsage,
   kSlotUsage,  // 7 values, in the order of ExitStatus.resourceUsage
-  kExitSlots = kSlotUsage + 7,
+  kSlotLeftovers = kSlotUsage + 7,  // a process-group leader's: members killed at its exit
+  kExitSlots,
 };
 
 class ExitQueue {
@@ -51,10 +52,27 @@ class ExitQueue {
   void RemoveRef();
 
   // Writes one exit; delivers the rows first when they are full.
-  void Record(double id, const ExitInfo& info, double duration_ms);
+  void Record(double id, const ExitInfo& info, double duration_ms, int leftovers);
   // Delivers the recorded exits to JS in one call. Call once at the end of every
   // libuv callback that may have recorded some.
   void Flush();
+
+  // A handle done with (finished or closed): deleted at once when no callback of
+  // the queue's is running, else when the outermost one returns, since JS run
+  // from a callback (a batch of exits, a spawnAsync's reactions) may close a
+  // handle that the callback still holds.
+  void Retire(ProcessHandle* handle);
+  // Marks a libuv callback that may finish handles and call JS.
+  class Busy {
+   public:
+    explicit Busy(ExitQueue* exits) : exits_(exits) { exits_->busy_++; }
+    ~Busy();
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+
+   private:
+    ExitQueue* exits_;
+  };
 
   // False once the environment is being torn down: no JS may be called then.
   bool alive() const { return rows_ != nullptr; }
@@ -81,6 +99,8 @@ class ExitQueue {
   uv_poll_t* poll_ = nullptr;
   int refs_ = 0;
   std::vector<ProcessHandle*> holders_;  // by pidfd number
+  unsigned busy_ = 0;
+  std::vector<ProcessHandle*> retired_;
 };
 
 }  // namespace pidwatch

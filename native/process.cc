@@ -32,21 +32,12 @@ void delete_timer(uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(ha
 
 }  // namespace
 
-Napi::Function ProcessHandle::Define(Napi::Env env) {
-  return DefineClass(env, "ProcessHandle",
-                     {
-                         InstanceMethod<&ProcessHandle::Kill>("kill"),
-                         InstanceMethod<&ProcessHandle::SetRef>("setRef"),
-                         InstanceMethod<&ProcessHandle::Close>("close"),
-                         InstanceMethod<&ProcessHandle::ClaimFds>("claimFds"),
-                         InstanceAccessor<&ProcessHandle::GetPid>("pid"),
-                         InstanceAccessor<&ProcessHandle::GetPidfd>("pidfd"),
-                         InstanceMethod<&ProcessHandle::KillGroup>("killGroup"),
-                         InstanceAccessor<&ProcessHandle::GetLeftovers>("leftovers"),
-                     });
+ProcessHandle* ProcessHandle::Find(AddonData* data, double key) {
+  size_t slot = SlotOf(key);
+  if (slot >= data->handles.size()) return nullptr;
+  ProcessHandle* handle = data->handles[slot];
+  return handle && handle->key_ == key ? handle : nullptr;
 }
-
-ProcessHandle::ProcessHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessHandle>(info) {}
 
 ProcessHandle::~ProcessHandle() {
   if (!done_) Release();
@@ -54,7 +45,12 @@ ProcessHandle::~ProcessHandle() {
 }
 
 int ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
-                         uint64_t started_ns, double id) {
+                         uint64_t started_ns, double key) {
+  size_t slot = SlotOf(key);
+  if (slot >= data->handles.size()) data->handles.resize(slot + 1 + slot / 2, nullptr);
+  // JS frees a slot only after its handle is done (its row delivered, or close()
+  // answered true), so a slot in use means a key JS did not reserve.
+  if (data->handles[slot]) return -EEXIST;
   if (pidfd >= 0) {
     // First, since it can fail (EEXIST: that fd number is still on the exit queue,
     // as when someone closed a pidfd of ours behind our back; ENOMEM): the caller
@@ -67,10 +63,10 @@ int ProcessHandle::Start(AddonData* data, pid_t pid, int pidfd, bool is_child,
   started_ns_ = started_ns;
   pidfd_ = pidfd;
   is_child_ = is_child;
-  id_ = id;
+  key_ = key;
   done_ = false;
+  data->handles[slot] = this;
   LinkLive();
-  Ref();  // the running process keeps its handle alive, whatever JS drops
   if (pidfd_ < 0) {
     on_sigchld_ = true;
     data_->sigchld.Add(this);
@@ -88,6 +84,7 @@ void ProcessHandle::OnReadable() {
 void ProcessHandle::OnTimer(uv_timer_t* handle) {
   ProcessHandle* self = static_cast<ProcessHandle*>(handle->data);
   ExitQueue& exits = self->data_->exits;
+  ExitQueue::Busy busy(&exits);
   self->OnExitReady();
   exits.Flush();
 }
@@ -155,17 +152,11 @@ bool ProcessHandle::EndGroup() {
   return true;
 }
 
-// killGroup(signal) -> 0, or -errno (-ESRCH once the leader has been reaped):
-// signals the process group the child leads while its ID is still the child's.
-Napi::Value ProcessHandle::KillGroup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (done_ || !is_child_) return Napi::Number::New(env, -ESRCH);
-  int sig = info[0].As<Napi::Number>().Int32Value();
-  return Napi::Number::New(env, kill(-pid_, sig) == 0 ? 0 : -errno);
-}
-
-Napi::Value ProcessHandle::GetLeftovers(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), group_leftovers_);
+// 0, or -errno (-ESRCH once the leader has been reaped): signals the process
+// group the child leads while its ID is still the child's.
+int ProcessHandle::KillGroup(int sig) {
+  if (done_ || !is_child_) return -ESRCH;
+  return kill(-pid_, sig) == 0 ? 0 : -errno;
 }
 
 // Tries again after delay_ms: the pidfd, reported once (EPOLLONESHOT), is
@@ -199,8 +190,18 @@ void ProcessHandle::Finish(const ExitInfo& info) {
   double duration_ms = static_cast<double>(uv_hrtime() - started_ns_) / 1e6;
   AddonData* data = data_;
   Release();
-  if (data) data->exits.Record(id_, info, duration_ms);
-  Unref();
+  if (data) {
+    data->exits.Record(static_cast<double>(SlotOf(key_)), info, duration_ms, group_leftovers_);
+    Retire();
+  }
+}
+
+// Off the table, so no key reaches it any more; deleted by the exit queue once
+// no native frame can still hold it.
+void ProcessHandle::Retire() {
+  size_t slot = SlotOf(key_);
+  if (slot < data_->handles.size() && data_->handles[slot] == this) data_->handles[slot] = nullptr;
+  data_->exits.Retire(this);
 }
 
 void ProcessHandle::HoldFds(const std::vector<int>& fds) {
@@ -208,11 +209,6 @@ void ProcessHandle::HoldFds(const std::vector<int>& fds) {
   for (int fd : fds) {
     if (fd >= 0 && fstat(fd, &st) == 0) unclaimed_.push_back({fd, st.st_dev, st.st_ino});
   }
-}
-
-Napi::Value ProcessHandle::ClaimFds(const Napi::CallbackInfo& info) {
-  unclaimed_.clear();
-  return info.Env().Undefined();
 }
 
 // Closes the pipe ends JS never took. Only while the fd is still the same pipe:
@@ -271,54 +267,32 @@ void ProcessHandle::ApplyRef() {
                      : uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
 }
 
-Napi::Value ProcessHandle::SetRef(const Napi::CallbackInfo& info) {
-  bool want = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
-  if (done_ || want == refed_) return info.Env().Undefined();
+void ProcessHandle::SetRef(bool want) {
+  if (done_ || want == refed_) return;
   refed_ = want;
   if (on_sigchld_) want ? data_->sigchld.AddRef() : data_->sigchld.RemoveRef();
   ApplyRef();
-  return info.Env().Undefined();
 }
 
 // Returns 0 when sent, or -errno; -ESRCH once the process has been reaped or
 // the watch closed, without signalling anything.
-Napi::Value ProcessHandle::Kill(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int sig = info[0].As<Napi::Number>().Int32Value();
-  if (done_ || reaped_) return Napi::Number::New(env, -ESRCH);
+int ProcessHandle::Kill(int sig) {
+  if (done_ || reaped_) return -ESRCH;
   const Capabilities& caps = capabilities();
-  int r;
-  if (pidfd_ >= 0 && caps.pidfd_send_signal) {
-    r = sys_pidfd_send_signal(pidfd_, sig);
-  } else if (is_child_) {
-    // Only pidwatch reaps its children, so an unreaped child's PID is still its own.
-    r = kill(pid_, sig) == 0 ? 0 : -errno;
-  } else {
-    // A pidfd without pidfd_send_signal: signal by PID only while it has not exited.
-    struct pollfd pfd = {pidfd_, POLLIN, 0};
-    if (pidfd_ < 0 || poll(&pfd, 1, 0) != 0) return Napi::Number::New(env, -ESRCH);
-    r = kill(pid_, sig) == 0 ? 0 : -errno;
-  }
-  return Napi::Number::New(env, r);
+  if (pidfd_ >= 0 && caps.pidfd_send_signal) return sys_pidfd_send_signal(pidfd_, sig);
+  // Only pidwatch reaps its children, so an unreaped child's PID is still its own.
+  if (is_child_) return kill(pid_, sig) == 0 ? 0 : -errno;
+  // A pidfd without pidfd_send_signal: signal by PID only while it has not exited.
+  struct pollfd pfd = {pidfd_, POLLIN, 0};
+  if (pidfd_ < 0 || poll(&pfd, 1, 0) != 0) return -ESRCH;
+  return kill(pid_, sig) == 0 ? 0 : -errno;
 }
 
-// Returns true when the process was still watched (no exit row will come),
-// false when its exit has already been recorded.
-Napi::Value ProcessHandle::Close(const Napi::CallbackInfo& info) {
-  bool watching = !done_;
-  if (watching) {
-    Release();
-    Unref();
-  }
-  return Napi::Boolean::New(info.Env(), watching);
-}
-
-Napi::Value ProcessHandle::GetPid(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), pid_);
-}
-
-Napi::Value ProcessHandle::GetPidfd(const Napi::CallbackInfo& info) {
-  return pidfd_ >= 0 ? Napi::Number::New(info.Env(), pidfd_) : info.Env().Null();
+bool ProcessHandle::Close() {
+  if (done_) return false;
+  Release();
+  if (data_) Retire();
+  return true;
 }
 
 void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*)) {
@@ -343,6 +317,72 @@ void ProcessHandle::Teardown(void* closure, int* pending, void (*on_closed)(uv_h
   live_prev_ = live_next_ = nullptr;
   linked_ = false;
   data_ = nullptr;
+}
+
+// ---- what JS asks of a handle, by key ----
+
+namespace {
+
+// The handle the first argument names; nullptr once it is done (or for a key
+// that names none), which each function answers as for a process gone.
+ProcessHandle* HandleOf(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) return nullptr;
+  return ProcessHandle::Find(info.Env().GetInstanceData<AddonData>(),
+                             info[0].As<Napi::Number>().DoubleValue());
+}
+
+int SignalArg(const Napi::CallbackInfo& info) {
+  return info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+}
+
+// handleKill(key, signal) -> 0 when sent, or -errno (-ESRCH once reaped or closed).
+Napi::Value HandleKill(const Napi::CallbackInfo& info) {
+  ProcessHandle* handle = HandleOf(info);
+  return Napi::Number::New(info.Env(), handle ? handle->Kill(SignalArg(info)) : -ESRCH);
+}
+
+// handleKillGroup(key, signal) -> as handleKill, for the group the child leads.
+Napi::Value HandleKillGroup(const Napi::CallbackInfo& info) {
+  ProcessHandle* handle = HandleOf(info);
+  return Napi::Number::New(info.Env(), handle ? handle->KillGroup(SignalArg(info)) : -ESRCH);
+}
+
+// handleSetRef(key, ref): whether the running process keeps the loop alive.
+Napi::Value HandleSetRef(const Napi::CallbackInfo& info) {
+  ProcessHandle* handle = HandleOf(info);
+  if (handle && info.Length() > 1) handle->SetRef(info[1].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// handleClose(key) -> true when the process was still watched (no exit row will
+// come), false when its exit has already been recorded.
+Napi::Value HandleClose(const Napi::CallbackInfo& info) {
+  ProcessHandle* handle = HandleOf(info);
+  return Napi::Boolean::New(info.Env(), handle && handle->Close());
+}
+
+// handleClaimFds(key): the parent's pipe ends are in streams now; the handle no
+// longer closes them.
+Napi::Value HandleClaimFds(const Napi::CallbackInfo& info) {
+  if (ProcessHandle* handle = HandleOf(info)) handle->ClaimFds();
+  return info.Env().Undefined();
+}
+
+// handlePidfd(key) -> the pidfd while watching, else -1.
+Napi::Value HandlePidfd(const Napi::CallbackInfo& info) {
+  ProcessHandle* handle = HandleOf(info);
+  return Napi::Number::New(info.Env(), handle ? handle->pidfd() : -1);
+}
+
+}  // namespace
+
+void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports.Set("handleKill", Napi::Function::New<HandleKill>(env, "handleKill"));
+  exports.Set("handleKillGroup", Napi::Function::New<HandleKillGroup>(env, "handleKillGroup"));
+  exports.Set("handleSetRef", Napi::Function::New<HandleSetRef>(env, "handleSetRef"));
+  exports.Set("handleClose", Napi::Function::New<HandleClose>(env, "handleClose"));
+  exports.Set("handleClaimFds", Napi::Function::New<HandleClaimFds>(env, "handleClaimFds"));
+  exports.Set("handlePidfd", Napi::Function::New<HandlePidfd>(env, "handlePidfd"));
 }
 
 // ---- sigchld mode ----
@@ -387,6 +427,7 @@ void SigchldWatcher::OnIgnoredCheck(uv_timer_t* timer) {
   if (sigaction(SIGCHLD, nullptr, &current) != 0) return;
   SigchldWatcher* self = static_cast<SigchldWatcher*>(timer->data);
   if (current.sa_handler == SIG_IGN || (current.sa_flags & SA_NOCLDWAIT)) {
+    ExitQueue::Busy busy(self->exits_);
     self->ReapAll();
     self->exits_->Flush();
   }
@@ -402,6 +443,7 @@ void SigchldWatcher::RemoveRef() {
 
 void SigchldWatcher::OnSignal(uv_signal_t* handle, int) {
   SigchldWatcher* self = static_cast<SigchldWatcher*>(handle->data);
+  ExitQueue::Busy busy(self->exits_);
   self->ReapExited();
   self->exits_->Flush();
 }

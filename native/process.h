@@ -15,49 +15,63 @@
 
 namespace pidwatch {
 
-class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
+// Not a JS object: JS names a handle by the key it gave at spawn or watch (an
+// exit id, the slot of AddonData::handles, plus a serial number in the bits
+// above, so a key that outlived its process never reaches the next one in that
+// slot). Wrapping a JS object per child cost a spawn some 6 us and the garbage
+// collector a weak reference per child (measured on the fan-out bench).
+class ProcessHandle {
  public:
-  static Napi::Function Define(Napi::Env env);
-  explicit ProcessHandle(const Napi::CallbackInfo& info);
-  ~ProcessHandle() override;
+  // The slot of a key: its low kSlotBits bits.
+  static constexpr unsigned kSlotBits = 24;
+  static size_t SlotOf(double key) {
+    return static_cast<size_t>(static_cast<uint64_t>(key) & ((uint64_t{1} << kSlotBits) - 1));
+  }
+  // The handle a key names while it watches, else nullptr.
+  static ProcessHandle* Find(AddonData* data, double key);
+
+  ~ProcessHandle();
 
   // Begins watching. pidfd may be -1 (sigchld mode, children only). started_ns
-  // (uv_hrtime) is when the process was started or the watch began; id is what
-  // the exit's row carries to JS. Returns 0, or -errno when the pidfd could not
-  // be put on the exit queue (nothing is watched then).
+  // (uv_hrtime) is when the process was started or the watch began; key names
+  // the handle for JS, and its slot is the id the exit's row carries. Returns 0,
+  // or -errno when the pidfd could not be put on the exit queue (nothing is
+  // watched then, and the caller deletes the handle).
   int Start(AddonData* data, pid_t pid, int pidfd, bool is_child, uint64_t started_ns,
-            double id);
+            double key);
   // The pidfd turned readable (the exit queue calls this).
   void OnReadable();
   // sigchld mode: tries to reap without blocking; true when the child is gone.
   bool TryReap(ExitInfo* info);
   // Releases everything and records the exit on the exit queue; the caller
-  // flushes the queue before returning to the loop.
+  // flushes the queue before returning to the loop. The handle is retired.
   void Finish(const ExitInfo& info);
   // Environment teardown: closes the handles, no JS. Each closed handle gets
   // `closure` as its data and counts in *pending until on_closed runs.
   void Teardown(void* closure, int* pending, void (*on_closed)(uv_handle_t*));
   // The parent's ends of the child's pipes, held until JS has wrapped them in
-  // streams (claimFds): if JS stops before that (a Worker terminated between the
+  // streams (ClaimFds): if JS stops before that (a Worker terminated between the
   // native spawn and its streams), the handle closes them.
   void HoldFds(const std::vector<int>& fds);
   pid_t pid() const { return pid_; }
   // The child leads a process group that is its tree ('pgroup'): when it exits,
   // before it is reaped (so the group ID cannot be reused), what is left of the
-  // group is killed and counted.
+  // group is killed and counted (in the exit's row).
   void SetGroupLeader() { group_leader_ = true; }
   ProcessHandle* next_live() const { return live_next_; }
 
+  // What JS asks of a handle, by key (see the functions InitProcess exports).
+  int Kill(int sig);
+  int KillGroup(int sig);
+  void SetRef(bool want);
+  // Stops watching: true when the process was still watched (no exit row will
+  // come). The handle is retired.
+  bool Close();
+  void ClaimFds() { unclaimed_.clear(); }
+  int pidfd() const { return pidfd_; }
+
  private:
-  Napi::Value Kill(const Napi::CallbackInfo& info);
-  Napi::Value SetRef(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value GetPid(const Napi::CallbackInfo& info);
-  Napi::Value GetPidfd(const Napi::CallbackInfo& info);
-  Napi::Value ClaimFds(const Napi::CallbackInfo& info);
   void CloseUnclaimedFds();
-  Napi::Value KillGroup(const Napi::CallbackInfo& info);
-  Napi::Value GetLeftovers(const Napi::CallbackInfo& info);
   bool EndGroup();
 
   static void OnTimer(uv_timer_t* handle);
@@ -68,6 +82,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   void ApplyRef();
   void LinkLive();
   void UnlinkLive();
+  void Retire();
 
   AddonData* data_ = nullptr;
   pid_t pid_ = -1;
@@ -88,7 +103,7 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   ProcessHandle* live_prev_ = nullptr;  // AddonData::live
   ProcessHandle* live_next_ = nullptr;
   bool linked_ = false;
-  double id_ = 0;
+  double key_ = 0;
   struct HeldFd {
     int fd;
     dev_t dev;
@@ -96,5 +111,9 @@ class ProcessHandle : public Napi::ObjectWrap<ProcessHandle> {
   };
   std::vector<HeldFd> unclaimed_;
 };
+
+// Exports handleKill(key, signal), handleKillGroup(key, signal), handleSetRef(key,
+// ref), handleClose(key), handleClaimFds(key) and handlePidfd(key).
+void InitProcess(Napi::Env env, Napi::Object exports);
 
 }  // namespace pidwatch

@@ -45,8 +45,10 @@ export const ExitSlot = {
   /** 1 when the 7 resource usage values follow. */
   hasUsage: 5,
   usage: 6,
+  /** Members of a process-group leader's group killed at its exit (tree 'pgroup'), else 0. */
+  leftovers: 13,
   /** The length of a row. */
-  size: 13,
+  size: 14,
 } as const;
 
 export interface NativeProcess {
@@ -69,8 +71,6 @@ export interface NativeProcess {
 export interface NativeTreeProcess extends NativeProcess {
   /** Signals the process group the child leads: 0, or -errno (-ESRCH once reaped). */
   killGroup(signal: number): number;
-  /** Members of its group killed when the leader exited (process-group trees). */
-  readonly leftovers: number;
 }
 
 /**
@@ -145,17 +145,18 @@ export interface NativeBinding {
   capabilities(): NativeCapabilities;
   /**
    * `argv` and `env` are their strings each ended by a NUL, joined (`joinNul`). The
-   * parent's end of each child fd is written to `fds` (-1 where none). `id` is
-   * what the exit's row carries (see exit-queue.ts).
+   * parent's end of each child fd is written to `fds` (-1 where none). `key` names
+   * the handle to the `handle*` functions, and its slot is what the exit's row
+   * carries (see exit-queue.ts). Returns the pid.
    */
   spawn(
-    ...args: [...request: NativeSpawnRequest, fds: Int32Array, id: number, leaf?: NativeLeaf]
-  ): NativeTreeProcess;
+    ...args: [...request: NativeSpawnRequest, fds: Int32Array, key: number, leaf?: NativeLeaf]
+  ): number;
   /**
    * `spawn` with the clone and the wait for execve on a thread of the addon's own.
    * Rejects as `spawn` throws; undefined when the environment is shutting down.
    */
-  spawnAsync(...args: Parameters<NativeBinding['spawn']>): Promise<NativeTreeProcess | undefined>;
+  spawnAsync(...args: Parameters<NativeBinding['spawn']>): Promise<number | undefined>;
   /**
    * Whether the process environment holds exactly these strings now (`joinNul`ed,
    * in order). If so, a spawn request may name them with env null, until the next
@@ -163,7 +164,16 @@ export interface NativeBinding {
    * still holds them, else fails with syscall 'environ' (errno ESTALE).
    */
   environMatches(joined: string): boolean;
-  watch(pid: number, id: number): NativeProcess;
+  /** Watches any process through a pidfd (never reaped here); returns its pid. */
+  watch(pid: number, key: number): number;
+  /** What NativeProcess asks of the handle `key` names (see ProcessRef). */
+  handleKill(key: number, signal: number): number;
+  handleKillGroup(key: number, signal: number): number;
+  handleSetRef(key: number, ref: boolean): void;
+  handleClose(key: number): boolean;
+  handleClaimFds(key: number): void;
+  /** The pidfd while watching, else -1. */
+  handlePidfd(key: number): number;
   /**
    * `[code, signal, coreDumped]` of the zombie `pid` from /proc (code -1 when a signal
    * ended it), or null when it is no zombie or this process may not see its status.

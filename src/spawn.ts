@@ -1,10 +1,9 @@
 import { toSpawnError } from './errors.js';
-import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
+import { dropExitId, handleKey, ProcessRef, reserveExitId, setExitTarget } from './exit-queue.js';
 import { guardTree } from './guardian.js';
 import {
   type NativeBinding,
   type NativeLeaf,
-  type NativeTreeProcess,
   native,
   nativeInt32Array,
   SpawnFlag,
@@ -93,6 +92,7 @@ type Request = ReturnType<typeof normalizeSpawn>;
 class Launch {
   readonly fds: Int32Array;
   readonly id = reserveExitId();
+  readonly key = handleKey(this.id);
   readonly leaf: NativeLeaf | null;
   readonly args: Parameters<NativeBinding['spawn']>;
   /** Ends the guardian's watch of a killOnParentExit leaf (see the constructor). */
@@ -112,7 +112,7 @@ class Launch {
       this.leaf && guarded ? guardTree(0, { mechanism: 'cgroup', cgroup: this.leaf.path }) : null;
     const flags =
       request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
-    this.args = [...nativeRequest(request, flags), this.fds, this.id, this.leaf ?? undefined];
+    this.args = [...nativeRequest(request, flags), this.fds, this.key, this.leaf ?? undefined];
   }
 
   /**
@@ -126,12 +126,13 @@ class Launch {
   }
 
   /** The child runs: wraps its handle and fds in a Subprocess. */
-  adopt(handle: NativeTreeProcess | undefined): Subprocess {
-    // No handle: the environment (a terminating worker) can no longer run JS.
-    if (!handle) {
+  adopt(pid: number | undefined): Subprocess {
+    // No pid: the environment (a terminating worker) can no longer run JS.
+    if (pid === undefined) {
       this.release();
       throw new Error('pidwatch: spawn() while the environment is shutting down');
     }
+    const handle = new ProcessRef(this.key, pid);
     const { request, raw, fds } = this;
     let holdsFds = false;
     for (let fd = 0; fd < fds.length; fd++) if (fds[fd] >= 0) holdsFds = true;
@@ -164,15 +165,15 @@ class Launch {
 
 function launch(request: Request, raw: Int32Array | null): Subprocess {
   const launching = new Launch(request, raw);
-  let handle: NativeTreeProcess | undefined;
+  let pid: number;
   try {
-    handle = native.spawn(...launching.args);
+    pid = native.spawn(...launching.args);
   } catch (error) {
     const failure = launching.failed(error);
     if ('retry' in failure) return launch(failure.retry, raw);
     throw failure.error;
   }
-  return launching.adopt(handle);
+  return launching.adopt(pid);
 }
 
 function launchAsync<T>(
@@ -185,7 +186,7 @@ function launchAsync<T>(
   // it, so adopt() is the first reaction to the native promise: it runs before
   // any exit can be.
   return native.spawnAsync(...launching.args).then(
-    (handle) => started(launching.adopt(handle)),
+    (pid) => started(launching.adopt(pid)),
     (error) => {
       const failure = launching.failed(error);
       if ('retry' in failure) return launchAsync(failure.retry, raw, started);

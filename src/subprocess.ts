@@ -3,7 +3,7 @@ import { liveChildren } from './children.js';
 import { invalidValue } from './errors.js';
 import { publishExit } from './exits-hub.js';
 import { readLines } from './lines.js';
-import type { NativeProcess } from './native.js';
+import { ExitSlot, type NativeProcess, native } from './native.js';
 import { toSignalNumber } from './signals.js';
 import { nativeExitStatus } from './status.js';
 import type { StdioStream } from './stdio.js';
@@ -166,7 +166,7 @@ export class Subprocess implements AsyncDisposable {
         status.tree = tree;
         this.#finish(status);
       };
-      const now = this.#tree.settle(finish);
+      const now = this.#tree.settle(finish, native.exitRows[at + ExitSlot.leftovers]);
       if (now) finish(now);
       return;
     }

@@ -10,9 +10,10 @@ import type { ProcessTree, TreeStatus } from './types.js';
 export interface OwnedTree extends ProcessTree {
   /**
    * Kills what is left of the tree and gives its status: returned at once when
-   * the tree is empty already, else passed to `done` once it is.
+   * the tree is empty already, else passed to `done` once it is. `leftovers`: what
+   * the exit's row counted (a process group's members killed at the leader's exit).
    */
-  settle(done: (status: TreeStatus) => void): TreeStatus | undefined;
+  settle(done: (status: TreeStatus) => void, leftovers: number): TreeStatus | undefined;
 }
 
 /**
@@ -126,11 +127,11 @@ class PgroupTree implements OwnedTree {
    * a backoff from 1 ms, for at most GROUP_WAIT_MS (SIGKILL takes a millisecond
    * or so, longer only for a process stuck in uninterruptible sleep).
    */
-  settle(done: (status: TreeStatus) => void): TreeStatus | undefined {
+  settle(done: (status: TreeStatus) => void, leftovers: number): TreeStatus | undefined {
     this.#ended = true;
     const status: TreeStatus = {
       mechanism: 'pgroup',
-      leftovers: this.#leader.leftovers,
+      leftovers,
       userCPUTime: null,
       systemCPUTime: null,
       memoryPeakBytes: null,

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { capabilities } from './capabilities.js';
 import { liveChildren } from './children.js';
 import { abortError, errnoName, invalidType, invalidValue, ProcessGoneError } from './errors.js';
-import { dropExitId, reserveExitId, setExitTarget } from './exit-queue.js';
+import { dropExitId, handleKey, ProcessRef, reserveExitId, setExitTarget } from './exit-queue.js';
 import { publishExit } from './exits-hub.js';
 import { type NativeError, native } from './native.js';
 import { toSignalNumber } from './signals.js';
@@ -152,7 +152,8 @@ class PidfdSource implements Source {
   #onExit: ((status: ExitStatus) => void) | undefined;
   constructor(pid: number) {
     try {
-      this.#handle = native.watch(pid, this.#id);
+      const key = handleKey(this.#id);
+      this.#handle = new ProcessRef(key, native.watch(pid, key));
       setExitTarget(this.#id, this);
     } catch (error) {
       dropExitId(this.#id, true);
