@@ -70,6 +70,11 @@ export class ProcessRef implements NativeTreeProcess {
   }
 }
 
+/** Who gets each pending exit, by id (undefined where none). */
+export function exitTargets(): ReadonlyArray<ExitTarget | undefined> {
+  return targets;
+}
+
 export function setExitTarget(id: number, target: ExitTarget): void {
   targets[id] = target;
 }

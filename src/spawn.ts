@@ -2,13 +2,14 @@ import { toSpawnError } from './errors.js';
 import { dropExitId, handleKey, ProcessRef, reserveExitId, setExitTarget } from './exit-queue.js';
 import { guardTree } from './guardian.js';
 import {
+  joinNul,
   type NativeBinding,
   type NativeLeaf,
   native,
   nativeInt32Array,
   SpawnFlag,
 } from './native.js';
-import { nativeRequest, normalizeSpawn, retryWithFreshEnv } from './options.js';
+import { normalizeSpawn, retryWithFreshEnv } from './options.js';
 import { openStreams } from './stdio.js';
 import { Subprocess } from './subprocess.js';
 import { deadline } from './timers.js';
@@ -94,7 +95,7 @@ class Launch {
   readonly id = reserveExitId();
   readonly key = handleKey(this.id);
   readonly leaf: NativeLeaf | null;
-  readonly args: Parameters<NativeBinding['spawn']>;
+  readonly #flags: number;
   /** Ends the guardian's watch of a killOnParentExit leaf (see the constructor). */
   readonly #unguard: (() => void) | null;
 
@@ -110,9 +111,27 @@ class Launch {
     // process in between would leave the forks running.
     this.#unguard =
       this.leaf && guarded ? guardTree(0, { mechanism: 'cgroup', cgroup: this.leaf.path }) : null;
-    const flags =
+    this.#flags =
       request.tree && !this.leaf ? request.flags | SpawnFlag.processGroup : request.flags;
-    this.args = [...nativeRequest(request, flags), this.fds, this.key, this.leaf ?? undefined];
+  }
+
+  /** Calls the native `spawn` or `spawnAsync` (the arguments of `nativeRequest`, no array). */
+  start<R>(call: (...args: Parameters<NativeBinding['spawn']>) => R): R {
+    const r = this.request;
+    return call(
+      r.file,
+      joinNul(r.argv),
+      r.env,
+      r.path,
+      r.cwd,
+      r.stdio,
+      this.#flags,
+      r.uid,
+      r.gid,
+      this.fds,
+      this.key,
+      this.leaf ?? undefined,
+    );
   }
 
   /**
@@ -167,7 +186,7 @@ function launch(request: Request, raw: Int32Array | null): Subprocess {
   const launching = new Launch(request, raw);
   let pid: number;
   try {
-    pid = native.spawn(...launching.args);
+    pid = launching.start(native.spawn);
   } catch (error) {
     const failure = launching.failed(error);
     if ('retry' in failure) return launch(failure.retry, raw);
@@ -185,7 +204,7 @@ function launchAsync<T>(
   // The exit of the child is delivered to the Subprocess that adopt() names for
   // it, so adopt() is the first reaction to the native promise: it runs before
   // any exit can be.
-  return native.spawnAsync(...launching.args).then(
+  return launching.start(native.spawnAsync).then(
     (pid) => started(launching.adopt(pid)),
     (error) => {
       const failure = launching.failed(error);

@@ -46,22 +46,32 @@ function codeFor(entry: unknown, fd: number): number {
   );
 }
 
+function codesOf(entries: readonly StdioEntry[]): Int32Array {
+  const codes = nativeInt32Array(Math.max(3, entries.length));
+  for (let fd = 0; fd < codes.length; fd++) codes[fd] = codeFor(entries[fd], fd);
+  return codes;
+}
+
+/** The codes of the three string forms, made once: nothing writes to a request's codes. */
+const STRING_CODES: Record<string, Int32Array> = {
+  pipe: codesOf(['pipe', 'pipe', 'pipe']),
+  inherit: codesOf(['inherit', 'inherit', 'inherit']),
+  ignore: codesOf(['ignore', 'ignore', 'ignore']),
+};
+
 /** Normalises `options.stdio` to one code per child fd (at least 0, 1 and 2). */
 export function stdioCodes(stdio: unknown): Int32Array {
-  if (stdio === undefined || stdio === null) stdio = 'pipe';
+  if (stdio === undefined || stdio === null) return STRING_CODES.pipe;
   if (typeof stdio === 'string') {
     if (stdio !== 'pipe' && stdio !== 'inherit' && stdio !== 'ignore') {
       throw invalidValue('options.stdio', "must be 'pipe', 'inherit', 'ignore' or an array", stdio);
     }
-    stdio = [stdio, stdio, stdio];
+    return STRING_CODES[stdio];
   }
   if (!Array.isArray(stdio)) {
     throw invalidValue('options.stdio', "must be 'pipe', 'inherit', 'ignore' or an array", stdio);
   }
-  const entries = stdio as readonly StdioEntry[];
-  const codes = nativeInt32Array(Math.max(3, entries.length));
-  for (let fd = 0; fd < codes.length; fd++) codes[fd] = codeFor(entries[fd], fd);
-  return codes;
+  return codesOf(stdio as readonly StdioEntry[]);
 }
 
 export type StdioStream = Readable | Writable | Socket | null;

@@ -1,5 +1,4 @@
 import type { Readable, Writable } from 'node:stream';
-import { liveChildren } from './children.js';
 import { invalidValue } from './errors.js';
 import { publishExit } from './exits-hub.js';
 import { readLines } from './lines.js';
@@ -39,13 +38,16 @@ export class Subprocess implements AsyncDisposable {
 
   #handle: NativeProcess;
   #tree: OwnedTree | null;
-  #policy: TerminationPolicy;
+  // The two numbers of the policy, not the request they came in: a running child
+  // keeps no copy of its arguments alive.
+  #killSignal: number;
+  #forceKillAfter: number | false;
   #status: ExitStatus | null = null;
   #resolve!: (status: ExitStatus) => void;
   #timedOut = false;
   #aborted = false;
   #cancelForceKill: (() => void) | undefined;
-  #cleanups: Array<() => void> = [];
+  #cleanups: Array<() => void> | null = null;
   /** Some fd is piped to a Readable: unread output is drained after the exit. */
   #hasReadable: boolean;
 
@@ -60,7 +62,8 @@ export class Subprocess implements AsyncDisposable {
     this.#handle = handle;
     this.#tree = tree;
     this.tree = tree;
-    this.#policy = policy;
+    this.#killSignal = policy.killSignal;
+    this.#forceKillAfter = policy.forceKillAfter;
     this.stdio = streams as Array<Readable | Writable | null>;
     this.#hasReadable = streams.some((stream) => stream !== null && isReadable(stream));
     this.stdin = (streams[0] as Writable | null) ?? null;
@@ -69,7 +72,6 @@ export class Subprocess implements AsyncDisposable {
     this.exited = new Promise((resolve) => {
       this.#resolve = resolve;
     });
-    liveChildren.set(this.pid, this);
   }
 
   /** The pidfd pidwatch holds while the process is unreaped; null in sigchld mode. */
@@ -125,7 +127,7 @@ export class Subprocess implements AsyncDisposable {
 
   /** @internal Runs when the process exits: undoes what terminate() set up. */
   onCleanup(cleanup: () => void): void {
-    this.#cleanups.push(cleanup);
+    (this.#cleanups ??= []).push(cleanup);
   }
 
   /**
@@ -137,9 +139,9 @@ export class Subprocess implements AsyncDisposable {
     if (reason === 'timeout') this.#timedOut = true;
     if (reason === 'abort') this.#aborted = true;
     const target = this.#tree ?? this.#handle;
-    target.kill(this.#policy.killSignal);
-    const delay = this.#policy.forceKillAfter;
-    if (delay !== false && this.#cancelForceKill === undefined && this.#policy.killSignal !== 9) {
+    target.kill(this.#killSignal);
+    const delay = this.#forceKillAfter;
+    if (delay !== false && this.#cancelForceKill === undefined && this.#killSignal !== 9) {
       this.#cancelForceKill = deadline(delay, () => target.kill(9));
     }
   }
@@ -152,11 +154,10 @@ export class Subprocess implements AsyncDisposable {
   onExit(at: number): void {
     const status = nativeExitStatus(this.pid, at, this.#timedOut, this.#aborted);
     this.#status = status;
-    liveChildren.delete(this.pid);
     this.#cancelForceKill?.();
-    if (this.#cleanups.length > 0) {
+    if (this.#cleanups !== null) {
       for (const cleanup of this.#cleanups) cleanup();
-      this.#cleanups = [];
+      this.#cleanups = null;
     }
     this.stdin?.destroy();
     if (this.#tree) {

@@ -1,12 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { capabilities } from './capabilities.js';
-import { liveChildren } from './children.js';
+import { liveChild } from './children.js';
 import { abortError, errnoName, invalidType, invalidValue, ProcessGoneError } from './errors.js';
 import { dropExitId, handleKey, ProcessRef, reserveExitId, setExitTarget } from './exit-queue.js';
 import { publishExit } from './exits-hub.js';
 import { type NativeError, native } from './native.js';
 import { toSignalNumber } from './signals.js';
 import { nativeExitStatus, toExitStatus } from './status.js';
+import type { Subprocess } from './subprocess.js';
 import type { ExitStatus } from './types.js';
 
 /** Without pidfds, /proc/<pid>/stat is polled: first after this many ms... */
@@ -49,7 +50,7 @@ export function watch(pid: number, options?: Record<string, never>): WatchedProc
   checkPid(pid);
   if (options !== undefined && (options === null || typeof options !== 'object'))
     throw invalidType('options', 'of type object', options);
-  const child = liveChildren.get(pid);
+  const child = liveChild(pid);
   if (child) return new Watch(pid, new ChildSource(child));
   if (capabilities().mode === 'pidfd') return new Watch(pid, new PidfdSource(pid));
   return new Watch(pid, new ProcSource(pid));
@@ -116,7 +117,7 @@ class Watch implements WatchedProcess {
 class ChildSource implements Source {
   #child;
   #keepAlive: NodeJS.Timeout | undefined;
-  constructor(child: NonNullable<ReturnType<typeof liveChildren.get>>) {
+  constructor(child: Subprocess) {
     this.#child = child;
   }
   get pidfd() {
