@@ -127,7 +127,8 @@ export class Subprocess implements AsyncDisposable {
 
   /** @internal Runs when the process exits: undoes what terminate() set up. */
   onCleanup(cleanup: () => void): void {
-    (this.#cleanups ??= []).push(cleanup);
+    if (this.#cleanups === null) this.#cleanups = [cleanup];
+    else this.#cleanups.push(cleanup);
   }
 
   /**
