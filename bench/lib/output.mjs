@@ -39,6 +39,30 @@ async function echoCaller(row) {
         return 'hi\n';
       };
     }
+    case 'pidwatch-async-pipes': {
+      // Internal: spawnAsync with stdout and stderr piped to raw fds (no stream), both
+      // closed unread once the child runs. What two pipes add to the hand-off alone.
+      const { spawnRawAsync } = await import('../../dist/spawn.js');
+      const stdio = ['ignore', 'pipe', 'pipe'];
+      return async () => {
+        const fds = new Int32Array(3);
+        const proc = await spawnRawAsync(file, args, { stdio }, fds, (started) => started);
+        closeSync(fds[1]);
+        closeSync(fds[2]);
+        await proc.exited;
+        return 'hi\n';
+      };
+    }
+    case 'pidwatch-captured': {
+      // Internal: the capture exec uses, without exec's options and Output: what reading
+      // the pipes adds.
+      const { spawnCapturedAsync } = await import('../../dist/capture.js');
+      const stdio = ['ignore', 'pipe', 'pipe'];
+      return async () => {
+        const { result } = await spawnCapturedAsync(file, args, { stdio }, {});
+        return (await result).stdout.toString();
+      };
+    }
     case 'pidwatch': {
       const { exec } = await import('../../dist/index.js');
       return async () => (await exec(file, args)).stdout;
@@ -216,12 +240,15 @@ export function outputPlan({ quick, size }) {
       rows: [
         { id: 'pidwatch-ignore', label: "pidwatch spawn, stdio 'ignore'" },
         { id: 'pidwatch-async-ignore', label: "pidwatch spawnAsync, stdio 'ignore'" },
+        { id: 'pidwatch-async-pipes', label: 'pidwatch spawnAsync, 2 pipes unread' },
+        { id: 'pidwatch-captured', label: 'pidwatch capture, no Output' },
         { id: 'pidwatch', label: 'pidwatch exec' },
         { id: 'child_process', label: 'child_process.execFile' },
         { id: 'execa', label: 'execa' },
       ],
       baseline: 'pidwatch-ignore',
-      // exec spawns as spawnAsync does: its ratio to that row is the output's cost alone.
+      // exec spawns as spawnAsync does: its ratio to that row is the output's cost alone,
+      // which the two rows between them split into the pipes and the reading of them.
       also: 'pidwatch-async-ignore',
     },
     {
