@@ -37,24 +37,31 @@ const lines = [
   '| scenario | row | median | ratio | to | other figures |',
   '|---|---|---|---|---|---|',
 ];
-for (const first of runs[0].scenarios) {
-  const scenarios = runs.map((run) => run.scenarios.find((s) => s.id === first.id));
-  if (scenarios.some((s) => s === undefined)) continue;
-  // The reference row's medians, one per run, if every run has them.
+// Scenarios and rows as the newest run has them; a row some runs lack (added later) is
+// ranged over the runs that have it, which the last column names.
+for (const first of runs[runs.length - 1].scenarios) {
   const ref = reference(first);
-  const bases = ref ? scenarios.map((s) => s.rows.find((r) => r.id === ref)?.median) : [];
-  const hasBases = ref !== null && bases.every((b) => typeof b === 'number' && b > 0);
-  const to = hasBases ? (first.rows.find((r) => r.id === ref)?.label ?? ref) : '';
+  const to = ref ? (first.rows.find((r) => r.id === ref)?.label ?? ref) : '';
   for (const row of first.rows) {
-    const rows = scenarios.map((s) => s.rows.find((r) => r.id === row.id));
-    if (rows.some((r) => r === undefined || r.status !== 'ok' || typeof r.median !== 'number')) {
-      continue;
-    }
+    // Per run that has this row measured: the row, and its reference row's median.
+    const found = [];
+    runs.forEach((run, index) => {
+      const scenario = run.scenarios.find((s) => s.id === first.id);
+      const r = scenario?.rows.find((x) => x.id === row.id);
+      if (r?.status !== 'ok' || typeof r.median !== 'number') return;
+      const base = ref ? scenario.rows.find((x) => x.id === ref)?.median : undefined;
+      found.push({ row: r, base, run: index + 1 });
+    });
+    if (found.length === 0) continue;
+    const rows = found.map((f) => f.row);
     const medians = rows.map((r) => r.median);
-    const compared = hasBases && row.id !== ref;
+    const compared =
+      ref !== null &&
+      row.id !== ref &&
+      found.every((f) => typeof f.base === 'number' && f.base > 0);
     const ratios = compared
       ? span(
-          medians.map((m, i) => m / bases[i]),
+          found.map((f) => f.row.median / f.base),
           ratio,
         )
       : '';
@@ -79,8 +86,10 @@ for (const first of runs[0].scenarios) {
           ratio,
         )} ${also?.label ?? first.also}`
       : '';
+    const subset =
+      found.length < runs.length ? `runs ${found.map((f) => f.run).join(', ')} only` : '';
     lines.push(
-      `| ${first.id} | ${row.label} | ${span(medians, figure)} ${first.unit} | ${ratios} | ${compared ? to : ''} | ${[alsoRatio, others].filter(Boolean).join(', ')} |`,
+      `| ${first.id} | ${row.label} | ${span(medians, figure)} ${first.unit} | ${ratios} | ${compared ? to : ''} | ${[alsoRatio, others, subset].filter(Boolean).join(', ')} |`,
     );
   }
 }
